@@ -1,0 +1,186 @@
+"""Model construction: backbones, preprocessing inside the model, classifier head.
+
+Every model takes RGB pixels in [0, 255] (``float32``, shape ``(size, size, 3)``)
+and does its own scaling, so training and inference cannot disagree.  The layers
+are: input -> ``augment`` (active only in training) -> ``preprocess`` -> ``backbone``
+(a nested model whose output is the last convolutional feature map, used by
+Grad-CAM) -> pooling -> dropout -> output.  Only built-in Keras layers are used,
+so saved files load in Keras safe mode.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from .pretrained import load_pth, torchvision_mobilenet_v2_path
+
+BACKBONES = ("mobilenetv2", "resnet50")
+WEIGHT_SOURCES = ("offline", "imagenet", "none")
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")
+
+
+class WeightsUnavailable(RuntimeError):
+    """The requested pretrained weights cannot be had on this machine."""
+
+
+# --- torchvision-layout MobileNetV2 -------------------------------------------------
+# Same layer order, padding and BatchNorm epsilon as torchvision, so its ImageNet
+# weights load one-to-one.  Layer names are torchvision's parameter prefixes with
+# '.' written as '_'.
+
+_MBV2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                 (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+
+def _conv_bn(x, filters, kernel, stride, name, depthwise=False, relu=True):
+    if kernel == 3:
+        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    if depthwise:
+        x = layers.DepthwiseConv2D(kernel, stride, use_bias=False, name=f"{name}_0")(x)
+    else:
+        x = layers.Conv2D(filters, kernel, stride, use_bias=False, name=f"{name}_0")(x)
+    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_1")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+
+
+def torchvision_mobilenet_v2(image_size: int, include_top: bool = False) -> keras.Model:
+    inputs = keras.Input((image_size, image_size, 3), name="normalised")
+    x = _conv_bn(inputs, 32, 3, 2, "features_0")
+    channels, block = 32, 1
+    for t, c, n, s in _MBV2_SETTING:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            name = f"features_{block}_conv"
+            y, j = x, 0
+            if t != 1:
+                y = _conv_bn(y, channels * t, 1, 1, f"{name}_{j}")
+                j += 1
+            y = _conv_bn(y, None, 3, stride, f"{name}_{j}", depthwise=True)
+            y = layers.Conv2D(c, 1, use_bias=False, name=f"{name}_{j + 1}")(y)
+            y = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_{j + 2}")(y)
+            x = layers.Add(name=f"features_{block}_add")([x, y]) if stride == 1 and channels == c else y
+            channels, block = c, block + 1
+    x = _conv_bn(x, 1280, 1, 1, "features_18")
+    if include_top:
+        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.Dense(1000, name="classifier_1")(x)
+    return keras.Model(inputs, x, name="backbone")
+
+
+def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -> None:
+    """Copy a torchvision MobileNetV2 state dict into :func:`torchvision_mobilenet_v2`."""
+    used = set()
+    for layer in model.layers:
+        prefix = layer.name.replace("_", ".")
+        if isinstance(layer, layers.DepthwiseConv2D):
+            layer.set_weights([state[f"{prefix}.weight"].transpose(2, 3, 0, 1)])
+            used.add(f"{prefix}.weight")
+        elif isinstance(layer, layers.Conv2D):
+            layer.set_weights([state[f"{prefix}.weight"].transpose(2, 3, 1, 0)])
+            used.add(f"{prefix}.weight")
+        elif isinstance(layer, layers.BatchNormalization):
+            keys = [f"{prefix}.{k}" for k in ("weight", "bias", "running_mean", "running_var")]
+            layer.set_weights([state[k] for k in keys])
+            used.update(keys)
+        elif isinstance(layer, layers.Dense):
+            layer.set_weights([state[f"{prefix}.weight"].T, state[f"{prefix}.bias"]])
+            used.update({f"{prefix}.weight", f"{prefix}.bias"})
+    missing = {k for k in state if not k.endswith("num_batches_tracked") and not k.startswith("classifier")} - used
+    if missing:
+        raise ValueError(f"{len(missing)} pretrained tensors were not used, e.g. {sorted(missing)[:3]}")
+
+
+# --- preprocessing inside the model -------------------------------------------------
+
+def _torch_normalise(name="preprocess"):
+    return keras.Sequential([
+        layers.Rescaling(1.0 / 255.0),
+        layers.Normalization(mean=IMAGENET_MEAN, variance=IMAGENET_STD ** 2),
+    ], name=name)
+
+
+def _caffe_preprocess(name="preprocess"):
+    """keras.applications.resnet50.preprocess_input as a frozen 1x1 convolution (RGB->BGR, minus mean)."""
+    conv = layers.Conv2D(3, 1, name="rgb_to_bgr_minus_mean", trainable=False)
+    seq = keras.Sequential([conv], name=name)
+    seq.build((None, None, None, 3))
+    conv.set_weights([np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3), -CAFFE_MEAN_BGR])
+    return seq
+
+
+def _minus_one_to_one(name="preprocess"):
+    return keras.Sequential([layers.Rescaling(1.0 / 127.5, offset=-1.0)], name=name)
+
+
+def build_backbone(name: str, weights: str, image_size: int):
+    """Return ``(preprocessing, backbone)`` for a backbone name and weight source."""
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone '{name}'; choose one of {', '.join(BACKBONES)}.")
+    if weights not in WEIGHT_SOURCES:
+        raise ValueError(f"Unknown weights '{weights}'; choose one of {', '.join(WEIGHT_SOURCES)}.")
+    shape = (image_size, image_size, 3)
+    if name == "mobilenetv2" and weights != "imagenet":
+        backbone = torchvision_mobilenet_v2(image_size)
+        if weights == "offline":
+            try:
+                backbone_state = load_pth(torchvision_mobilenet_v2_path())
+            except FileNotFoundError as exc:
+                raise WeightsUnavailable(str(exc)) from None
+            load_torchvision_weights(backbone, backbone_state)
+        return _torch_normalise(), backbone
+    if name == "resnet50" and weights == "offline":
+        raise WeightsUnavailable(
+            "No offline ImageNet weights are installed for resnet50: use --weights imagenet on a "
+            "connected machine, --weights none, or the mobilenetv2 backbone."
+        )
+    app = keras.applications.MobileNetV2 if name == "mobilenetv2" else keras.applications.ResNet50
+    try:
+        base = app(include_top=False, weights=None if weights == "none" else "imagenet", input_shape=shape)
+    except Exception as exc:  # download failures surface as many exception types
+        raise WeightsUnavailable(
+            f"ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
+            "use --weights offline (mobilenetv2) or --weights none."
+        ) from None
+    backbone = keras.Model(base.inputs, base.outputs, name="backbone")
+    preprocess = _minus_one_to_one() if name == "mobilenetv2" else _caffe_preprocess()
+    return preprocess, backbone
+
+
+def augmentation(name="augment") -> keras.Sequential:
+    """Training-time augmentation; every layer is an identity at inference."""
+    return keras.Sequential([
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(0.05, fill_mode="constant"),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="constant"),
+        layers.RandomTranslation(0.05, 0.05, fill_mode="constant"),
+        layers.RandomContrast(0.2, value_range=(0, 255)),
+        layers.RandomBrightness(0.1, value_range=(0, 255)),
+    ], name=name)
+
+
+def build_classifier(backbone: str, weights: str, image_size: int, n_classes: int,
+                     dropout: float = 0.2) -> keras.Model:
+    """Binary (``n_classes == 2``, one sigmoid output) or multi-class softmax classifier."""
+    preprocess, base = build_backbone(backbone, weights, image_size)
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = augmentation()(inputs)
+    x = preprocess(x)
+    # A pretrained backbone keeps BatchNorm in inference mode while fine-tuning
+    # (small batches would otherwise wreck its statistics).
+    x = base(x, training=False) if weights != "none" else base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    if n_classes == 2:
+        outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
+    else:
+        outputs = layers.Dense(n_classes, activation="softmax", name="probability")(x)
+    return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def output_probabilities(raw: np.ndarray) -> np.ndarray:
+    """Model output -> probability of the positive class (binary) or per class."""
+    raw = np.asarray(raw)
+    return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw
