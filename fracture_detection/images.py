@@ -1,0 +1,192 @@
+"""Reading any X-ray file into the pixels the models take.
+
+:func:`load_image` turns a path (PNG, JPEG, BMP, TIFF, WebP, DICOM) or an array
+into an 8-bit RGB array; :func:`to_model_input` letterboxes it to the square
+size a model was trained at.  Training and inference both go through these two
+functions.  Every problem a user can cause raises :class:`ImageError` with one
+sentence that says what is wrong.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+SUPPORTED_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
+MIN_SIDE = 32                      # smaller than this cannot be a radiograph
+MAX_PIXELS = 120_000_000           # larger is treated as a decompression bomb
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(Exception):
+    """A file that cannot be analysed; ``str(err)`` is one sentence for the user."""
+
+
+def is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def is_candidate(path: Path) -> bool:
+    """True for files a folder scan should pick up (by suffix, or DICOM without one)."""
+    if path.name.startswith("."):
+        return False
+    suffix = path.suffix.lower()
+    if suffix in SUPPORTED_SUFFIXES:
+        return True
+    return suffix == "" and is_dicom(path)
+
+
+def find_images(root) -> list[Path]:
+    """All candidate images under ``root`` (recursively), sorted."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_candidate(p))
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale any integer or float grey/RGB array to 8 bits (robust 0.5-99.5 % window for >8 bit)."""
+    if arr.dtype == np.uint8:
+        return arr
+    arr = arr.astype("float64")
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise ImageError("The image holds no valid pixel values.")
+    lo, hi = np.percentile(finite, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    out = (np.nan_to_num(arr, nan=lo) - lo) / (hi - lo) * 255.0
+    return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+def _as_rgb(arr: np.ndarray) -> np.ndarray:
+    arr = _to_uint8(np.asarray(arr))
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(f"An image array of shape {arr.shape} is not a 2-D grey or colour image.")
+    return np.ascontiguousarray(arr)
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(f"The image is too large ({im.width}×{im.height} pixels) to analyse safely.")
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                return _as_rgb(np.asarray(im))
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                background = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(background, im)
+            return _as_rgb(np.asarray(im.convert("RGB")))
+
+
+def _read_dicom(path: Path) -> np.ndarray:
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:  # pragma: no cover - pydicom is in requirements.txt
+        raise ImageError("Reading DICOM files needs the pydicom package (pip install pydicom).") from None
+    ds = None
+    try:
+        ds = pydicom.dcmread(path, force=True)
+        if "PixelData" not in ds:
+            raise ImageError("The DICOM file holds no image.")
+        pixels = ds.pixel_array
+    except ImageError:
+        raise
+    except Exception as exc:  # pydicom raises many types for unreadable data
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        if syntax is not None and getattr(syntax, "is_compressed", False):
+            raise ImageError(
+                f"The DICOM image is compressed ({syntax.name}) and no installed decoder can read it."
+            ) from None
+        raise ImageError(f"The DICOM file could not be decoded ({type(exc).__name__}).") from None
+    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+        pixels = pixels[0]
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric.startswith("MONOCHROME"):
+        pixels = apply_modality_lut(pixels, ds)
+        pixels = apply_voi_lut(pixels, ds, index=0) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else pixels
+        rgb = _as_rgb(np.asarray(pixels, dtype="float64"))
+        if photometric == "MONOCHROME1":
+            rgb = 255 - rgb
+        return rgb
+    if photometric not in ("RGB",):
+        from pydicom.pixels import convert_color_space
+        pixels = convert_color_space(pixels, photometric, "RGB")
+    return _as_rgb(pixels)
+
+
+def load_image(source) -> np.ndarray:
+    """Read a file path or array into an 8-bit RGB ``(H, W, 3)`` array, or raise :class:`ImageError`."""
+    if isinstance(source, np.ndarray):
+        rgb = _as_rgb(source)
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"The file {path.name} does not exist.")
+        if path.is_dir():
+            raise ImageError(f"{path.name} is a folder, not an image.")
+        if not os.access(path, os.R_OK):
+            raise ImageError(f"The file {path.name} cannot be read (permission denied).")
+        if path.stat().st_size == 0:
+            raise ImageError(f"The file {path.name} is empty.")
+        try:
+            rgb = _read_dicom(path) if is_dicom(path) else _read_pil(path)
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"The file {path.name} is too large to analyse safely.") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"The file {path.name} is not an image format this tool can read.") from None
+        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+            reason = "truncated" if "truncated" in str(exc).lower() else "damaged"
+            raise ImageError(f"The file {path.name} is {reason} and cannot be read as an image.") from None
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"The image is only {w}×{h} pixels, too small to be an X-ray.")
+    return rgb
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Mean per-pixel channel spread (0 for a grey image): radiographs are grey."""
+    small = rgb[:: max(1, rgb.shape[0] // 128), :: max(1, rgb.shape[1] // 128)].astype("int16")
+    return float((small.max(axis=2) - small.min(axis=2)).mean())
+
+
+def to_model_input(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Letterbox to a black square and resize to ``size``; returns float32 pixels in [0, 255]."""
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top:top + h, left:left + w] = rgb
+    im = Image.fromarray(canvas).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
+    return np.asarray(im, dtype=np.float32)
+
+
+def letterbox_box(shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Where the original image sits inside the letterboxed square, as fractions (top, left, h, w)."""
+    h, w = shape[:2]
+    side = max(h, w)
+    return (side - h) / 2 / side, (side - w) / 2 / side, h / side, w / side
