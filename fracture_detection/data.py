@@ -1,0 +1,371 @@
+"""Dataset readers and patient-grouped splits.
+
+Every reader returns one :class:`Record` per image.  ``part`` is the anatomical
+region in lower case (``elbow``, ``hand``, ``shoulder`` are the targets; anything
+else, e.g. ``leg`` or MURA's ``wrist``, is a non-target region), ``label`` is 1 for
+fractured/abnormal, 0 for normal and ``None`` when unknown, ``group`` is what a
+split must keep together (patient where known, else study or source image).
+
+Layouts:
+  * ``mura``      MURA-v1.1/{train,valid}/XR_<PART>/patient<N>/study<K>_{positive,negative}/image<J>.png
+                  (labels are *abnormal*, broader than *fractured*)
+  * ``folders``   ROOT/<Part>/<label>/<image>, label in fractured/positive/abnormal or normal/negative
+  * ``fracatlas`` FracAtlas as published (images/Fractured, images/Non_fractured, dataset.csv)
+  * ``roboflow``  the Roboflow bone-fracture YOLO export with body_parts.csv
+  * ``shared``    a folder holding ``fracatlas/`` and ``roboflow-bone-fracture/``
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .images import find_images, is_candidate
+
+TARGET_PARTS = ("elbow", "hand", "shoulder")
+MURA_PARTS = ("elbow", "finger", "forearm", "hand", "humerus", "shoulder", "wrist")
+LAYOUTS = ("auto", "mura", "folders", "fracatlas", "roboflow", "shared")
+POSITIVE_WORDS = {"fractured", "fracture", "positive", "abnormal", "1"}
+NEGATIVE_WORDS = {"normal", "negative", "non_fractured", "not_fractured", "0"}
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(Exception):
+    """A data folder that cannot be used; ``str(err)`` is one sentence for the user."""
+
+
+@dataclass
+class Record:
+    path: str
+    part: str
+    label: int | None
+    group: str
+    study: str
+    source: str
+    patient: str = ""
+    split: str = ""          # '' until assigned; 'test' preset for MURA's official valid split
+    note: str = ""
+
+    def to_row(self, root: Path) -> dict:
+        row = asdict(self)
+        row["path"] = _relative(self.path, root)
+        row["label"] = "" if self.label is None else self.label
+        return row
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+# --- MURA ---------------------------------------------------------------------------
+
+def _mura_root(root: Path) -> Path | None:
+    for cand in (root, root / "MURA-v1.1"):
+        if (cand / "train").is_dir() or (cand / "valid").is_dir():
+            if any(p.name.startswith("XR_") for sub in ("train", "valid") if (cand / sub).is_dir()
+                   for p in (cand / sub).iterdir()):
+                return cand
+    return None
+
+
+def _mura_record(path: Path, mura: Path, split: str, label: int | None) -> Record | None:
+    parts = path.relative_to(mura / split).parts
+    if len(parts) < 4 or not parts[0].startswith("XR_"):
+        return None
+    study_type, patient, study = parts[0], parts[1], parts[2]
+    if label is None:
+        label = 1 if study.endswith("_positive") else 0 if study.endswith("_negative") else None
+    return Record(
+        path=str(path), part=study_type[3:].lower(), label=label,
+        group=f"mura:{patient}", patient=f"mura:{patient}",
+        study=f"mura:{split}/{study_type}/{patient}/{study}", source="mura",
+        split="test" if split == "valid" else "",
+    )
+
+
+def read_mura(root) -> list[Record]:
+    """Read MURA-v1.1; uses the ``*_image_paths.csv`` / ``*_labeled_studies.csv`` files when present."""
+    mura = _mura_root(Path(root))
+    if mura is None:
+        raise DatasetError(f"{root} is not a MURA-v1.1 folder (no train/ or valid/ with XR_* folders).")
+    records: list[Record] = []
+    for split in ("train", "valid"):
+        if not (mura / split).is_dir():
+            continue
+        labels: dict[str, int] = {}
+        studies_csv = mura / f"{split}_labeled_studies.csv"
+        if studies_csv.is_file():
+            with open(studies_csv, newline="") as fh:
+                for row in csv.reader(fh):
+                    if len(row) >= 2 and row[1].strip() in ("0", "1"):
+                        labels[_mura_key(row[0])] = int(row[1])
+        paths_csv = mura / f"{split}_image_paths.csv"
+        if paths_csv.is_file():
+            with open(paths_csv, newline="") as fh:
+                rel = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
+            # paths in the CSV start with 'MURA-v1.1/'
+            paths = [mura.parent / r if r.startswith(mura.name + "/") else mura / r for r in rel]
+            paths = [p for p in paths if p.is_file()]
+        else:
+            paths = [p for p in find_images(mura / split) if not p.name.startswith("._")]
+        for p in paths:
+            study_key = _mura_key(p.parent.relative_to(mura.parent).as_posix())
+            rec = _mura_record(p, mura, split, labels.get(study_key))
+            if rec is not None:
+                records.append(rec)
+    return records
+
+
+def _mura_key(study_path: str) -> str:
+    return study_path.strip().rstrip("/")
+
+
+# --- plain folders ------------------------------------------------------------------
+
+def _label_from_word(word: str) -> int | None:
+    w = word.strip().lower().replace("-", "_").replace(" ", "_")
+    if w in POSITIVE_WORDS:
+        return 1
+    if w in NEGATIVE_WORDS:
+        return 0
+    return None
+
+
+def read_folders(root) -> list[Record]:
+    """ROOT/<Part>/<label>/<image>; each image is its own group (no patient ids)."""
+    root = Path(root)
+    records = []
+    for part_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for label_dir in sorted(p for p in part_dir.iterdir() if p.is_dir()):
+            label = _label_from_word(label_dir.name)
+            if label is None:
+                continue
+            for img in find_images(label_dir):
+                rel = img.relative_to(root).as_posix()
+                records.append(Record(
+                    path=str(img), part=part_dir.name.lower(), label=label, group=f"file:{rel}",
+                    study=f"file:{rel}", source="folders",
+                ))
+    return records
+
+
+# --- FracAtlas ----------------------------------------------------------------------
+
+def dhash(path: str, size: int = 16) -> int:
+    """Difference hash (size*size bits) of an image, for finding near-duplicates."""
+    with Image.open(path) as im:
+        small = np.asarray(im.convert("L").resize((size + 1, size), Image.BILINEAR), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def near_duplicate_groups(paths: list[str], max_distance: int = 8) -> list[int]:
+    """Union-find over dHash distances: indices of images within ``max_distance`` bits share a group."""
+    hashes = [dhash(p) for p in paths]
+    n = len(hashes)
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    words = np.array([[(h >> (64 * k)) & (2 ** 64 - 1) for k in range(4)] for h in hashes], dtype=np.uint64)
+    for i in range(n - 1):
+        x = np.bitwise_xor(words[i + 1:], words[i])
+        dist = np.unpackbits(x.view(np.uint8), axis=1).sum(axis=1)
+        for j in np.nonzero(dist <= max_distance)[0]:
+            a, b = find(i), find(i + 1 + int(j))
+            if a != b:
+                parent[b] = a
+    return [find(i) for i in range(n)]
+
+
+def read_fracatlas(root) -> list[Record]:
+    """FracAtlas: part from the csv flags (images with several parts are 'mixed'), label from the folder."""
+    root = Path(root)
+    csv_path = root / "dataset.csv"
+    if not csv_path.is_file():
+        raise DatasetError(f"{root} has no dataset.csv, so it is not a FracAtlas folder.")
+    flags = {}
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            flags[row["image_id"]] = row
+    records = []
+    for folder, label in (("Fractured", 1), ("Non_fractured", 0)):
+        for img in find_images(root / "images" / folder):
+            row = flags.get(img.name)
+            if row is None:
+                continue
+            parts = [p for p in ("hand", "leg", "hip", "shoulder") if row.get(p) == "1"]
+            part = parts[0] if len(parts) == 1 else "mixed"
+            note = ";".join(k for k in ("hardware", "multiscan") if row.get(k) == "1")
+            records.append(Record(path=str(img), part=part, label=label, group="", study=f"fracatlas:{img.stem}",
+                                  source="fracatlas", note=note))
+    groups = near_duplicate_groups([r.path for r in records])
+    members = defaultdict(list)
+    for rec, g in zip(records, groups):
+        rec.group = f"fracatlas:{Path(records[g].path).stem}"
+        members[rec.group].append(rec)
+    for recs in members.values():  # identical images with opposite labels: labels unreliable
+        if len({r.label for r in recs}) > 1:
+            for r in recs:
+                r.note = (r.note + ";" if r.note else "") + "conflicting_duplicate"
+    return records
+
+
+# --- Roboflow bone-fracture export ----------------------------------------------------
+
+ROBOFLOW_CLASS_PARTS = {0: "elbow", 1: "finger", 2: "forearm", 3: "humerus", 4: "humerus", 5: "shoulder", 6: "wrist"}
+
+
+def read_roboflow(root) -> list[Record]:
+    """Annotated images are fractured (part from the class); unannotated ones are normal with the part
+    from ``body_parts.csv``.  Augmented copies of one upload share a group."""
+    root = Path(root)
+    parts_csv = root / "body_parts.csv"
+    if not parts_csv.is_file():
+        raise DatasetError(f"{root} has no body_parts.csv, so unannotated images have no body part.")
+    with open(parts_csv, newline="") as fh:
+        unannotated = {(r["split"], r["file"]): r for r in csv.DictReader(fh)}
+    records = []
+    for split in ("train", "val"):
+        for img in find_images(root / split / "images"):
+            label_file = root / split / "labels" / (img.stem + ".txt")
+            classes = []
+            if label_file.is_file():
+                classes = [int(line.split()[0]) for line in label_file.read_text().splitlines() if line.strip()]
+            upload = img.name.split(".rf.")[0]
+            if classes:
+                part, label, note = ROBOFLOW_CLASS_PARTS[Counter(classes).most_common(1)[0][0]], 1, ""
+            else:
+                row = unannotated.get((split, img.name))
+                if row is None:
+                    continue
+                part, label, note = row["body_part"], 0, row["note"]
+            if part == "unsure":
+                continue
+            records.append(Record(path=str(img), part=part, label=label, group=f"roboflow:{upload}",
+                                  study=f"roboflow:{upload}", source="roboflow", note=note))
+    return records
+
+
+# --- dispatch ------------------------------------------------------------------------
+
+def detect_layout(root: Path) -> str:
+    if _mura_root(root) is not None:
+        return "mura"
+    if (root / "fracatlas").is_dir() or (root / "roboflow-bone-fracture").is_dir():
+        return "shared"
+    if (root / "dataset.csv").is_file() and (root / "images").is_dir():
+        return "fracatlas"
+    if (root / "body_parts.csv").is_file():
+        return "roboflow"
+    if any(_label_from_word(d.name) is not None for p in root.iterdir() if p.is_dir() for d in p.iterdir()
+           if d.is_dir()):
+        return "folders"
+    raise DatasetError(
+        f"{root} is not a dataset layout this tool knows (MURA-v1.1, <Part>/<label>/ folders, FracAtlas, "
+        "or the shared FracAtlas + Roboflow folder)."
+    )
+
+
+def read_dataset(root, layout: str = "auto") -> list[Record]:
+    """Read any supported layout; raises :class:`DatasetError` for a missing, empty or unknown folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"The data folder {root} does not exist.")
+    if layout not in LAYOUTS:
+        raise DatasetError(f"Unknown layout '{layout}'; choose one of {', '.join(LAYOUTS)}.")
+    if layout == "auto":
+        layout = detect_layout(root)
+    if layout == "shared":
+        records = []
+        if (root / "fracatlas").is_dir():
+            records += read_fracatlas(root / "fracatlas")
+        if (root / "roboflow-bone-fracture").is_dir():
+            records += read_roboflow(root / "roboflow-bone-fracture")
+    else:
+        records = {"mura": read_mura, "folders": read_folders, "fracatlas": read_fracatlas,
+                   "roboflow": read_roboflow}[layout](root)
+    if not records:
+        raise DatasetError(f"No labelled images were found in {root}.")
+    return records
+
+
+# --- splits ----------------------------------------------------------------------------
+
+def assign_splits(records: list[Record], seed: int = 42,
+                  fractions: tuple[float, float, float] = (0.72, 0.18, 0.10)) -> list[Record]:
+    """Assign train/val/test by group, stratified by (part, label), seeded.
+
+    Records whose ``split`` is already 'test' (MURA's official valid set) stay there and the
+    rest is divided train/val in the ratio of the first two fractions.  A group never spans
+    two splits.
+    """
+    preset_test = any(r.split == "test" for r in records)
+    names = ("train", "val") if preset_test else SPLITS
+    target = np.array(fractions[: len(names)], dtype=float)
+    target /= target.sum()
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.split != "test" or not preset_test:
+            groups[r.group].append(r)
+    strata: dict[tuple, list[str]] = defaultdict(list)
+    for g, recs in groups.items():
+        strata[Counter((r.part, r.label) for r in recs).most_common(1)[0][0]].append(g)
+    for key in sorted(strata, key=str):
+        gs = sorted(strata[key], key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+        counts = np.zeros(len(names))
+        for g in gs:
+            n = len(groups[g])
+            # put the group where the split is furthest below its share
+            deficit = target * (counts.sum() + n) - counts
+            choice = int(np.argmax(deficit))
+            counts[choice] += n
+            for r in groups[g]:
+                r.split = names[choice]
+    return records
+
+
+def write_split(records: list[Record], path: Path, root: Path) -> None:
+    from .artifacts import atomic_write_text
+    names = [f.name for f in fields(Record)]
+    import io
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow(r.to_row(root))
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_split(path: Path, root: Path) -> list[Record]:
+    """Read a split file written by :func:`write_split`; paths are resolved against ``root``."""
+    records = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            row["label"] = int(row["label"]) if row["label"] != "" else None
+            row["path"] = str(Path(root) / row["path"]) if not os.path.isabs(row["path"]) else row["path"]
+            records.append(Record(**row))
+    return records
+
+
+def summarise(records: list[Record]) -> str:
+    """Counts per split, part and label, as a small text table."""
+    c = Counter((r.split or "-", r.part, r.label) for r in records)
+    lines = [f"{'split':6} {'part':10} {'fractured':>9} {'normal':>7}"]
+    for split in sorted({k[0] for k in c}):
+        for part in sorted({k[1] for k in c if k[0] == split}):
+            lines.append(f"{split:6} {part:10} {c[(split, part, 1)]:9d} {c[(split, part, 0)]:7d}")
+    return "\n".join(lines)
