@@ -324,9 +324,9 @@ def assign_splits(records: list[Record], seed: int = 42,
     strata: dict[tuple, list[str]] = defaultdict(list)
     for g, recs in groups.items():
         strata[Counter((r.part, r.label) for r in recs).most_common(1)[0][0]].append(g)
+    counts = np.zeros(len(names))  # global, so that small strata still feed every split
     for key in sorted(strata, key=str):
         gs = sorted(strata[key], key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-        counts = np.zeros(len(names))
         for g in gs:
             n = len(groups[g])
             # put the group where the split is furthest below its share

@@ -1,0 +1,155 @@
+"""Saved models and their metadata.
+
+A trained model is two files in a weights folder: ``<name>.keras`` and
+``<name>.json``.  The JSON is the single source of truth for what the model is:
+``task`` (``body_part`` or ``fracture``), ``part`` (fracture models), ``classes``,
+``image_size``, ``backbone``, ``threshold`` and ``uncertain_band`` (fracture
+models), the data source and split file, the training history and validation
+metrics.  The JSON is written after the model, so a folder never lists a model
+that was only half written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS = PACKAGE_ROOT / "weights"
+BODY_PART_TASK = "body_part"
+FRACTURE_TASK = "fracture"
+REJECT_CLASS = "other"
+
+
+class WeightsError(Exception):
+    """Missing or unusable weights; ``str(err)`` is one sentence for the user."""
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
+    """Write ``name.keras`` then ``name.json`` atomically; returns the model path."""
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    final = weights_dir / f"{name}.keras"
+    fd, tmp = tempfile.mkstemp(dir=weights_dir, prefix=f".{name}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    atomic_write_json(weights_dir / f"{name}.json", dict(metadata, name=name, model_file=final.name))
+    return final
+
+
+@dataclass
+class ModelInfo:
+    """A model's metadata plus where its files are."""
+    path: Path
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def part(self) -> str | None:
+        return self.meta.get("part")
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["image_size"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    def load(self):
+        """Load the Keras model (safe mode, no training state)."""
+        import keras
+        try:
+            return keras.saving.load_model(self.path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise WeightsError(f"The model file {self.path.name} could not be loaded ({type(exc).__name__}).") \
+                from None
+
+
+def find_models(weights_dir: Path) -> list[ModelInfo]:
+    """Every complete model (JSON + .keras) in a weights folder."""
+    weights_dir = Path(weights_dir)
+    found = []
+    if not weights_dir.is_dir():
+        return found
+    for meta_path in sorted(weights_dir.glob("*.json")):
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("task") not in (BODY_PART_TASK, FRACTURE_TASK):
+            continue
+        model_path = weights_dir / meta.get("model_file", meta_path.stem + ".keras")
+        if model_path.is_file():
+            found.append(ModelInfo(model_path, meta))
+    return found
+
+
+def model_set(weights_dir: Path) -> tuple[ModelInfo, dict[str, ModelInfo]]:
+    """The body-part model and the fracture model per part, or :class:`WeightsError`."""
+    models = find_models(weights_dir)
+    body = [m for m in models if m.task == BODY_PART_TASK]
+    if not body:
+        raise WeightsError(
+            f"No body-part model was found in {weights_dir}; train one with training_parts.py "
+            "or restore the bundled weights/ folder."
+        )
+    fracture = {m.part: m for m in models if m.task == FRACTURE_TASK}
+    return body[0], fracture
+
+
+def resolve_data_root(meta: dict, weights_dir: Path) -> Path:
+    """The data folder a model was trained on (stored relative to its weights folder when possible)."""
+    root = Path(meta["data"]["root"])
+    return root if root.is_absolute() else (Path(weights_dir) / root).resolve()

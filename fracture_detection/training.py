@@ -1,0 +1,377 @@
+"""Training shared by ``training_parts.py`` and ``training_fracture.py``.
+
+Sections: loading images into a compact uint8 cache, batching with class
+weights, two-phase fine-tuning (frozen backbone, then the whole model at a low
+learning rate), and writing the model with its metadata.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, data, metrics
+from .images import ImageError, load_image, to_model_input
+
+SPLIT_FILE = "split.csv"
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "mobilenetv2"
+    weights: str = "offline"
+    epochs: int = 15
+    head_epochs: int = 2
+    batch_size: int = 32
+    image_size: int = 224
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 1e-3
+    patience: int = 4
+    seed: int = 42
+    frozen_through: str | None = "auto"
+    augment_copies: int = 2
+    verbose: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+# --- data --------------------------------------------------------------------------
+
+def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int) -> list[data.Record]:
+    """Reuse ``out_dir/split.csv`` when it covers exactly these images, else make and save a new split.
+
+    Both training scripts call this, so the body-part and fracture models share one split and
+    no model ever trained on another's test images.
+    """
+    path = Path(out_dir) / SPLIT_FILE
+    if path.is_file():
+        saved = {r.path: r.split for r in data.read_split(path, data_root)}
+        if set(saved) == {r.path for r in records} or set(saved) == {str(Path(r.path).resolve()) for r in records}:
+            for r in records:
+                r.split = saved.get(r.path) or saved[str(Path(r.path).resolve())]
+            return records
+    data.assign_splits(records, seed=seed)
+    data.write_split(records, path, data_root)
+    return records
+
+
+def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int = 1):
+    """Read and letterbox every source (path or array) to ``uint8 (N, size, size, 3)``.
+
+    Unreadable files are skipped with a warning; returns ``(pixels, kept_indices)``.
+    """
+    import keras
+
+    def one(src):
+        try:
+            return to_model_input(load_image(src), size).astype(np.uint8)
+        except ImageError as exc:
+            return exc
+
+    out = np.zeros((len(sources), size, size, 3), dtype=np.uint8)
+    kept = []
+    bar = keras.utils.Progbar(len(sources), unit_name="image") if verbose == 1 else None
+    if verbose:
+        print(desc, flush=True)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for i, res in enumerate(pool.map(one, sources)):
+            if isinstance(res, ImageError):
+                print(f"  skipped {sources[i]}: {res}", file=sys.stderr)
+            else:
+                out[len(kept)] = res
+                kept.append(i)
+            if bar is not None and ((i + 1) % 50 == 0 or i + 1 == len(sources)):
+                bar.update(i + 1)
+    return out[: len(kept)], np.array(kept, dtype=int)
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Inverse-frequency weights, normalised so the mean weight per image is 1."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = len(y) / (present.sum() * counts[present])
+    return {i: float(w[i]) for i in range(n_classes)}
+
+
+def _batches(xs, y, batch_size, weights=None, shuffle=False, seed=0):
+    """Batches from one array or several copies of it (``xs``; a random copy per image)."""
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.order = np.arange(len(y))
+            self.rng = np.random.default_rng(seed)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return math.ceil(len(y) / batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            copy = self.rng.integers(len(xs), size=len(idx)) if len(xs) > 1 else np.zeros(len(idx), int)
+            xb = np.stack([xs[c][i] for c, i in zip(copy, idx)]).astype("float32")
+            yb = y[idx].astype("float32")
+            if weights is None:
+                return xb, yb
+            return xb, yb, np.array([weights[int(v)] for v in y[idx]], dtype="float32")
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return Batches()
+
+
+# --- fitting -----------------------------------------------------------------------
+
+def _compile(model, lr, n_classes):
+    import keras
+    if n_classes == 2:
+        loss, acc = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss, acc = keras.losses.SparseCategoricalCrossentropy(), keras.metrics.SparseCategoricalAccuracy(
+            name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=[acc])
+
+
+# Where the frozen trunk ends when --frozen-through is "auto": below this the ImageNet
+# features are general enough to keep, and everything above it trains.
+DEFAULT_CUTS = {"mobilenetv2": "features_13_add", "resnet50": "conv4_block6_out"}
+
+
+def resolve_cut(cfg: TrainConfig) -> str | None:
+    if cfg.weights == "none" or cfg.frozen_through in (None, "none", ""):
+        return None
+    if cfg.frozen_through == "auto":
+        return DEFAULT_CUTS.get(cfg.backbone) if cfg.weights == "offline" or cfg.backbone == "resnet50" else None
+    return cfg.frozen_through
+
+
+def _features(preprocess, trunk, x, augment=None, batch_size=64):
+    """Trunk output for uint8 pixels, as float16 (optionally after a random augmentation)."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].astype("float32")
+        if augment is not None:
+            xb = augment(xb, training=True)
+        out.append(np.asarray(trunk.predict_on_batch(preprocess(xb))).astype("float16"))
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")
+
+
+def fit(x_train, y_train, x_val, y_val, classes: list[str], cfg: TrainConfig):
+    """Two-phase fine-tuning; returns ``(model, history)`` with the best weights restored.
+
+    Phase one trains only the new output layer (backbone frozen), phase two also the
+    backbone at a low learning rate.  With a cut (``frozen_through``), the backbone below the
+    cut stays frozen; its output is computed once per image (plus ``augment_copies`` augmented
+    copies) and phase two trains the layers above it on that cache, which makes CPU training
+    practical.  Either way the returned model is the whole model, preprocessing included.
+    """
+    import keras
+    from .models import build_classifier
+
+    keras.utils.set_random_seed(cfg.seed)
+    n_classes = len(classes)
+    model = build_classifier(cfg.backbone, cfg.weights, cfg.image_size, n_classes)
+    backbone = model.get_layer("backbone")
+    cut = resolve_cut(cfg)
+    if cut is None:
+        trained, train_x, val_x = model, [x_train], x_val
+    else:
+        cut_tensor = backbone.get_layer(cut).output
+        trunk = keras.Model(backbone.input, cut_tensor)
+        top = keras.Model(cut_tensor, backbone.output)
+        feats = keras.Input(cut_tensor.shape[1:], name="trunk_features")
+        z = top(feats, training=False)
+        for name in ("pool", "dropout", "probability"):
+            z = model.get_layer(name)(z)
+        trained = keras.Model(feats, z)  # shares its layers with ``model``
+        preprocess, augment = model.get_layer("preprocess"), model.get_layer("augment")
+        if cfg.verbose:
+            print(f"Computing frozen-trunk features (up to {cut}) for {len(x_train)} training images "
+                  f"x {1 + cfg.augment_copies} copies and {len(x_val)} validation images")
+        train_x = [_features(preprocess, trunk, x_train)]
+        train_x += [_features(preprocess, trunk, x_train, augment) for _ in range(cfg.augment_copies)]
+        val_x = _features(preprocess, trunk, x_val)
+    cw = class_weights(y_train, n_classes)
+    train = _batches(train_x, y_train, cfg.batch_size, cw, shuffle=True, seed=cfg.seed)
+    val = _batches([val_x], y_val, cfg.batch_size)
+    history: dict[str, list] = {}
+
+    def run(epochs, lr, phase):
+        if epochs <= 0:
+            return
+        _compile(trained, lr, n_classes)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                             restore_best_weights=True)
+        h = trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
+                        callbacks=[stop] if len(y_val) else [], verbose=cfg.verbose)
+        for k, v in h.history.items():
+            history.setdefault(k, []).extend(float(a) for a in v)
+        history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+
+    if cfg.weights != "none" and cfg.head_epochs > 0:
+        backbone.trainable = False
+        run(cfg.head_epochs, cfg.head_learning_rate, "head")
+    backbone.trainable = True
+    run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
+    history["frozen_through"] = cut
+    return model, history
+
+
+def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Model probabilities for uint8 pixels, in batches (no augmentation)."""
+    from .models import output_probabilities
+    out = [output_probabilities(model.predict_on_batch(x[i:i + batch_size].astype("float32")))
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+# --- metadata ----------------------------------------------------------------------
+
+def base_metadata(task: str, classes, cfg: TrainConfig, data_root: Path, layout: str, out_dir: Path,
+                  records: list[data.Record], history: dict) -> dict:
+    import keras
+    try:
+        root = os.path.relpath(Path(data_root).resolve(), Path(out_dir).resolve())
+    except ValueError:  # another drive on Windows
+        root = str(Path(data_root).resolve())
+    counts: dict = {}
+    for r in records:
+        counts.setdefault(r.split, {}).setdefault(r.part, {"fractured": 0, "normal": 0})
+        counts[r.split][r.part]["fractured" if r.label else "normal"] += 1
+    return {
+        "task": task,
+        "classes": list(classes),
+        "image_size": cfg.image_size,
+        "backbone": cfg.backbone,
+        "pretrained_weights": cfg.weights,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "data": {"root": root, "layout": layout, "split_file": SPLIT_FILE, "counts": counts,
+                 "sources": sorted({r.source for r in records})},
+        "training": {"epochs": cfg.epochs, "head_epochs": cfg.head_epochs, "batch_size": cfg.batch_size,
+                     "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate,
+                     "patience": cfg.patience, "seed": cfg.seed, "frozen_through": history.get("frozen_through"),
+                     "augment_copies": cfg.augment_copies,
+                     "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), **cfg.extra},
+        "history": history,
+    }
+
+
+def fracture_validation(y_val, p_val) -> dict:
+    """Threshold (Youden) and uncertain band chosen on validation, plus the metrics there."""
+    thr = metrics.youden_threshold(y_val, p_val)
+    band = metrics.uncertain_band(y_val, p_val, thr)
+    return {"threshold": thr, "uncertain_band": band,
+            "validation": metrics.binary_metrics(y_val, p_val, thr)}
+
+
+def body_part_validation(y_val, p_val, classes) -> dict:
+    pred = p_val.argmax(axis=1) if len(p_val) else np.zeros(0, dtype=int)
+    from sklearn.metrics import confusion_matrix
+    return {"validation": {
+        "n": int(len(y_val)),
+        "accuracy": float((pred == y_val).mean()) if len(y_val) else float("nan"),
+        "confusion_matrix": confusion_matrix(y_val, pred, labels=list(range(len(classes)))).tolist(),
+    }}
+
+
+# --- the two recipes -----------------------------------------------------------------
+
+def _split_arrays(x, y, splits):
+    return {s: (x[splits == s], y[splits == s]) for s in data.SPLITS}
+
+
+def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
+                    parts=data.TARGET_PARTS, synthetic: int = 0) -> Path:
+    """Classifier over ``parts`` plus ``other`` (every other region, and non-radiographs)."""
+    from .synthetic import non_radiographs
+    records = data.read_dataset(data_root, layout)
+    layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
+    records = prepare_split(records, data_root, out_dir, cfg.seed)
+    usable = [r for r in records if r.part != "mixed"]
+    has_other = any(r.part not in parts for r in usable) or synthetic > 0
+    classes = list(parts) + ([artifacts.REJECT_CLASS] if has_other else [])
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index.get(r.part, index.get(artifacts.REJECT_CLASS)) for r in usable]
+    keep = [i for i, lab in enumerate(labels) if lab is not None]
+    usable = [usable[i] for i in keep]
+    sources: list = [r.path for r in usable]
+    y = np.array([labels[i] for i in keep], dtype=int)
+    splits = [r.split for r in usable]
+    if synthetic:
+        fake = non_radiographs(synthetic, seed=cfg.seed)
+        sources += fake
+        y = np.concatenate([y, np.full(len(fake), index[artifacts.REJECT_CLASS])])
+        cut = np.cumsum([0.72, 0.18]) * len(fake)
+        splits += ["train" if i < cut[0] else "val" if i < cut[1] else "test" for i in range(len(fake))]
+    x, kept = load_pixels(sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
+    y, splits = y[kept], np.array(splits)[kept]
+    parts_data = _split_arrays(x, y, splits)
+    _print_counts("body part", classes, parts_data)
+    model, history = fit(*parts_data["train"], *parts_data["val"], classes, cfg)
+    meta = base_metadata(artifacts.BODY_PART_TASK, classes, cfg, data_root, layout, out_dir, usable, history)
+    meta["reject_class"] = artifacts.REJECT_CLASS if has_other else None
+    meta["synthetic_non_radiographs"] = {"count": synthetic, "seed": cfg.seed}
+    meta.update(body_part_validation(parts_data["val"][1], predict(model, parts_data["val"][0]), classes))
+    path = artifacts.save_model(model, meta, out_dir, "body_part")
+    print(f"Saved {path} (validation accuracy {meta['validation']['accuracy']:.3f})")
+    return path
+
+
+FRACTURE_EXCLUDED_NOTES = ("possible_fracture", "conflicting_duplicate")
+
+
+def fracture_records(records: list[data.Record], part: str) -> list[data.Record]:
+    """Images of one part with a trustworthy fracture label."""
+    return [r for r in records if r.part == part and r.label is not None
+            and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
+
+
+def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
+                   parts=data.TARGET_PARTS) -> list[Path]:
+    """One fracture model per part; threshold and uncertain band chosen on validation."""
+    records = data.read_dataset(data_root, layout)
+    layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
+    records = prepare_split(records, data_root, out_dir, cfg.seed)
+    saved = []
+    for part in parts:
+        recs = fracture_records(records, part)
+        if not recs:
+            print(f"No labelled {part} images in {data_root}; skipping its fracture model.", file=sys.stderr)
+            continue
+        x, kept = load_pixels([r.path for r in recs], cfg.image_size, f"Loading {part} images", cfg.verbose)
+        recs = [recs[i] for i in kept]
+        y = np.array([r.label for r in recs], dtype=int)
+        split_data = _split_arrays(x, y, np.array([r.split for r in recs]))
+        _print_counts(f"{part} fracture", ["normal", "fractured"], split_data)
+        model, history = fit(*split_data["train"], *split_data["val"], ["normal", "fractured"], cfg)
+        meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
+                             recs, history)
+        meta["part"] = part
+        meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
+                                 else "fractured")
+        x_val, y_val = split_data["val"]
+        meta.update(fracture_validation(y_val, predict(model, x_val)))
+        path = artifacts.save_model(model, meta, out_dir, f"fracture_{part}")
+        v = meta["validation"]
+        print(f"Saved {path} (validation AUC {v['auc']:.3f}, threshold {meta['threshold']:.3f})")
+        saved.append(path)
+    if not saved:
+        raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
+    return saved
+
+
+def _print_counts(what, classes, split_data):
+    for s, (_, y) in split_data.items():
+        counts = np.bincount(y, minlength=len(classes))
+        print(f"  {what} {s:5}: " + ", ".join(f"{c} {n}" for c, n in zip(classes, counts)))

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Analyse X-rays with the bundled models: body part, then fracture.
+
+    python predictions.py PATH [PATH ...] [--json] [--weights DIR]
+
+PATH is an image (PNG, JPEG, BMP, TIFF, WebP, DICOM) or a folder, searched recursively.
+--json prints one JSON object per image per line.  Exit status: 0 when every input was
+analysed, 1 when any input could not be read (the others are still analysed), 2 for a
+usage error.  Decision support, not a diagnosis.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fracture_detection import cli
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+
+    from fracture_detection.predictor import Predictor, collect_inputs, describe
+    files, problems = collect_inputs(args.paths)
+    predictor = Predictor(args.weights)
+    progress = None if args.json or not sys.stderr.isatty() else (
+        lambda done, total: print(f"\ranalysed {done}/{total}", end="", file=sys.stderr, flush=True))
+    results = problems + predictor.predict(files, batch_size=args.batch_size, progress=progress)
+    if progress:
+        print(file=sys.stderr)
+    for r in results:
+        print(json.dumps(r.to_json()) if args.json else describe(r), flush=True)
+    if not args.json:
+        print("Decision support only, not a diagnosis.", file=sys.stderr)
+    return 1 if any(r.finding == "error" for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny real models trained on the committed fixture images."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FOLDERS = FIXTURES / "folders"
+MURA = FIXTURES / "MURA-v1.1"
+TINY = ["--image-size", "64", "--epochs", "1", "--head-epochs", "0", "--batch-size", "8", "--quiet"]
+
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def run_script(script, *args, check=True, **kw):
+    """Run a top-level script in a fresh interpreter, as a user would."""
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=900, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """A body-part model and three fracture models, trained for one epoch on the fixtures."""
+    out = tmp_path_factory.mktemp("weights")
+    run_script("training_parts.py", "--data", FOLDERS, "--out", out, "--synthetic-negatives", "6", *TINY)
+    run_script("training_fracture.py", "--data", FOLDERS, "--out", out, *TINY)
+    return out
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """A writable copy of a few fixture images."""
+    d = tmp_path / "images"
+    d.mkdir()
+    for src in sorted(FOLDERS.rglob("*.jpg"))[::4]:
+        shutil.copy(src, d / src.name)
+    return d

@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Train the body-part classifier (elbow / hand / shoulder / other).
+
+    python training_parts.py --data ../shared/data
+    python training_parts.py --data /path/to/MURA-v1.1 --backbone resnet50 --weights imagenet
+
+Writes body_part.keras, body_part.json and split.csv to --out (default: weights/).
+"""
+import argparse
+from pathlib import Path
+
+from fracture_detection import cli
+
+HERE = Path(__file__).resolve().parent
+IMAGE_SIZE = 160  # the body part is plain at low resolution; smaller is faster
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_training_args(parser, default_out=HERE / "weights", image_size=IMAGE_SIZE)
+    parser.add_argument("--synthetic-negatives", type=int, default=300,
+                        help="generated non-radiographs (photos, documents) added to the 'other' class")
+    args = parser.parse_args(argv)
+    from fracture_detection.training import train_body_part
+    train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
+                    synthetic=args.synthetic_negatives)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))
