@@ -111,14 +111,20 @@ class Predictor:
             for start in range(0, len(sources), batch_size):
                 chunk = sources[start:start + batch_size]
                 images = list(pool.map(_safe_load, chunk))
-                results += self._predict_images(chunk, images)
+                results += self.predict_loaded(chunk, images)
                 if progress is not None:
                     progress(len(results), len(sources))
         return results
 
-    # --- internals -------------------------------------------------------------------
+    def fracture_probabilities(self, images: list[np.ndarray], part: str) -> np.ndarray:
+        """The ``part`` fracture model's probability for loaded images, whatever their body part."""
+        fm = self.fracture[part]
+        batch = np.stack([to_model_input(im, fm.size) for im in images])
+        with self._lock:
+            return np.asarray(fm.model.predict_on_batch(batch))[:, 0]
 
-    def _predict_images(self, sources, images) -> list[Prediction]:
+    def predict_loaded(self, sources, images) -> list[Prediction]:
+        """The chain for images already read (each an RGB array, or the ImageError it raised)."""
         out: list[Prediction] = [Prediction(path=_name(s)) for s in sources]
         ok = []
         for i, img in enumerate(images):

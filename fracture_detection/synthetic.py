@@ -76,3 +76,9 @@ def non_radiographs(n: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     makers = (lambda: _photo(rng, photos), lambda: _document(rng), lambda: _pattern(rng))
     return [makers[i % 3]() for i in range(n)]
+
+
+def split_of(index: int, count: int) -> str:
+    """Which split the ``index``-th of ``count`` generated images belongs to (72/18/10, in order)."""
+    cut = (0.72 * count, 0.90 * count)
+    return "train" if index < cut[0] else "val" if index < cut[1] else "test"

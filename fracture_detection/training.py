@@ -294,7 +294,7 @@ def _split_arrays(x, y, splits):
 def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                     parts=data.TARGET_PARTS, synthetic: int = 0) -> Path:
     """Classifier over ``parts`` plus ``other`` (every other region, and non-radiographs)."""
-    from .synthetic import non_radiographs
+    from .synthetic import non_radiographs, split_of
     records = data.read_dataset(data_root, layout)
     layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
     records = prepare_split(records, data_root, out_dir, cfg.seed)
@@ -312,8 +312,7 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
         fake = non_radiographs(synthetic, seed=cfg.seed)
         sources += fake
         y = np.concatenate([y, np.full(len(fake), index[artifacts.REJECT_CLASS])])
-        cut = np.cumsum([0.72, 0.18]) * len(fake)
-        splits += ["train" if i < cut[0] else "val" if i < cut[1] else "test" for i in range(len(fake))]
+        splits += [split_of(i, len(fake)) for i in range(len(fake))]
     x, kept = load_pixels(sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
     y, splits = y[kept], np.array(splits)[kept]
     parts_data = _split_arrays(x, y, splits)

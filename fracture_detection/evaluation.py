@@ -1,0 +1,376 @@
+"""Evaluation of the whole chain and of each model, with the figures the field reports.
+
+Sections: choosing the evaluation images, running the models over them in batches,
+computing metrics (image and study level, bootstrap intervals), and writing
+``metrics.json``, PNG plots and ``report.md`` to an output folder.
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, data, metrics
+from .images import ImageError, load_image
+
+MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
+NOT_SUPPORTED = "not_supported"
+
+
+# --- which images ------------------------------------------------------------------
+
+def evaluation_records(weights_dir: Path, data_root: Path | None, layout: str) -> tuple[list, str, Path]:
+    """The saved test split of the weights (default), MURA's official valid split, or a whole folder."""
+    if data_root is None:
+        body, _ = artifacts.model_set(weights_dir)
+        root = artifacts.resolve_data_root(body.meta, weights_dir)
+        split_file = Path(weights_dir) / body.meta["data"].get("split_file", "split.csv")
+        if not split_file.is_file():
+            raise data.DatasetError(f"The weights in {weights_dir} have no saved split ({split_file.name}); "
+                                    "pass --data to evaluate on a folder.")
+        if not root.is_dir():
+            raise data.DatasetError(f"The training data ({root}) is not on this machine; pass --data.")
+        records = [r for r in data.read_split(split_file, root) if r.split == "test"]
+        return records, f"test split of {Path(weights_dir).name}/ ({split_file.name}, data {root})", root
+    records = data.read_dataset(data_root, layout)
+    if any(r.split == "test" for r in records):  # MURA: the official valid split
+        records = [r for r in records if r.split == "test"]
+        return records, f"MURA official valid split ({data_root})", Path(data_root)
+    for r in records:
+        r.split = "test"
+    return records, f"all labelled images in {data_root}", Path(data_root)
+
+
+def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
+    """The generated non-radiographs of the body-part model's test split (rebuilt from its seed)."""
+    from .synthetic import non_radiographs, split_of
+    body, _ = artifacts.model_set(weights_dir)
+    spec = body.meta.get("synthetic_non_radiographs") or {}
+    n = int(spec.get("count", 0))
+    if not n:
+        return []
+    return [im for i, im in enumerate(non_radiographs(n, seed=int(spec.get("seed", 0))))
+            if split_of(i, n) == "test"]
+
+
+# --- running the models --------------------------------------------------------------
+
+def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbose: bool = True) -> dict:
+    """Chain predictions for every record, plus each fracture model on its true part."""
+    import keras
+    sources = [r.path for r in records] + list(extra_images)
+    chain, true_part = [], np.full(len(sources), np.nan)
+    bar = keras.utils.Progbar(len(sources), unit_name="image") if verbose else None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start:start + batch_size]
+            images = list(pool.map(_load, chunk))
+            chain += predictor.predict_loaded(chunk, images)
+            for part in predictor.fracture:
+                idx = [k for k in range(len(chunk)) if start + k < len(records)
+                       and records[start + k].part == part and not isinstance(images[k], ImageError)]
+                if idx:
+                    true_part[[start + k for k in idx]] = predictor.fracture_probabilities(
+                        [images[k] for k in idx], part)
+            if bar is not None:
+                bar.update(min(start + batch_size, len(sources)))
+    return {"chain": chain, "true_part_probability": true_part}
+
+
+def _load(src):
+    try:
+        return load_image(src)
+    except ImageError as exc:
+        return exc
+
+
+# --- metrics -------------------------------------------------------------------------
+
+def _truth_class(rec, parts) -> str | None:
+    if rec.part in parts:
+        return rec.part
+    return None if rec.part == "mixed" else NOT_SUPPORTED
+
+
+def compute_metrics(predictor, records, results, n_synthetic: int, n_boot: int = 1000) -> dict:
+    parts = predictor.parts
+    chain = results["chain"]
+    out: dict = {"images": len(records), "unreadable": sum(p.finding == "error" for p in chain)}
+    # body part, including the not-supported class
+    labels = parts + [NOT_SUPPORTED]
+    truth, pred = [], []
+    for rec, p in zip(records, chain):
+        t = _truth_class(rec, parts)
+        if t is None or p.finding == "error":
+            continue
+        truth.append(t)
+        pred.append(p.body_part if p.body_part else NOT_SUPPORTED)
+    from sklearn.metrics import confusion_matrix
+    cm = confusion_matrix(truth, pred, labels=labels) if truth else np.zeros((len(labels),) * 2, int)
+    truth_a, pred_a = np.array(truth), np.array(pred)
+    target = np.isin(truth_a, parts)
+    out["body_part"] = {
+        "labels": labels, "confusion_matrix": cm.tolist(), "n": len(truth),
+        "accuracy": float((truth_a == pred_a).mean()) if truth else None,
+        "accuracy_on_target_parts": float((truth_a[target] == pred_a[target]).mean()) if target.any() else None,
+        "target_images_rejected": float((pred_a[target] == NOT_SUPPORTED).mean()) if target.any() else None,
+        "non_target_radiographs_rejected": float((pred_a[~target] == NOT_SUPPORTED).mean())
+        if (~target).any() else None,
+        "n_target": int(target.sum()), "n_non_target": int((~target).sum()),
+        "non_target_parts": dict(Counter(r.part for r in records if _truth_class(r, parts) == NOT_SUPPORTED)),
+    }
+    synth = chain[len(records):]
+    out["body_part"]["non_radiographs"] = {
+        "n": len(synth), "rejected": float(np.mean([p.finding == NOT_SUPPORTED for p in synth])) if synth else None}
+
+    # fracture models on their true part, image and study level
+    out["fracture"] = {}
+    probs = results["true_part_probability"]
+    pooled = defaultdict(list)
+    for part, fm in predictor.fracture.items():
+        idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
+        if not idx:
+            continue
+        y = np.array([records[i].label for i in idx])
+        p = probs[idx]
+        studies, ys, ps = metrics.study_level([records[i].study for i in idx], y, p)
+        entry = {
+            "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": fm.band,
+            "image": metrics.with_intervals(y, p, fm.threshold, n_boot),
+            "study": metrics.with_intervals(ys, ps, fm.threshold, n_boot),
+            "study_mura_rule": metrics.with_intervals(ys, ps, 0.5, n_boot),
+            "n_studies": len(studies),
+            "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
+        }
+        out["fracture"][part] = entry
+        pooled["y"] += list(y)
+        pooled["pred"] += list((p >= fm.threshold).astype(float))  # each model at its own threshold
+        pooled["p"] += list(p)
+        pooled["study"] += [records[i].study for i in idx]
+    if pooled["y"]:
+        y, decided = np.array(pooled["y"]), np.array(pooled["pred"])
+        out["fracture_overall"] = {
+            "image": metrics.with_intervals(y, decided, 0.5, n_boot),
+            "image_auc_pooled_probabilities": metrics.binary_metrics(y, np.array(pooled["p"]))["auc"],
+        }
+        _, ys, ps = metrics.study_level(pooled["study"], y, np.array(pooled["p"]))
+        out["fracture_overall"]["study_mura_rule"] = metrics.with_intervals(ys, ps, 0.5, n_boot)
+    return out
+
+
+def _end_to_end(preds, y, part) -> dict:
+    """What the app would have said for these images (routing errors included)."""
+    findings = Counter(p.finding for p in preds)
+    routed = [p.body_part == part for p in preds]
+    decided = [(p.finding, t) for p, t in zip(preds, y) if p.body_part == part and p.finding in ("fractured", "normal")]
+    correct = sum((f == "fractured") == bool(t) for f, t in decided)
+    return {"n": len(preds), "routed_to_this_model": float(np.mean(routed)), "findings": dict(findings),
+            "accuracy_of_decided_findings": correct / len(decided) if decided else None,
+            "n_decided": len(decided)}
+
+
+# --- plots and report ----------------------------------------------------------------
+
+def _save_png(fig, path: Path):
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    artifacts.atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_training(weights_dir: Path, out: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+    names = []
+    for info in artifacts.find_models(weights_dir):
+        h = info.meta.get("history") or {}
+        if not h.get("loss"):
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                if prefix + key in h:
+                    ax.plot(epochs[: len(h[prefix + key])], h[prefix + key], style, marker="o", ms=3,
+                            label="validation" if prefix else "training")
+            phases = h.get("phase", [])
+            if "fine_tune" in phases and phases.index("fine_tune") > 0:
+                ax.axvline(phases.index("fine_tune") + 0.5, color="grey", lw=0.8, ls=":")
+                ax.text(phases.index("fine_tune") + 0.6, ax.get_ylim()[1], "fine-tuning", va="top", fontsize=8,
+                        color="grey")
+            ax.set_xlabel("epoch")
+            ax.set_title(f"{info.meta['name']}: {key}")
+            ax.legend()
+        name = f"training_{info.meta['name']}.png"
+        _save_png(fig, out / name)
+        names.append(name)
+    return names
+
+
+def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import roc_curve
+    names = []
+    bp = m["body_part"]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    _matrix(ax, np.array(bp["confusion_matrix"]), bp["labels"], "body part (rows: truth)")
+    _save_png(fig, out / "confusion_body_part.png")
+    names.append("confusion_body_part.png")
+
+    parts = list(m["fracture"])
+    if not parts:
+        return names
+    probs = results["true_part_probability"]
+    fig, axes = plt.subplots(1, len(parts), figsize=(4 * len(parts), 3.6), squeeze=False)
+    for ax, part in zip(axes[0], parts):
+        im = m["fracture"][part]["image"]
+        _matrix(ax, np.array([[im["tn"], im["fp"]], [im["fn"], im["tp"]]]), ["normal", "fractured"],
+                f"{part} (threshold {m['fracture'][part]['threshold']:.2f})")
+    _save_png(fig, out / "confusion_fracture.png")
+    names.append("confusion_fracture.png")
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    fig_c, ax_c = plt.subplots(figsize=(5, 5))
+    for part in parts:
+        idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
+        y, p = np.array([records[i].label for i in idx]), probs[idx]
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y, p)
+        e = m["fracture"][part]["image"]
+        line, = ax.plot(fpr, tpr, label=f"{part} AUC {e['auc']:.2f} (n={e['n']})")
+        ax.plot(1 - e["specificity"], e["sensitivity"], "o", color=line.get_color())
+        frac, mean = calibration_curve(y, p, n_bins=min(10, max(2, len(y) // 15)), strategy="quantile")
+        ax_c.plot(mean, frac, "o-", label=part)
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC on the true part (dot: operating point)")
+    ax.legend(loc="lower right")
+    _save_png(fig, out / "roc.png")
+    ax_c.plot([0, 1], [0, 1], ":", color="grey")
+    ax_c.set(xlabel="mean predicted probability", ylabel="observed fraction fractured", title="Calibration")
+    ax_c.legend()
+    _save_png(fig_c, out / "calibration.png")
+    names += ["roc.png", "calibration.png"]
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    xs = np.arange(len(parts))
+    kap = [m["fracture"][p]["study_mura_rule"]["kappa"] for p in parts]
+    ci = [m["fracture"][p]["study_mura_rule"]["ci95"]["kappa"] for p in parts]
+    err = np.array([[k - (c[0] if c[0] is not None else k) for k, c in zip(kap, ci)],
+                    [(c[1] if c[1] is not None else k) - k for k, c in zip(kap, ci)]])
+    ax.bar(xs, kap, yerr=err, capsize=4, color="#4c72b0", label="this model (study level, 95 % CI)")
+    for x, p in zip(xs, parts):
+        if p in MURA_PAPER_KAPPA:
+            ax.hlines(MURA_PAPER_KAPPA[p], x - 0.4, x + 0.4, colors="#c44e52", linestyles="--",
+                      label="MURA paper model (abnormality, on MURA)" if x == 0 else None)
+    ax.set_xticks(xs, parts)
+    ax.set(ylabel="Cohen's kappa", ylim=(min(0, min(kap) - 0.1), 1), title="Study-level kappa (mean probability > 0.5)")
+    ax.legend(fontsize=8, loc="lower right")
+    _save_png(fig, out / "kappa.png")
+    names.append("kappa.png")
+    return names
+
+
+def _matrix(ax, cm, labels, title):
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+
+
+def _fmt(entry, key):
+    v, ci = entry.get(key), entry.get("ci95", {}).get(key, [None, None])
+    if v is None or not np.isfinite(v):
+        return "–"
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else f"{v:.3f}"
+
+
+def report_markdown(m: dict, plots: list[str]) -> str:
+    lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
+             f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
+             f"intervals over {m['bootstrap']} resamples. Decision support only, not a diagnosis.", ""]
+    bp = m["body_part"]
+    lines += ["## Body part", "",
+              f"Accuracy {bp['accuracy']:.3f} on {bp['n']} images (classes: {', '.join(bp['labels'])}). "
+              if bp["accuracy"] is not None else "No images with a known body part. ", ""]
+    if bp["n_target"]:
+        lines += [f"- elbow, hand or shoulder images wrongly rejected: {bp['target_images_rejected']:.1%} "
+                  f"of {bp['n_target']}"]
+    if bp["n_non_target"]:
+        lines += [f"- other radiographs ({', '.join(f'{k} {v}' for k, v in sorted(bp['non_target_parts'].items()))})"
+                  f" rejected: {bp['non_target_radiographs_rejected']:.1%} of {bp['n_non_target']}"]
+    if bp["non_radiographs"]["n"]:
+        lines += [f"- generated non-radiographs rejected: {bp['non_radiographs']['rejected']:.1%} of "
+                  f"{bp['non_radiographs']['n']}"]
+    lines += ["", "## Fracture models on the true body part", "",
+              "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
+              "image probabilities (MURA rule: abnormal when > 0.5).", "",
+              "| part | images | AUC | accuracy | sensitivity | specificity | kappa | studies | study kappa (> 0.5) |",
+              "|---|---:|---|---|---|---|---|---:|---|"]
+    for part, e in m["fracture"].items():
+        im = e["image"]
+        lines.append(f"| {part} | {im['n']} ({im['positives']} fractured) | {_fmt(im, 'auc')} | "
+                     f"{_fmt(im, 'accuracy')} | {_fmt(im, 'sensitivity')} | {_fmt(im, 'specificity')} | "
+                     f"{_fmt(im, 'kappa')} | {e['n_studies']} | {_fmt(e['study_mura_rule'], 'kappa')} |")
+    if "fracture_overall" in m:
+        o = m["fracture_overall"]["image"]
+        lines += ["", f"All parts together (each model at its threshold): accuracy {_fmt(o, 'accuracy')}, "
+                      f"sensitivity {_fmt(o, 'sensitivity')}, specificity {_fmt(o, 'specificity')}, "
+                      f"kappa {_fmt(o, 'kappa')} on {o['n']} images."]
+    lines += ["", "## The whole chain", "", "| part | images | routed to its model | findings | accuracy of "
+              "fractured/normal findings |", "|---|---:|---:|---|---|"]
+    for part, e in m["fracture"].items():
+        ee = e["end_to_end"]
+        acc = f"{ee['accuracy_of_decided_findings']:.3f} (n={ee['n_decided']})" \
+            if ee["accuracy_of_decided_findings"] is not None else "–"
+        lines.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
+                     f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines += ["", "The kappa plot's reference lines are the MURA paper's model (Rajpurkar et al., 2017) on MURA's "
+                  "abnormality labels, which are broader than fracture; they are context, not a like-for-like "
+                  "comparison unless this evaluation ran on MURA."]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, layout: str = "auto",
+             batch_size: int = 32, n_boot: int = 1000, verbose: bool = True) -> dict:
+    from .predictor import Predictor
+    records, description, _ = evaluation_records(weights_dir, data_root, layout)
+    if not records:
+        raise data.DatasetError("There are no images to evaluate.")
+    predictor = Predictor(weights_dir)
+    extra = synthetic_test_images(weights_dir) if data_root is None else []
+    if verbose:
+        print(f"Evaluating {len(records)} images ({description})" + (
+            f" and {len(extra)} generated non-radiographs" if extra else ""), file=sys.stderr)
+    results = run_models(predictor, records, extra, batch_size, verbose)
+    m = compute_metrics(predictor, records, results, len(extra), n_boot)
+    m["description"], m["bootstrap"] = description, n_boot
+    m["models"] = {i.meta["name"]: {k: i.meta.get(k) for k in ("task", "part", "backbone", "image_size",
+                                                                "created", "threshold", "uncertain_band")}
+                   for i in artifacts.find_models(weights_dir)}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
+    artifacts.atomic_write_json(out_dir / "metrics.json", _finite(m))
+    artifacts.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
+    return m
+
+
+def _finite(obj):
+    """JSON has no NaN: write null instead."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
+        return None
+    return obj

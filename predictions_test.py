@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Evaluate the models on labelled X-rays and write metrics and plots.
+
+    python predictions_test.py                          # the saved test split of weights/
+    python predictions_test.py --data /path/MURA-v1.1   # MURA's official valid split
+    python predictions_test.py --data DIR --layout folders --out results/
+
+Writes metrics.json, report.md and PNG plots (training curves, confusion matrices, ROC,
+calibration, kappa against the MURA paper) to --out.
+"""
+import argparse
+from pathlib import Path
+
+from fracture_detection import cli
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv=None):
+    from fracture_detection.data import LAYOUTS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="labelled dataset (default: the weights' saved test split)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto")
+    parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
+    parser.add_argument("--out", type=Path, default=HERE / "evaluation", help="output folder (default: evaluation/)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from fracture_detection.evaluation import evaluate
+    m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
+                 verbose=not args.quiet)
+    print((args.out / "report.md").read_text())
+    print(f"Wrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and plots.")
+    return 0 if m["images"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))
