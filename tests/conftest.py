@@ -43,3 +43,27 @@ def image_dir(tmp_path):
     for src in sorted(FOLDERS.rglob("*.jpg"))[::4]:
         shutil.copy(src, d / src.name)
     return d
+
+
+@pytest.fixture(scope="session")
+def display():
+    """An X display: the current one, or a virtual one (Xvfb) started for the tests."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    if shutil.which("Xvfb") is None:
+        pytest.skip("no X display and no Xvfb (run_tests.sh installs it)")
+    for n in range(90, 110):
+        if not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["DISPLAY"] = f":{n}"
+    import time
+    for _ in range(50):
+        if Path(f"/tmp/.X11-unix/X{n}").exists():
+            break
+        time.sleep(0.1)
+    yield f":{n}"
+    proc.terminate()
+    del os.environ["DISPLAY"]
