@@ -20,9 +20,13 @@ IMAGE_SIZE = 224  # fracture lines are fine detail
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_training_args(parser, default_out=HERE / "weights", image_size=IMAGE_SIZE)
+    parser.add_argument("--pretrain-all-parts", action=argparse.BooleanOptionalAction, default=False,
+                        help="first learn fractures on every labelled radiograph (all regions), then specialise "
+                             "per part")
     args = parser.parse_args(argv)
     from fracture_detection.training import train_fracture
-    train_fracture(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts))
+    train_fracture(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
+                   pretrain_all_parts=args.pretrain_all_parts)
 
 
 if __name__ == "__main__":

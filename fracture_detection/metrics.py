@@ -93,3 +93,16 @@ def uncertain_band(y_true, prob, threshold: float, target: float = 0.95) -> list
     if len(neg):
         high = max(threshold, float(np.quantile(neg, target, method="higher")))
     return [low, high]
+
+
+def decide_body_part(probs: np.ndarray, reject: int | None, threshold: float | None) -> np.ndarray:
+    """Class index per row: the reject class when its probability reaches ``threshold``, else the
+    most probable of the other classes (plain argmax without a threshold)."""
+    probs = np.asarray(probs)
+    if len(probs) == 0:
+        return np.zeros(0, dtype=int)
+    if reject is None or threshold is None:
+        return probs.argmax(axis=1)
+    others = probs.copy()
+    others[:, reject] = -1
+    return np.where(probs[:, reject] >= threshold, reject, others.argmax(axis=1))

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import artifacts
 from .images import ImageError, colourfulness, letterbox_box, load_image, to_model_input
+from .metrics import decide_body_part
 
 FINDINGS = ("fractured", "normal", "uncertain", "not_supported", "error")
 COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a colour picture, not an X-ray
@@ -142,8 +143,9 @@ class Predictor:
         with self._lock:
             probs = np.asarray(self.body.predict_on_batch(batch))
         by_part: dict[str, list[int]] = {}
-        for i, p in zip(ok, probs):
-            k = int(np.argmax(p))
+        reject = self.classes.index(self.reject_class) if self.reject_class in self.classes else None
+        decisions = decide_body_part(probs, reject, self.body_info.meta.get("reject_threshold"))
+        for i, p, k in zip(ok, probs, decisions):
             res = out[i]
             res.part_probabilities = {c: _round(v) for c, v in zip(self.classes, p)}
             if self.classes[k] == self.reject_class:

@@ -165,65 +165,82 @@ def _features(preprocess, trunk, x, augment=None, batch_size=64):
     return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")
 
 
-def fit(x_train, y_train, x_val, y_val, classes: list[str], cfg: TrainConfig):
-    """Two-phase fine-tuning; returns ``(model, history)`` with the best weights restored.
+class Trainer:
+    """A classifier and the way it trains: two-phase fine-tuning, optionally on a cached trunk.
 
     Phase one trains only the new output layer (backbone frozen), phase two also the
-    backbone at a low learning rate.  With a cut (``frozen_through``), the backbone below the
-    cut stays frozen; its output is computed once per image (plus ``augment_copies`` augmented
-    copies) and phase two trains the layers above it on that cache, which makes CPU training
-    practical.  Either way the returned model is the whole model, preprocessing included.
+    backbone at a low learning rate.  With a cut (``frozen_through``) the backbone below the
+    cut stays frozen: :meth:`inputs` computes its output once per image (plus
+    ``augment_copies`` augmented copies) and phase two trains the layers above it on that
+    cache, which makes CPU training practical.  ``self.model`` is always the whole model,
+    preprocessing included; the trained part shares its layers.
     """
-    import keras
-    from .models import build_classifier
 
-    keras.utils.set_random_seed(cfg.seed)
-    n_classes = len(classes)
-    model = build_classifier(cfg.backbone, cfg.weights, cfg.image_size, n_classes)
-    backbone = model.get_layer("backbone")
-    cut = resolve_cut(cfg)
-    if cut is None:
-        trained, train_x, val_x = model, [x_train], x_val
-    else:
-        cut_tensor = backbone.get_layer(cut).output
-        trunk = keras.Model(backbone.input, cut_tensor)
-        top = keras.Model(cut_tensor, backbone.output)
+    def __init__(self, classes: list[str], cfg: TrainConfig):
+        import keras
+        from .models import build_classifier
+        keras.utils.set_random_seed(cfg.seed)
+        self.cfg, self.n_classes = cfg, len(classes)
+        self.model = build_classifier(cfg.backbone, cfg.weights, cfg.image_size, self.n_classes)
+        self.backbone = self.model.get_layer("backbone")
+        self.cut = resolve_cut(cfg)
+        if self.cut is None:
+            self.trained = self.model
+            return
+        cut_tensor = self.backbone.get_layer(self.cut).output
+        self.trunk = keras.Model(self.backbone.input, cut_tensor)
+        top = keras.Model(cut_tensor, self.backbone.output)
         feats = keras.Input(cut_tensor.shape[1:], name="trunk_features")
         z = top(feats, training=False)
         for name in ("pool", "dropout", "probability"):
-            z = model.get_layer(name)(z)
-        trained = keras.Model(feats, z)  # shares its layers with ``model``
-        preprocess, augment = model.get_layer("preprocess"), model.get_layer("augment")
-        if cfg.verbose:
-            print(f"Computing frozen-trunk features (up to {cut}) for {len(x_train)} training images "
-                  f"x {1 + cfg.augment_copies} copies and {len(x_val)} validation images")
-        train_x = [_features(preprocess, trunk, x_train)]
-        train_x += [_features(preprocess, trunk, x_train, augment) for _ in range(cfg.augment_copies)]
-        val_x = _features(preprocess, trunk, x_val)
-    cw = class_weights(y_train, n_classes)
-    train = _batches(train_x, y_train, cfg.batch_size, cw, shuffle=True, seed=cfg.seed)
-    val = _batches([val_x], y_val, cfg.batch_size)
-    history: dict[str, list] = {}
+            z = self.model.get_layer(name)(z)
+        self.trained = keras.Model(feats, z)
 
-    def run(epochs, lr, phase):
-        if epochs <= 0:
-            return
-        _compile(trained, lr, n_classes)
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
-                                             restore_best_weights=True)
-        h = trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
-                        callbacks=[stop] if len(y_val) else [], verbose=cfg.verbose)
-        for k, v in h.history.items():
-            history.setdefault(k, []).extend(float(a) for a in v)
-        history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+    def inputs(self, x: np.ndarray, copies: int = 0) -> list[np.ndarray]:
+        """What the trained part takes for these pixels: the original and ``copies`` augmented versions."""
+        if self.cut is None:
+            return [x]
+        preprocess, augment = self.model.get_layer("preprocess"), self.model.get_layer("augment")
+        if self.cfg.verbose:
+            print(f"Computing frozen-trunk features (up to {self.cut}) for {len(x)} images x {1 + copies} copies")
+        return [_features(preprocess, self.trunk, x)] + [
+            _features(preprocess, self.trunk, x, augment) for _ in range(copies)]
 
-    if cfg.weights != "none" and cfg.head_epochs > 0:
-        backbone.trainable = False
-        run(cfg.head_epochs, cfg.head_learning_rate, "head")
-    backbone.trainable = True
-    run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
-    history["frozen_through"] = cut
-    return model, history
+    def fit(self, train_x: list, y_train, val_x: np.ndarray, y_val, head_phase: bool = True) -> dict:
+        """Train on prepared inputs (from :meth:`inputs`); the best epoch's weights are kept."""
+        import keras
+        cfg = self.cfg
+        train = _batches(train_x, y_train, cfg.batch_size, class_weights(y_train, self.n_classes), shuffle=True,
+                         seed=cfg.seed)
+        val = _batches([val_x], y_val, cfg.batch_size)
+        history: dict[str, list] = {}
+
+        def run(epochs, lr, phase):
+            if epochs <= 0:
+                return
+            _compile(self.trained, lr, self.n_classes)
+            stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                                 restore_best_weights=True)
+            h = self.trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
+                                 callbacks=[stop] if len(y_val) else [], verbose=cfg.verbose)
+            for k, v in h.history.items():
+                history.setdefault(k, []).extend(float(a) for a in v)
+            history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+
+        if head_phase and cfg.weights != "none" and cfg.head_epochs > 0:
+            self.backbone.trainable = False
+            run(cfg.head_epochs, cfg.head_learning_rate, "head")
+        self.backbone.trainable = True
+        run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
+        history["frozen_through"] = self.cut
+        return history
+
+
+def fit(x_train, y_train, x_val, y_val, classes: list[str], cfg: TrainConfig):
+    """Train a new classifier on uint8 pixels; returns ``(model, history)``."""
+    trainer = Trainer(classes, cfg)
+    history = trainer.fit(trainer.inputs(x_train, cfg.augment_copies), y_train, trainer.inputs(x_val)[0], y_val)
+    return trainer.model, history
 
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -275,14 +292,29 @@ def fracture_validation(y_val, p_val) -> dict:
             "validation": metrics.binary_metrics(y_val, p_val, thr)}
 
 
-def body_part_validation(y_val, p_val, classes) -> dict:
-    pred = p_val.argmax(axis=1) if len(p_val) else np.zeros(0, dtype=int)
+MAX_TARGET_REJECTION = 0.01  # at most this share of elbow/hand/shoulder images may be called "not supported"
+
+
+def body_part_validation(y_val, p_val, classes, reject_class: str | None) -> dict:
+    """Validation figures, and the rejection threshold: an image is *not supported* when its
+    probability of ``reject_class`` is at least the threshold, chosen so that at most 1 % of the
+    validation images of a supported part are rejected."""
     from sklearn.metrics import confusion_matrix
-    return {"validation": {
+    out: dict = {}
+    reject = classes.index(reject_class) if reject_class in classes else None
+    if reject is not None and len(y_val):
+        target = y_val != reject
+        p_reject = np.sort(p_val[target, reject])
+        k = int(np.floor(MAX_TARGET_REJECTION * len(p_reject)))
+        # the threshold sits just above the (k+1)-th highest target score: at most k targets reach it
+        out["reject_threshold"] = float(min(1.0, np.nextafter(p_reject[-(k + 1)], 1))) if len(p_reject) else 0.5
+    pred = metrics.decide_body_part(p_val, reject, out.get("reject_threshold"))
+    out["validation"] = {
         "n": int(len(y_val)),
         "accuracy": float((pred == y_val).mean()) if len(y_val) else float("nan"),
         "confusion_matrix": confusion_matrix(y_val, pred, labels=list(range(len(classes)))).tolist(),
-    }}
+    }
+    return out
 
 
 # --- the two recipes -----------------------------------------------------------------
@@ -321,7 +353,8 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     meta = base_metadata(artifacts.BODY_PART_TASK, classes, cfg, data_root, layout, out_dir, usable, history)
     meta["reject_class"] = artifacts.REJECT_CLASS if has_other else None
     meta["synthetic_non_radiographs"] = {"count": synthetic, "seed": cfg.seed}
-    meta.update(body_part_validation(parts_data["val"][1], predict(model, parts_data["val"][0]), classes))
+    meta.update(body_part_validation(parts_data["val"][1], predict(model, parts_data["val"][0]), classes,
+                                     meta["reject_class"]))
     path = artifacts.save_model(model, meta, out_dir, "body_part")
     print(f"Saved {path} (validation accuracy {meta['validation']['accuracy']:.3f})")
     return path
@@ -337,36 +370,66 @@ def fracture_records(records: list[data.Record], part: str) -> list[data.Record]
 
 
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
-                   parts=data.TARGET_PARTS) -> list[Path]:
-    """One fracture model per part; threshold and uncertain band chosen on validation."""
+                   parts=data.TARGET_PARTS, pretrain_all_parts: bool = False) -> list[Path]:
+    """One fracture model per part; threshold and uncertain band chosen on validation.
+
+    With ``pretrain_all_parts`` a first model learns fractures on every labelled radiograph
+    (all regions, so forearm, wrist or humerus images help the elbow and shoulder models),
+    and each part's model starts from it; each part keeps its own validation set for early
+    stopping, threshold and band.
+    """
     records = data.read_dataset(data_root, layout)
     layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
     records = prepare_split(records, data_root, out_dir, cfg.seed)
+    wanted = [p for p in parts if fracture_records(records, p)]
+    for p in parts:
+        if p not in wanted:
+            print(f"No labelled {p} images in {data_root}; skipping its fracture model.", file=sys.stderr)
+    if not wanted:
+        raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
+    recs = [r for p in wanted for r in fracture_records(records, p)]
+    if pretrain_all_parts:
+        recs += [r for r in records if r.part not in wanted and r.label is not None
+                 and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
+    x, kept = load_pixels([r.path for r in recs], cfg.image_size, "Loading images for the fracture models",
+                          cfg.verbose)
+    recs = [recs[i] for i in kept]
+    y = np.array([r.label for r in recs], dtype=int)
+    split = np.array([r.split for r in recs])
+    part_of = np.array([r.part for r in recs])
+    classes = ["normal", "fractured"]
+    trainer = Trainer(classes, cfg)
+    tr, va = split == "train", split == "val"
+    train_in = trainer.inputs(x[tr], cfg.augment_copies)
+    x_val = x[va]
+    val_in = trainer.inputs(x_val)[0]
+    del x
+    general, general_history = None, None
+    if pretrain_all_parts:
+        print(f"Pre-training on every labelled radiograph: {int(tr.sum())} train, {int(va.sum())} validation")
+        general_history = trainer.fit(train_in, y[tr], val_in, y[va])
+        general = trainer.model.get_weights()
+    fresh = trainer.model.get_weights()
     saved = []
-    for part in parts:
-        recs = fracture_records(records, part)
-        if not recs:
-            print(f"No labelled {part} images in {data_root}; skipping its fracture model.", file=sys.stderr)
-            continue
-        x, kept = load_pixels([r.path for r in recs], cfg.image_size, f"Loading {part} images", cfg.verbose)
-        recs = [recs[i] for i in kept]
-        y = np.array([r.label for r in recs], dtype=int)
-        split_data = _split_arrays(x, y, np.array([r.split for r in recs]))
-        _print_counts(f"{part} fracture", ["normal", "fractured"], split_data)
-        model, history = fit(*split_data["train"], *split_data["val"], ["normal", "fractured"], cfg)
-        meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
-                             recs, history)
+    for part in wanted:
+        ptr, pva = part_of[tr] == part, part_of[va] == part
+        _print_counts(f"{part} fracture", classes, {s: (None, y[(split == s) & (part_of == part)])
+                                                   for s in data.SPLITS})
+        trainer.model.set_weights(general if general is not None else fresh)
+        history = trainer.fit([a[ptr] for a in train_in], y[tr][ptr], val_in[pva], y[va][pva],
+                              head_phase=general is None)
+        if general_history is not None:
+            history = {"pretraining": general_history, **history}
+        part_recs = [r for r in recs if r.part == part]
+        meta = base_metadata(artifacts.FRACTURE_TASK, classes, cfg, data_root, layout, out_dir, part_recs, history)
         meta["part"] = part
+        meta["training"]["pretrain_all_parts"] = pretrain_all_parts
         meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
                                  else "fractured")
-        x_val, y_val = split_data["val"]
-        meta.update(fracture_validation(y_val, predict(model, x_val)))
-        path = artifacts.save_model(model, meta, out_dir, f"fracture_{part}")
-        v = meta["validation"]
-        print(f"Saved {path} (validation AUC {v['auc']:.3f}, threshold {meta['threshold']:.3f})")
+        meta.update(fracture_validation(y[va][pva], predict(trainer.model, x_val[pva])))
+        path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
+        print(f"Saved {path} (validation AUC {meta['validation']['auc']:.3f}, threshold {meta['threshold']:.3f})")
         saved.append(path)
-    if not saved:
-        raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
     return saved
 
 
