@@ -26,11 +26,20 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--write-model-card", action="store_true",
+                        help="store the test figures in the weights' metadata and write weights/MODEL_CARD.md "
+                             "(only with the saved test split)")
     args = parser.parse_args(argv)
+    if args.write_model_card and args.data is not None:
+        parser.error("--write-model-card needs the saved test split (leave out --data)")
 
     from fracture_detection.evaluation import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
                  verbose=not args.quiet)
+    if args.write_model_card:
+        from fracture_detection.model_card import store_test_figures, write_model_card
+        store_test_figures(args.weights, m)
+        print(f"Wrote {write_model_card(args.weights, m)}")
     print((args.out / "report.md").read_text())
     print(f"Wrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and plots.")
     return 0 if m["images"] else 1

