@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,19 +34,26 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp"):
+    """A temporary path beside ``path``, renamed onto it when the block succeeds and removed when
+    it fails: readers never see half a file, and a failed write leaves the old file in place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        yield Path(tmp)
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,15 +80,8 @@ def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.keras"
-    fd, tmp = tempfile.mkstemp(dir=weights_dir, prefix=f".{name}.", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
         model.save(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     atomic_write_json(weights_dir / f"{name}.json", dict(metadata, name=name, model_file=final.name))
     return final
 
