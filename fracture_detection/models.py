@@ -144,7 +144,7 @@ def build_backbone(name: str, weights: str, image_size: int):
             f"ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
             "use --weights offline (mobilenetv2) or --weights none."
         ) from None
-    backbone = keras.Model(base.inputs, base.outputs, name="backbone")
+    backbone = keras.Model(base.input, base.output, name="backbone")
     preprocess = _minus_one_to_one() if name == "mobilenetv2" else _caffe_preprocess()
     return preprocess, backbone
 
