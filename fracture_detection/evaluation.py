@@ -36,7 +36,8 @@ def evaluation_records(weights_dir: Path, data_root: Path | None, layout: str) -
         if not root.is_dir():
             raise data.DatasetError(f"The training data ({root}) is not on this machine; pass --data.")
         records = [r for r in data.read_split(split_file, root) if r.split == "test"]
-        return records, f"test split of {Path(weights_dir).name}/ ({split_file.name}, data {root})", root
+        return records, (f"the test split of {Path(weights_dir).name}/ ({split_file.name}; data in "
+                         f"{body.meta['data']['root']} relative to it)"), root
     records = data.read_dataset(data_root, layout)
     if any(r.split == "test" for r in records):  # MURA: the official valid split
         records = [r for r in records if r.split == "test"]

@@ -70,7 +70,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "|---|---|---|---|---|---|---|"]
     for name, info in sorted(models.items()):
         meta = info.meta
-        thr = f"{meta['threshold']:.3f}" if "threshold" in meta else "argmax"
+        thr = (f"{meta['threshold']:.3f}" if "threshold" in meta else
+               f"not supported when P(other) ≥ {meta['reject_threshold']:.3f}" if "reject_threshold" in meta
+               else "most probable class")
         band = "–" if "uncertain_band" not in meta else f"{meta['uncertain_band'][0]:.3f} – {meta['uncertain_band'][1]:.3f}"
         task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
         L.append(f"| `{info.path.name}` | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
