@@ -173,7 +173,8 @@ class Predictor:
                 res.finding = fm.finding(float(p))
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
-                    res.message = "The fracture probability is near the decision threshold; review the image closely."
+                    res.message = ("The fracture probability is inside the model's uncertain band; "
+                                   "review the image closely.")
         return out
 
 
