@@ -141,8 +141,17 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     for part, e in m["fracture"].items():
         s = e["study_mura_rule"]
         L.append(f"| {part} | {e['n_studies']} | {_ci(s, 'kappa')} | {_ci(s, 'auc')} |")
-    L += ["", "The whole chain (body part, then fracture) on the same images: see `report.md` of the evaluation "
-              "for routing rates and end-to-end findings.", ""]
+    L += ["", "**The whole chain** on the same images (body part first, then the fracture model it chose; "
+              "*uncertain* means inside the validation-chosen band):", "",
+          "| part | images | routed to its own model | findings | accuracy of the fractured/normal findings |",
+          "|---|---:|---:|---|---|"]
+    for part, e in m["fracture"].items():
+        ee = e["end_to_end"]
+        acc = (f"{ee['accuracy_of_decided_findings']:.1%} (n = {ee['n_decided']})"
+               if ee["accuracy_of_decided_findings"] is not None else "–")
+        L.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
+                 f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    L.append("")
     L += ["## Intended use", "", "A second look for clinicians reading elbow, hand or shoulder radiographs of adults, "
           "as decision support: the finding, its probability and a heatmap of where the model looked, next to "
           "the image. Not for use without a clinician, not for children (not evaluated), not for other body "
