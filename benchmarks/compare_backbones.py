@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare backbones on one fracture task, on the same validation split as the bundled weights.
 
-    python benchmarks/compare_backbones.py --data ../shared/data --part hand --image-size 128 --epochs 8
+    python benchmarks/compare_backbones.py --data ../shared/data --part hand --image-size 128 --epochs 3
 
 Trains the part's fracture model once per backbone with training_fracture.py (the split is
 copied from weights/split.csv, so every run sees the same images) and writes

@@ -80,6 +80,9 @@ def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.keras"
+    if getattr(model, "optimizer", None) is not None:  # ship weights, not the optimizer's state (x3 size)
+        import keras
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
         model.save(tmp)
     atomic_write_json(weights_dir / f"{name}.json", dict(metadata, name=name, model_file=final.name))

@@ -99,8 +99,10 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         for r in c["results"]:
             v = r["validation"]
             L.append(f"| {r['backbone']} | {r['pretrained']} | {v['auc']:.3f} | {v['accuracy']:.3f} | {v['kappa']:.3f} | "
-                     f"{r['epochs_run']} | {r['train_seconds'] / 60:.0f} min | {r['model_mb']} MB |")
-        L += ["", "No ImageNet weights for ResNet50 can be installed offline here, so it starts from random "
+                     f"{r['epochs_run']} | {r['train_seconds'] / 60:.0f} min | {r['model_mb']} MB"
+                     + (f" ({r['model_mb_note']})" if r.get("model_mb_note") else "") + " |")
+        L += ["", "Training times are wall-clock on the 2-core machine while other jobs shared it. "
+                  "No ImageNet weights for ResNet50 can be installed offline here, so it starts from random "
                   "weights; on a connected machine `--backbone resnet50 --weights imagenet` gives it ImageNet "
                   "initialisation. Four ResNet50 models would also weigh about 4 × 94 MB, over the 60 MB budget "
                   "for bundled weights. MobileNetV2 ships.", ""]
