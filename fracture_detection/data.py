@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import find_images, is_candidate
+from .images import find_images
 
 TARGET_PARTS = ("elbow", "hand", "shoulder")
 MURA_PARTS = ("elbow", "finger", "forearm", "hand", "humerus", "shoulder", "wrist")

@@ -7,7 +7,6 @@ computing metrics (image and study level, bootstrap intervals), and writing
 from __future__ import annotations
 
 import io
-import json
 import sys
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +97,7 @@ def _truth_class(rec, parts) -> str | None:
     return None if rec.part == "mixed" else NOT_SUPPORTED
 
 
-def compute_metrics(predictor, records, results, n_synthetic: int, n_boot: int = 1000) -> dict:
+def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
     parts = predictor.parts
     chain = results["chain"]
     out: dict = {"images": len(records), "unreadable": sum(p.finding == "error" for p in chain)}
@@ -353,7 +352,7 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
         print(f"Evaluating {len(records)} images ({description})" + (
             f" and {len(extra)} generated non-radiographs" if extra else ""), file=sys.stderr)
     results = run_models(predictor, records, extra, batch_size, verbose)
-    m = compute_metrics(predictor, records, results, len(extra), n_boot)
+    m = compute_metrics(predictor, records, results, n_boot)
     m["description"], m["bootstrap"] = description, n_boot
     m["models"] = {i.meta["name"]: {k: i.meta.get(k) for k in ("task", "part", "backbone", "image_size",
                                                                 "created", "threshold", "uncertain_band")}

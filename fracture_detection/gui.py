@@ -11,7 +11,6 @@ import io
 import os
 import queue
 import threading
-import tkinter as tk
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog, ttk

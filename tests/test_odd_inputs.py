@@ -25,7 +25,6 @@ def grey():
 
 def _dicom(path, pixels, photometric="MONOCHROME2", bits=16, window=None, rescale=None, compress=None,
            extension=True):
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
     meta = FileMetaDataset()
