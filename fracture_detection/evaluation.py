@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, data, metrics
-from .images import ImageError, load_image
+from .images import ImageError
+from .predictor import safe_load
 
 MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
 NOT_SUPPORTED = "not_supported"
@@ -69,7 +70,7 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbos
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(sources), batch_size):
             chunk = sources[start:start + batch_size]
-            images = list(pool.map(_load, chunk))
+            images = list(pool.map(safe_load, chunk))
             chain += predictor.predict_loaded(chunk, images)
             for part in predictor.fracture:
                 idx = [k for k in range(len(chunk)) if start + k < len(records)
@@ -80,13 +81,6 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbos
             if bar is not None:
                 bar.update(min(start + batch_size, len(sources)))
     return {"chain": chain, "true_part_probability": true_part}
-
-
-def _load(src):
-    try:
-        return load_image(src)
-    except ImageError as exc:
-        return exc
 
 
 # --- metrics -------------------------------------------------------------------------

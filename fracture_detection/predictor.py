@@ -111,7 +111,7 @@ class Predictor:
         with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(sources), batch_size):
                 chunk = sources[start:start + batch_size]
-                images = list(pool.map(_safe_load, chunk))
+                images = list(pool.map(safe_load, chunk))
                 results += self.predict_loaded(chunk, images)
                 if progress is not None:
                     progress(len(results), len(sources))
@@ -200,7 +200,8 @@ def cam_to_image(cam: np.ndarray, image_shape) -> np.ndarray:
     return np.clip(big[y0:y0 + h, x0:x0 + w], 0.0, 1.0)
 
 
-def _safe_load(source):
+def safe_load(source):
+    """An RGB array, or the :class:`ImageError` saying why the source cannot be read (never raises)."""
     try:
         return load_image(source)
     except ImageError as exc:
