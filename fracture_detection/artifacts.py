@@ -1,7 +1,10 @@
 """Saved models and their metadata.
 
-A trained model is two files in a weights folder: ``<name>.keras`` and
-``<name>.json``.  The JSON is the single source of truth for what the model is:
+A trained model is a few files in a weights folder: ``<name>.keras`` (Keras, for training
+further and for any Keras backend), ``<name>.tflite`` (the same model for the LiteRT
+interpreter, which the app and predictions.py use because it starts in a fraction of the
+time; see :mod:`runtime`) and ``<name>.json``.  The bundled weights ship the ``.tflite``
+files only, to stay within their size budget.  The JSON is the single source of truth for what the model is:
 ``task`` (``body_part`` or ``fracture``), ``part`` (fracture models), ``classes``,
 ``image_size``, ``backbone``, ``threshold`` and ``uncertain_band`` (fracture
 models), the data source and split file, the training history and validation
@@ -76,7 +79,9 @@ def _json_default(o):
 
 
 def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
-    """Write ``name.keras`` then ``name.json`` atomically; returns the model path."""
+    """Write ``name.keras``, ``name.tflite`` (where the backend can export it) and then
+    ``name.json``, each atomically; returns the Keras model's path."""
+    from .runtime import export_litert
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.keras"
@@ -85,15 +90,38 @@ def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
         model.save(tmp)
-    atomic_write_json(weights_dir / f"{name}.json", dict(metadata, name=name, model_file=final.name))
+    metadata = dict(metadata, name=name, model_file=final.name)
+    metadata.pop("litert", None)
+    litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite")
+    if litert:
+        metadata["litert"] = litert
+    else:
+        print(f"{name}.tflite was not written (only the TensorFlow backend exports LiteRT); the app runs "
+              f"{final.name} through Keras until scripts/export_litert.py is run under TensorFlow.")
+    atomic_write_json(weights_dir / f"{name}.json", metadata)
     return final
 
 
 @dataclass
 class ModelInfo:
-    """A model's metadata plus where its files are."""
+    """A model's metadata plus where its files are (``path``: the Keras file, which the bundled
+    weights leave out; ``litert_path``: the LiteRT file, or None)."""
     path: Path
     meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.path.stem)
+
+    @property
+    def litert_path(self) -> Path | None:
+        litert = self.meta.get("litert") or {}
+        return self.path.parent / litert["file"] if litert.get("file") else None
+
+    @property
+    def files(self) -> list[Path]:
+        """The model files that exist (Keras and/or LiteRT)."""
+        return [p for p in (self.path, self.litert_path) if p is not None and p.is_file()]
 
     @property
     def task(self) -> str:
@@ -113,6 +141,9 @@ class ModelInfo:
 
     def load(self):
         """Load the Keras model (safe mode, no training state)."""
+        if not self.path.is_file():
+            raise WeightsError(f"The Keras file {self.path.name} is not in {self.path.parent}; this folder "
+                               "only has the model's LiteRT file.")
         import keras
         try:
             return keras.saving.load_model(self.path, compile=False, safe_mode=True)
@@ -122,7 +153,7 @@ class ModelInfo:
 
 
 def find_models(weights_dir: Path) -> list[ModelInfo]:
-    """Every complete model (JSON + .keras) in a weights folder."""
+    """Every complete model (JSON + .keras and/or .tflite) in a weights folder."""
     weights_dir = Path(weights_dir)
     found = []
     if not weights_dir.is_dir():
@@ -134,9 +165,9 @@ def find_models(weights_dir: Path) -> list[ModelInfo]:
             continue
         if not isinstance(meta, dict) or meta.get("task") not in (BODY_PART_TASK, FRACTURE_TASK):
             continue
-        model_path = weights_dir / meta.get("model_file", meta_path.stem + ".keras")
-        if model_path.is_file():
-            found.append(ModelInfo(model_path, meta))
+        info = ModelInfo(weights_dir / meta.get("model_file", meta_path.stem + ".keras"), meta)
+        if info.files:
+            found.append(info)
     return found
 
 

@@ -60,7 +60,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     weights_dir = Path(weights_dir)
     models = {i.meta["name"]: i for i in artifacts.find_models(weights_dir)}
     body = models["body_part"].meta
-    size_mb = sum(p.stat().st_size for p in weights_dir.glob("*.keras")) / 1e6
+    size_mb = sum(f.stat().st_size for f in weights_dir.iterdir() if f.is_file()) / 1e6
     L = ["# Model card: bundled fracture-screening models", "",
          "**Decision support, not a diagnosis.** These models flag likely fractures on elbow, hand and shoulder "
          "radiographs for a clinician to review. They are research models trained on small public datasets and "
@@ -75,10 +75,14 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
                else "most probable class")
         band = "–" if "uncertain_band" not in meta else f"{meta['uncertain_band'][0]:.3f} – {meta['uncertain_band'][1]:.3f}"
         task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
-        L.append(f"| `{info.path.name}` | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
-                 f"{meta['image_size']} px | {thr} | {band} | {info.path.stat().st_size / 1e6:.1f} MB |")
-    L += ["", f"All bundled weights: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
-          "inside each model, which takes RGB pixels 0–255 of a letterboxed square image.", ""]
+        files = " + ".join(f"`{f.name}`" for f in info.files)
+        L.append(f"| {files} | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
+                 f"{meta['image_size']} px | {thr} | {band} | {sum(f.stat().st_size for f in info.files) / 1e6:.1f} MB |")
+    L += ["", f"The weights folder, all files: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
+          "inside each model, which takes RGB pixels 0–255 of a letterboxed square image. The app runs the "
+          "LiteRT files (`.tflite`, float32, exported from the trained Keras models; each one's largest output "
+          "difference to its Keras model on random images is in its `.json`); the Keras files are left out of the "
+          "bundle to keep it within 60 MB, and `scripts/train_bundled.sh` re-creates them.", ""]
     L += ["Architecture: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
           "(softmax over body parts; sigmoid for fracture). Training: Adam; 2 epochs at 1e-3 on the new head with "
           "the backbone frozen, then up to 15 epochs at 1e-4 for the layers above the frozen trunk (through "

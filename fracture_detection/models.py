@@ -13,17 +13,13 @@ import keras
 import numpy as np
 from keras import layers
 
-from .pretrained import load_pth, torchvision_mobilenet_v2_path
+from .pretrained import WeightsUnavailable, load_pth, torchvision_mobilenet_v2_path
 
 BACKBONES = ("mobilenetv2", "resnet50")
 WEIGHT_SOURCES = ("offline", "imagenet", "none")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")
-
-
-class WeightsUnavailable(RuntimeError):
-    """The requested pretrained weights cannot be had on this machine."""
 
 
 # --- torchvision-layout MobileNetV2 -------------------------------------------------

@@ -10,6 +10,7 @@ Decision support only: a finding is a model's output, not a diagnosis.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts
+from .runtime import load as load_runner
 from .images import ImageError, colourfulness, letterbox_box, load_image, to_model_input
 from .metrics import decide_body_part
 
@@ -51,27 +53,27 @@ class Prediction:
         return cam_to_image(self.cam, self.image_shape)
 
 
+@dataclass
+class _Prepared:
+    """An image reduced to what the chain needs: its size, its colourfulness and each model's input."""
+    shape: tuple[int, int]
+    colourfulness: float
+    inputs: dict[int, np.ndarray]
+
+
 def _round(v):
     return None if v is None else round(float(v), 4)
 
 
 class _FractureModel:
-    """A fracture model plus a twin that also returns the last feature map, for the heatmap."""
+    """A fracture model's runner (probability and activation map) with its threshold and band."""
 
-    def __init__(self, info: artifacts.ModelInfo):
-        import keras
+    def __init__(self, info: artifacts.ModelInfo, runtime: str):
         self.info = info
-        self.model = info.load()
+        self.run = load_runner(info, runtime)
         self.size = info.image_size
         self.threshold = float(info.meta.get("threshold", 0.5))
         self.band = [float(v) for v in info.meta.get("uncertain_band", [self.threshold, self.threshold])]
-        m = self.model
-        inp = keras.Input((self.size, self.size, 3))
-        fmap = m.get_layer("backbone")(m.get_layer("preprocess")(inp), training=False)
-        z = m.get_layer("pool")(fmap)
-        prob = m.get_layer("probability")(m.get_layer("dropout")(z))
-        self.with_features = keras.Model(inp, [prob, fmap])
-        self.cam_weights = np.asarray(m.get_layer("probability").get_weights()[0])[:, 0]
 
     def finding(self, p: float) -> str:
         low, high = self.band
@@ -83,17 +85,21 @@ class _FractureModel:
 
 
 class Predictor:
-    """Loads the body-part model and every fracture model in ``weights_dir`` once."""
+    """Loads the body-part model and every fracture model in ``weights_dir`` once.
 
-    def __init__(self, weights_dir=artifacts.DEFAULT_WEIGHTS):
+    ``runtime``: ``auto`` runs each model's LiteRT file where there is one (fast start),
+    else its Keras file; ``litert`` or ``keras`` insists on one (see :mod:`runtime`).
+    """
+
+    def __init__(self, weights_dir=artifacts.DEFAULT_WEIGHTS, runtime: str = "auto"):
         self.weights_dir = Path(weights_dir)
         body_info, fracture_infos = artifacts.model_set(self.weights_dir)
         self.body_info = body_info
-        self.body = body_info.load()
+        self.body = load_runner(body_info, runtime)
         self.classes = body_info.classes
         self.reject_class = body_info.meta.get("reject_class")
-        self.fracture = {part: _FractureModel(info) for part, info in fracture_infos.items()}
-        self._lock = threading.Lock()  # Keras models are not re-entrant across threads
+        self.fracture = {part: _FractureModel(info, runtime) for part, info in fracture_infos.items()}
+        self._lock = threading.Lock()  # neither Keras models nor LiteRT interpreters are re-entrant
 
     # --- public API ------------------------------------------------------------------
 
@@ -104,34 +110,56 @@ class Predictor:
     def predict_one(self, source) -> Prediction:
         return self.predict([source])[0]
 
-    def predict(self, sources, batch_size: int = 32, progress=None) -> list[Prediction]:
-        """Analyse paths or arrays; never raises for a bad input (its finding is 'error')."""
+    def predict(self, sources, batch_size: int = 16, progress=None) -> list[Prediction]:
+        """Analyse paths or arrays; never raises for a bad input (its finding is 'error').
+
+        Two threads read and letterbox the images of the next batches while the models run
+        on the current one (both release the interpreter lock), so a folder is not read and
+        analysed one file at a time.
+        """
         sources = list(sources)
         results: list[Prediction] = []
         with ThreadPoolExecutor(max_workers=2) as pool:
+            ahead = deque(pool.submit(self._prepare, s) for s in sources[:2 * batch_size])
+            queued = len(ahead)
             for start in range(0, len(sources), batch_size):
                 chunk = sources[start:start + batch_size]
-                images = list(pool.map(safe_load, chunk))
-                results += self.predict_loaded(chunk, images)
+                prepared = [ahead.popleft().result() for _ in chunk]
+                ahead.extend(pool.submit(self._prepare, s) for s in sources[queued:queued + len(chunk)])
+                queued += len(chunk)
+                results += self._chain(chunk, prepared)
                 if progress is not None:
                     progress(len(results), len(sources))
         return results
+
+    def predict_loaded(self, sources, images) -> list[Prediction]:
+        """The chain for images already read (each an RGB array, or the ImageError it raised)."""
+        return self._chain(sources, [self._prepare(im) for im in images])
 
     def fracture_probabilities(self, images: list[np.ndarray], part: str) -> np.ndarray:
         """The ``part`` fracture model's probability for loaded images, whatever their body part."""
         fm = self.fracture[part]
         batch = np.stack([to_model_input(im, fm.size) for im in images])
         with self._lock:
-            return np.asarray(fm.model.predict_on_batch(batch))[:, 0]
+            return fm.run(batch)[0][:, 0]
 
-    def predict_loaded(self, sources, images) -> list[Prediction]:
-        """The chain for images already read (each an RGB array, or the ImageError it raised)."""
+    # --- the chain -------------------------------------------------------------------
+
+    def _prepare(self, source) -> _Prepared | ImageError:
+        """Read a source (unless it is an array or an ImageError already) and make each model's input."""
+        img = source if isinstance(source, ImageError) else safe_load(source)
+        if isinstance(img, ImageError):
+            return img
+        sizes = {self.body_info.image_size} | {fm.size for fm in self.fracture.values()}
+        return _Prepared(img.shape[:2], colourfulness(img), {s: to_model_input(img, s) for s in sizes})
+
+    def _chain(self, sources, prepared: list) -> list[Prediction]:
         out: list[Prediction] = [Prediction(path=_name(s)) for s in sources]
         ok = []
-        for i, img in enumerate(images):
-            if isinstance(img, ImageError):
-                out[i].message = str(img)
-            elif colourfulness(img) > COLOUR_LIMIT:
+        for i, item in enumerate(prepared):
+            if isinstance(item, ImageError):
+                out[i].message = str(item)
+            elif item.colourfulness > COLOUR_LIMIT:
                 out[i].finding = "not_supported"
                 out[i].message = "The image is a colour picture, not a radiograph."
             else:
@@ -139,9 +167,9 @@ class Predictor:
         if not ok:
             return out
         size = self.body_info.image_size
-        batch = np.stack([to_model_input(images[i], size) for i in ok])
+        batch = np.stack([prepared[i].inputs[size] for i in ok])
         with self._lock:
-            probs = np.asarray(self.body.predict_on_batch(batch))
+            probs = self.body(batch)[0]
         by_part: dict[str, list[int]] = {}
         reject = self.classes.index(self.reject_class) if self.reject_class in self.classes else None
         decisions = decide_body_part(probs, reject, self.body_info.meta.get("reject_threshold"))
@@ -161,13 +189,12 @@ class Predictor:
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]
-            batch = np.stack([to_model_input(images[i], fm.size) for i in idx])
+            batch = np.stack([prepared[i].inputs[fm.size] for i in idx])
             with self._lock:
-                prob, fmap = fm.with_features.predict_on_batch(batch)
-            prob, fmap = np.asarray(prob)[:, 0], np.asarray(fmap)
-            for i, p, f in zip(idx, prob, fmap):
+                prob, maps = fm.run(batch)
+            for i, p, m in zip(idx, prob[:, 0], maps):
                 res = out[i]
-                res.cam, res.image_shape = class_activation(f, fm.cam_weights), images[i].shape[:2]
+                res.cam, res.image_shape = class_activation(m), prepared[i].shape
                 res.fracture_probability = _round(p)
                 res.threshold, res.uncertain_band = _round(fm.threshold), [_round(v) for v in fm.band]
                 res.finding = fm.finding(float(p))
@@ -178,14 +205,14 @@ class Predictor:
         return out
 
 
-def class_activation(fmap: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Class activation map at feature resolution, scaled to [0, 1].
+def class_activation(activation_map: np.ndarray) -> np.ndarray:
+    """The fracture model's activation map (see :mod:`runtime`) rectified and scaled to [0, 1].
 
     With global average pooling and one linear output, Grad-CAM's channel weights are the
     output layer's weights times a positive constant, so after scaling this *is* Grad-CAM,
     computed from the same forward pass as the probability.
     """
-    cam = np.maximum(fmap @ weights, 0.0)
+    cam = np.maximum(np.asarray(activation_map, dtype="float32"), 0.0)
     return cam / cam.max() if cam.max() > 0 else cam
 
 

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+class WeightsUnavailable(RuntimeError):
+    """The requested pretrained weights cannot be had on this machine."""
+
+
 _DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
     "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,

@@ -21,10 +21,11 @@ def predictor(tiny_weights):
 
 def test_training_writes_models_metadata_and_split(tiny_weights):
     names = sorted(p.name for p in tiny_weights.iterdir())
-    assert names == ["body_part.json", "body_part.keras", "fracture_elbow.json", "fracture_elbow.keras",
-                     "fracture_hand.json", "fracture_hand.keras", "fracture_shoulder.json",
-                     "fracture_shoulder.keras", "split.csv"], "no temporary files may be left behind"
+    assert names == sorted([f"{m}.{ext}" for m in ("body_part", "fracture_elbow", "fracture_hand",
+                                                   "fracture_shoulder") for ext in ("json", "keras", "tflite")]
+                           + ["split.csv"]), "no temporary files may be left behind"
     body = json.loads((tiny_weights / "body_part.json").read_text())
+    assert body["litert"]["file"] == "body_part.tflite" and body["litert"]["max_difference_to_keras"] < 1e-4
     assert body["classes"] == ["elbow", "hand", "shoulder", "other"] and body["reject_class"] == "other"
     assert body["image_size"] == 64 and body["backbone"] == "mobilenetv2"
     assert len(body["history"]["loss"]) == 1 and "val_accuracy" in body["history"]
@@ -44,19 +45,49 @@ def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
     info = artifacts.find_models(tiny_weights)
     hand = next(m for m in info if m.part == "hand")
     x, kept = training.load_pixels([str(f) for f in files], hand.image_size, verbose=0)
-    expected = training.predict(predictor.fracture["hand"].model, x)
+    keras_model = hand.load()
+    expected = training.predict(keras_model, x)
     got = [r for r in predictor.predict(files) if r.body_part == "hand"]
+    assert got, "the tiny body-part model should call some fixture hands a hand"
     for r in got:
         i = [str(f) for f in files].index(r.path)
         assert r.fracture_probability == pytest.approx(expected[i], abs=1e-3)
+    # every hand image through the hand model directly, whatever the body-part model said
+    direct = predictor.fracture_probabilities([load_image(f) for f in files], "hand")
+    np.testing.assert_allclose(direct, expected, atol=1e-4)
     # the same pixels scaled to [0, 1] (a classic inference bug) give other answers:
     # the normalisation lives in the model and expects 0-255
-    scaled = training.predict(predictor.fracture["hand"].model, x.astype("float32") / 255.0)
+    scaled = training.predict(keras_model, x.astype("float32") / 255.0)
     assert np.abs(scaled - expected).max() > 1e-3
 
 
-def test_model_normalises_like_imagenet_training(predictor):
-    pre = predictor.fracture["hand"].model.get_layer("preprocess")
+def test_predictor_runs_litert_files_and_keras_alike(tiny_weights, predictor):
+    """The app runs the .tflite files; Keras must give the same answers, so either can ship."""
+    from fracture_detection.runtime import LiteRTModel
+    assert isinstance(predictor.body, LiteRTModel)
+    assert all(isinstance(fm.run, LiteRTModel) for fm in predictor.fracture.values())
+    files = sorted(FOLDERS.rglob("*.jpg"))
+    fast, slow = predictor.predict(files), Predictor(tiny_weights, runtime="keras").predict(files)
+    reject_at = predictor.body_info.meta["reject_threshold"]
+    same = 0
+    for a, b in zip(fast, slow):
+        for k in a.part_probabilities:
+            assert a.part_probabilities[k] == pytest.approx(b.part_probabilities[k], abs=2e-4)
+        if a.cam is not None and b.cam is not None:
+            assert a.fracture_probability == pytest.approx(b.fracture_probability, abs=2e-4)
+            np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
+        if (a.finding, a.body_part) == (b.finding, b.body_part):
+            same += 1
+        else:  # only a probability sitting on a decision boundary may tip either way
+            bounds = [reject_at] + ([a.threshold, *a.uncertain_band] if a.threshold is not None else [])
+            probs = [a.part_probabilities["other"]] + ([a.fracture_probability] if a.threshold is not None else [])
+            assert min(abs(p - t) for p in probs for t in bounds) < 1e-3, (a, b)
+    assert same >= len(fast) - 2
+
+
+def test_model_normalises_like_imagenet_training(tiny_weights):
+    hand = next(m for m in artifacts.find_models(tiny_weights) if m.part == "hand")
+    pre = hand.load().get_layer("preprocess")
     grey = np.full((1, 8, 8, 3), 127.5, dtype="float32")
     out = np.asarray(pre(grey))[0, 0, 0]
     np.testing.assert_allclose(out, (0.5 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225]),
@@ -80,7 +111,7 @@ def test_cam_equals_grad_cam(predictor):
     import tensorflow as tf
     fm = predictor.fracture["hand"]
     x = to_model_input(load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0]), fm.size)[None]
-    m = fm.model
+    m = fm.info.load()
     with tf.GradientTape() as tape:
         fmap = m.get_layer("backbone")(m.get_layer("preprocess")(x), training=False)
         tape.watch(fmap)
@@ -90,7 +121,8 @@ def test_cam_equals_grad_cam(predictor):
     grad_cam = tf.nn.relu(tf.reduce_sum(fmap * alpha[:, None, None, :], axis=-1))[0].numpy()
     grad_cam = grad_cam / grad_cam.max() if grad_cam.max() > 0 else grad_cam
     from fracture_detection.predictor import class_activation
-    np.testing.assert_allclose(class_activation(np.asarray(fmap)[0], fm.cam_weights), grad_cam, atol=1e-4)
+    _, maps = fm.run(x)  # the LiteRT file's activation map, as the app computes it
+    np.testing.assert_allclose(class_activation(maps[0]), grad_cam, atol=1e-3)
 
 
 def test_colour_photo_is_not_supported(predictor):
@@ -126,6 +158,46 @@ def test_cli_exit_codes(tiny_weights, image_dir, tmp_path):
     empty.mkdir()
     e = run_script("predictions.py", empty, "--json", "--weights", tiny_weights, check=False)
     assert e.returncode == 1 and json.loads(e.stdout)["message"] == "The folder empty contains no supported images."
+
+
+def test_cli_runs_without_tensorflow(tiny_weights, image_dir):
+    """predictions.py must not import TensorFlow or scikit-learn when LiteRT files exist:
+    importing them is most of a 20 s start on a 2-core machine."""
+    code = ("import runpy, sys; sys.argv = ['predictions.py', sys.argv[1], '--weights', sys.argv[2]]\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib') if m in sys.modules))")
+    import subprocess
+    import sys
+    from conftest import ROOT
+    proc = subprocess.run([sys.executable, "-c", code, str(image_dir), str(tiny_weights)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_litert_only_and_keras_only_weights(tiny_weights, image_dir, tmp_path):
+    """The bundled layout (.tflite + .json, no .keras) and a Keras-only folder (trained under
+    another backend) both work; export_litert.py turns the second into the first."""
+    expected = [r.to_json() for r in Predictor(tiny_weights).predict(sorted(image_dir.iterdir()))]
+    keras_only = tmp_path / "keras_only"
+    shutil.copytree(tiny_weights, keras_only, ignore=shutil.ignore_patterns("*.tflite"))
+    with pytest.raises(artifacts.WeightsError, match="No LiteRT file"):  # metadata names a .tflite that is gone
+        Predictor(keras_only, runtime="litert")
+    for f in keras_only.glob("*.json"):
+        meta = json.loads(f.read_text())
+        meta.pop("litert", None)
+        f.write_text(json.dumps(meta))
+    slow = Predictor(keras_only)
+    from fracture_detection.runtime import KerasModel
+    assert isinstance(slow.body, KerasModel)
+    proc = run_script("scripts/export_litert.py", "--weights", keras_only, "--drop-keras")
+    assert "largest difference" in proc.stdout
+    assert not list(keras_only.glob("*.keras")) and len(list(keras_only.glob("*.tflite"))) == 4
+    got = [r.to_json() for r in Predictor(keras_only).predict(sorted(image_dir.iterdir()))]
+    for a, b in zip(got, expected):
+        assert a["finding"] == b["finding"]
+        assert a["fracture_probability"] == pytest.approx(b["fracture_probability"], abs=1e-3)
+    with pytest.raises(artifacts.WeightsError, match="not in"):
+        artifacts.find_models(keras_only)[0].load()
 
 
 def test_mura_training_run(tmp_path):

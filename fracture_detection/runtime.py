@@ -1,0 +1,129 @@
+"""Running the saved models fast: LiteRT (TensorFlow Lite) files beside the Keras ones.
+
+Importing TensorFlow takes about 9 s on a 2-core machine and loading four ``.keras`` files
+another 10 s; the LiteRT interpreter imports in 0.2 s, loads a model in milliseconds and
+runs MobileNetV2 in a few milliseconds per image.  So each saved model is also exported
+as ``<name>.tflite`` (the *inference model* below: preprocessing included, the same
+pixels in) and its metadata names the file.  A model without one, or a machine without
+the ``ai-edge-litert`` package, runs through Keras instead: same outputs, slower start.
+
+The inference model of a fracture model returns ``[probability, activation map]``, the
+map being the output layer's weights applied at every position of the last feature map:
+with global average pooling and one linear output this is the class activation map,
+which equals Grad-CAM after scaling, from the same forward pass as the probability.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+RUNTIMES = ("auto", "litert", "keras")
+
+
+def litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --- building and exporting (Keras, TensorFlow backend) --------------------------------
+
+def inference_model(model, task: str):
+    """The model as the app runs it: body part -> ``[class probabilities]``,
+    fracture -> ``[probability, activation map (h, w)]``.  Shares the trained layers."""
+    import keras
+    from keras import layers
+    if task != "fracture":
+        return keras.Model(model.inputs, model.outputs, name="inference")
+    size = model.inputs[0].shape[1]
+    inp = keras.Input((size, size, 3), name="pixels")
+    fmap = model.get_layer("backbone")(model.get_layer("preprocess")(inp), training=False)
+    out = model.get_layer("probability")
+    prob = out(model.get_layer("pool")(fmap))
+    cam = layers.Dense(1, use_bias=False, name="activation_map")
+    cam_map = cam(fmap)
+    cam.set_weights([np.asarray(out.get_weights()[0])])
+    return keras.Model(inp, [prob, layers.Reshape(cam_map.shape[1:3], name="map")(cam_map)], name="inference")
+
+
+MAX_DIFFERENCE = 1e-4  # largest output difference tolerated between the LiteRT file and the Keras model
+
+
+def export_litert(model, task: str, path: Path) -> dict | None:
+    """Write ``path`` (``.tflite``, float32 like the Keras model) and check that it gives the
+    Keras model's outputs on a few random images; returns the metadata entry, or None where
+    this Keras backend cannot export (only TensorFlow can; see ``scripts/export_litert.py``).
+
+    (Float16 weights would halve the file but moved fracture probabilities by up to 0.02 on
+    test images and flipped decisions, so the files stay float32.)"""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from .artifacts import WeightsError, atomic_path
+    m = inference_model(model, task)
+    size = m.inputs[0].shape[1]
+    probe = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    expected = KerasModel(m, None)(probe)
+    with atomic_path(Path(path), suffix=".tflite") as tmp:
+        m.export(str(tmp), format="litert", verbose=False,
+                 input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32")])
+        got = LiteRTModel(tmp)(probe) if litert_available() else expected
+        diff = max(float(np.abs(a - b).max()) for a, b in zip(got, expected))
+        if diff > MAX_DIFFERENCE:
+            raise WeightsError(f"The LiteRT export of {Path(path).stem} differs from the Keras model by {diff:.1e}.")
+    return {"file": Path(path).name, "max_difference_to_keras": diff, "outputs": ["probabilities"] if task != "fracture"
+            else ["probability", "activation_map"]}
+
+
+# --- running -------------------------------------------------------------------------
+
+class LiteRTModel:
+    """A ``.tflite`` inference model; call it with a float32 batch, get its outputs as a list."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads or min(4, os.cpu_count() or 1))
+        signature = self.interpreter.get_signature_list()
+        self.key = next(iter(signature))
+        self.runner = self.interpreter.get_signature_runner(self.key)
+        self.input = signature[self.key]["inputs"][0]
+        # outputs are named output_0, output_1, ... in the order the Keras model returns them
+        self.outputs = sorted(signature[self.key]["outputs"], key=lambda n: int(n.rsplit("_", 1)[-1]))
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        out = self.runner(**{self.input: np.ascontiguousarray(batch, dtype=np.float32)})
+        return [np.asarray(out[name]) for name in self.outputs]
+
+
+class KerasModel:
+    """The same interface over the Keras model (any backend)."""
+
+    def __init__(self, model, task: str | None):
+        """``task`` None: ``model`` already is an inference model."""
+        self.model = model if task is None else inference_model(model, task)
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        out = self.model.predict_on_batch(np.asarray(batch, dtype=np.float32))
+        return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def load(info, runtime: str = "auto"):
+    """The fastest way to run a saved model (``runtime``: auto, litert or keras)."""
+    from .artifacts import WeightsError
+    tflite = info.litert_path
+    has_litert = tflite is not None and tflite.is_file()
+    if runtime == "litert" or (runtime == "auto" and has_litert and (litert_available() or not info.path.is_file())):
+        if not has_litert:
+            raise WeightsError(f"No LiteRT file is listed for {info.name}; run scripts/export_litert.py.")
+        if not litert_available():
+            raise WeightsError("The ai-edge-litert package is not installed; run ./setup.sh again.")
+        try:
+            return LiteRTModel(tflite)
+        except (ValueError, RuntimeError) as exc:
+            raise WeightsError(f"The model file {tflite.name} could not be loaded ({type(exc).__name__}).") \
+                from None
+    return KerasModel(info.load(), info.task)
