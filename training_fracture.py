@@ -3,6 +3,7 @@
 
     python training_fracture.py --data ../shared/data
     python training_fracture.py --data /path/to/MURA-v1.1 --parts hand
+    python training_fracture.py --data .cache/fracture-224.npz --frozen-through none   # scripts/make_cache.py
 
 On MURA the label is "abnormal", which is broader than "fractured".
 Writes fracture_<part>.keras and .json (with the decision threshold and uncertain band chosen

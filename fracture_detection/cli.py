@@ -14,7 +14,7 @@ def _user_errors():
     from .artifacts import WeightsError
     from .data import DatasetError
     from .images import ImageError
-    from .models import WeightsUnavailable
+    from .pretrained import WeightsUnavailable  # not .models: that would import Keras
     return (WeightsError, DatasetError, ImageError, WeightsUnavailable, FileNotFoundError)
 
 
@@ -66,6 +66,9 @@ def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_
                              "'none': fine-tune the whole backbone (use on a GPU)")
     parser.add_argument("--augment-copies", type=int, default=2,
                         help="augmented copies of each training image in the frozen-trunk cache")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES",
+                        help="stop a model's training once another epoch would pass this many minutes "
+                             "(the best epoch so far is kept); default: no limit")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--parts", nargs="+", default=["elbow", "hand", "shoulder"],
                         help="body parts to model (MURA also has finger, forearm, humerus, wrist)")
@@ -80,6 +83,6 @@ def config_from_args(args):
         backbone=args.backbone, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
         batch_size=args.batch_size, image_size=args.image_size, learning_rate=args.learning_rate,
         patience=args.patience, seed=args.seed, frozen_through=args.frozen_through,
-        augment_copies=args.augment_copies,
+        augment_copies=args.augment_copies, time_limit=None if args.time_limit is None else 60 * args.time_limit,
         verbose=2 if args.quiet else 1,
     )

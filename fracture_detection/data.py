@@ -352,13 +352,15 @@ def write_split(records: list[Record], path: Path, root: Path) -> None:
 
 def read_split(path: Path, root: Path) -> list[Record]:
     """Read a split file written by :func:`write_split`; paths are resolved against ``root``."""
-    records = []
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            row["label"] = int(row["label"]) if row["label"] != "" else None
-            row["path"] = str(Path(root) / row["path"]) if not os.path.isabs(row["path"]) else row["path"]
-            records.append(Record(**row))
-    return records
+        return [record_from_row(row, root) for row in csv.DictReader(fh)]
+
+
+def record_from_row(row: dict, root: Path) -> Record:
+    """The inverse of :meth:`Record.to_row`: a relative path is resolved against ``root``."""
+    row = dict(row, label=None if row["label"] in ("", None) else int(row["label"]))
+    row["path"] = str(Path(root) / row["path"]) if not os.path.isabs(row["path"]) else row["path"]
+    return Record(**row)
 
 
 def summarise(records: list[Record]) -> str:

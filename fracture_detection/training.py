@@ -10,6 +10,7 @@ import datetime as _dt
 import math
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ class TrainConfig:
     seed: int = 42
     frozen_through: str | None = "auto"
     augment_copies: int = 2
+    time_limit: float | None = None  # seconds for one model's training (both phases); None: no limit
     verbose: int = 1
     extra: dict = field(default_factory=dict)
 
@@ -49,15 +51,21 @@ def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, se
     no model ever trained on another's test images.
     """
     path = Path(out_dir) / SPLIT_FILE
-    if path.is_file():
-        saved = {r.path: r.split for r in data.read_split(path, data_root)}
-        if set(saved) == {r.path for r in records} or set(saved) == {str(Path(r.path).resolve()) for r in records}:
-            for r in records:
-                r.split = saved.get(r.path) or saved[str(Path(r.path).resolve())]
-            return records
+    if path.is_file() and apply_split(records, path, data_root):
+        return records
     data.assign_splits(records, seed=seed)
     data.write_split(records, path, data_root)
     return records
+
+
+def apply_split(records: list[data.Record], path: Path, data_root: Path) -> bool:
+    """Give ``records`` the splits saved in ``path``; False (records untouched) unless it lists exactly them."""
+    saved = {r.path: r.split for r in data.read_split(path, data_root)}
+    if set(saved) == {r.path for r in records} or set(saved) == {str(Path(r.path).resolve()) for r in records}:
+        for r in records:
+            r.split = saved.get(r.path) or saved[str(Path(r.path).resolve())]
+        return True
+    return False
 
 
 def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int = 1):
@@ -214,15 +222,16 @@ class Trainer:
                          seed=cfg.seed)
         val = _batches([val_x], y_val, cfg.batch_size)
         history: dict[str, list] = {}
+        deadline = _deadline(cfg.time_limit)
 
         def run(epochs, lr, phase):
-            if epochs <= 0:
+            if epochs <= 0 or deadline.reached:
                 return
             _compile(self.trained, lr, self.n_classes)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
             h = self.trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
-                                 callbacks=[stop] if len(y_val) else [], verbose=cfg.verbose)
+                                 callbacks=([stop] if len(y_val) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
@@ -233,7 +242,31 @@ class Trainer:
         self.backbone.trainable = True
         run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
         history["frozen_through"] = self.cut
+        history["time_limit_reached"] = deadline.reached
         return history
+
+
+def _deadline(seconds: float | None):
+    """A callback that ends training after the epoch when another one would end past the time limit
+    (EarlyStopping, listed before it, still restores the best epoch)."""
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.end = None if seconds is None else time.monotonic() + seconds
+            self.reached = False
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.monotonic()
+            if self.end is not None and now + (now - self.started) > self.end:
+                self.reached = self.model.stop_training = True
+                print(f"Time limit: stopping after epoch {epoch + 1}.", flush=True)
+
+    return Deadline()
 
 
 def fit(x_train, y_train, x_val, y_val, classes: list[str], cfg: TrainConfig):
@@ -278,7 +311,7 @@ def base_metadata(task: str, classes, cfg: TrainConfig, data_root: Path, layout:
         "training": {"epochs": cfg.epochs, "head_epochs": cfg.head_epochs, "batch_size": cfg.batch_size,
                      "learning_rate": cfg.learning_rate, "head_learning_rate": cfg.head_learning_rate,
                      "patience": cfg.patience, "seed": cfg.seed, "frozen_through": history.get("frozen_through"),
-                     "augment_copies": cfg.augment_copies,
+                     "augment_copies": cfg.augment_copies, "time_limit": cfg.time_limit,
                      "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), **cfg.extra},
         "history": history,
     }
@@ -377,10 +410,20 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     (all regions, so forearm, wrist or humerus images help the elbow and shoulder models),
     and each part's model starts from it; each part keeps its own validation set for early
     stopping, threshold and band.
+
+    ``data_root`` may also be a cache file made by ``scripts/make_cache.py``: the records, their
+    split and pixels then come from it, and the metadata points at the data it was made from.
     """
-    records = data.read_dataset(data_root, layout)
-    layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-    records = prepare_split(records, data_root, out_dir, cfg.seed)
+    pixels = load_pixels
+    if Path(data_root).is_file():
+        from .cache import read_cache
+        cache = read_cache(data_root, cfg.image_size)
+        data_root, layout, records, pixels = cache.data_root, cache.layout, cache.records, cache.load_pixels
+        cache.write_split(out_dir)
+    else:
+        records = data.read_dataset(data_root, layout)
+        layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
+        records = prepare_split(records, data_root, out_dir, cfg.seed)
     wanted = [p for p in parts if fracture_records(records, p)]
     for p in parts:
         if p not in wanted:
@@ -391,8 +434,7 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     if pretrain_all_parts:
         recs += [r for r in records if r.part not in wanted and r.label is not None
                  and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
-    x, kept = load_pixels([r.path for r in recs], cfg.image_size, "Loading images for the fracture models",
-                          cfg.verbose)
+    x, kept = pixels([r.path for r in recs], cfg.image_size, "Loading images for the fracture models", cfg.verbose)
     recs = [recs[i] for i in kept]
     y = np.array([r.label for r in recs], dtype=int)
     split = np.array([r.split for r in recs])
