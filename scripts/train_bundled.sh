@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-create the bundled weights, their evaluation and weights/MODEL_CARD.md from the shared data.
+# Re-create the bundled weights (.tflite + .json), their evaluation and weights/MODEL_CARD.md from the
+# shared data. The Keras files are written too and then removed; keep them with KEEP_KERAS=1.
 #   ./scripts/train_bundled.sh [DATA]      (default ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +10,5 @@ $PY training_parts.py    --data "$DATA" --out weights --quiet
 $PY training_fracture.py --data "$DATA" --out weights --quiet
 $PY benchmarks/compare_backbones.py --data "$DATA" --part hand --image-size 128 --epochs 3
 $PY predictions_test.py --out evaluation --write-model-card --quiet
+# The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
+[ "${KEEP_KERAS:-0}" = 1 ] || rm -f weights/*.keras
