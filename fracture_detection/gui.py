@@ -16,6 +16,7 @@ from pathlib import Path
 from tkinter import filedialog, ttk
 
 import customtkinter as ctk
+import numpy as np
 from PIL import Image
 
 from .images import SUPPORTED_SUFFIXES, ImageError, find_images
@@ -30,6 +31,7 @@ FINDING_STYLE = {  # text, colour
 TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 IMAGE_BOX = 560
+SHOWN_SIDE = 1600  # the image kept for the window and the PDF report: more than either needs
 SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
@@ -44,7 +46,7 @@ class View:
     """One analysed image as the window shows it."""
     path: Path
     prediction: object            # fracture_detection.predictor.Prediction
-    image: Image.Image | None     # the X-ray, RGB
+    image: Image.Image | None     # the X-ray, RGB, at most SHOWN_SIDE pixels a side
     overlay: Image.Image | None   # the X-ray with the heatmap
 
 
@@ -89,9 +91,11 @@ class Worker(threading.Thread):
             from .predictor import Prediction
             return View(path, Prediction(path=str(path), message=str(exc)), None, None)
         pred = self.predictor.predict_loaded([str(path)], [rgb])[0]
-        heat = pred.heatmap()
-        overlay = heatmap_overlay(rgb, heat) if heat is not None else None
-        return View(path, pred, Image.fromarray(rgb), overlay)
+        shown = Image.fromarray(np.ascontiguousarray(rgb))
+        shown.thumbnail((SHOWN_SIDE, SHOWN_SIDE), Image.LANCZOS)
+        heat = pred.heatmap((shown.height, shown.width))
+        overlay = heatmap_overlay(np.asarray(shown), heat) if heat is not None else None
+        return View(path, pred, shown, overlay)
 
 
 def _sentence(exc: Exception) -> str:

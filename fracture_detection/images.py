@@ -72,16 +72,23 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def _as_rgb(arr: np.ndarray) -> np.ndarray:
+    """8-bit RGB.  A grey image comes back as a read-only view that repeats its one plane three
+    times (no copy), which :func:`is_grey` recognises so that the work happens on one plane."""
     arr = _to_uint8(np.asarray(arr))
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
     if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] == 4:
+        return np.broadcast_to(np.ascontiguousarray(arr)[:, :, None], arr.shape + (3,))
+    if arr.ndim == 3 and arr.shape[2] == 4:
         arr = arr[:, :, :3]
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(f"An image array of shape {arr.shape} is not a 2-D grey or colour image.")
-    return np.ascontiguousarray(arr)
+    return arr if is_grey(arr) else np.ascontiguousarray(arr)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """True for the grey view :func:`load_image` returns for one-channel images."""
+    return rgb.ndim == 3 and rgb.strides[2] == 0
 
 
 def _read_pil(path: Path) -> np.ndarray:
@@ -91,8 +98,10 @@ def _read_pil(path: Path) -> np.ndarray:
             if im.width * im.height > MAX_PIXELS:
                 raise ImageError(f"The image is too large ({im.width}×{im.height} pixels) to analyse safely.")
             im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
                 return _as_rgb(np.asarray(im))
+            if im.mode == "1":
+                return _as_rgb(np.asarray(im.convert("L")))
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 im = im.convert("RGBA")
                 background = Image.new("RGBA", im.size, (0, 0, 0, 255))
@@ -127,10 +136,8 @@ def _read_dicom(path: Path) -> np.ndarray:
     if photometric.startswith("MONOCHROME"):
         pixels = apply_modality_lut(pixels, ds)
         pixels = apply_voi_lut(pixels, ds, index=0) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else pixels
-        rgb = _as_rgb(np.asarray(pixels, dtype="float64"))
-        if photometric == "MONOCHROME1":
-            rgb = 255 - rgb
-        return rgb
+        grey = _to_uint8(np.asarray(pixels, dtype="float64"))
+        return _as_rgb(255 - grey if photometric == "MONOCHROME1" else grey)
     if photometric not in ("RGB",):
         from pydicom.pixels import convert_color_space
         pixels = convert_color_space(pixels, photometric, "RGB")
@@ -170,23 +177,23 @@ def load_image(source) -> np.ndarray:
 
 def colourfulness(rgb: np.ndarray) -> float:
     """Mean per-pixel channel spread (0 for a grey image): radiographs are grey."""
+    if is_grey(rgb):
+        return 0.0
     small = rgb[:: max(1, rgb.shape[0] // 128), :: max(1, rgb.shape[1] // 128)].astype("int16")
     return float((small.max(axis=2) - small.min(axis=2)).mean())
 
 
 def to_model_input(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Letterbox to a black square and resize to ``size``; returns float32 pixels in [0, 255]."""
-    h, w = rgb.shape[:2]
+    """Letterbox to a black square and resize to ``size``; returns float32 RGB pixels in [0, 255].
+
+    A grey image is letterboxed on its one plane (Pillow resizes each channel alike, so the
+    pixels are the same, in a third of the time)."""
+    plane = rgb[:, :, 0] if is_grey(rgb) else rgb
+    h, w = plane.shape[:2]
     side = max(h, w)
-    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    canvas = np.zeros((side, side) + plane.shape[2:], dtype=np.uint8)
     top, left = (side - h) // 2, (side - w) // 2
-    canvas[top:top + h, left:left + w] = rgb
-    im = Image.fromarray(canvas).resize((size, size), Image.BILINEAR, reducing_gap=2.0)
-    return np.asarray(im, dtype=np.float32)
-
-
-def letterbox_box(shape: tuple[int, int]) -> tuple[float, float, float, float]:
-    """Where the original image sits inside the letterboxed square, as fractions (top, left, h, w)."""
-    h, w = shape[:2]
-    side = max(h, w)
-    return (side - h) / 2 / side, (side - w) / 2 / side, h / side, w / side
+    canvas[top:top + h, left:left + w] = plane
+    out = np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR, reducing_gap=2.0),
+                     dtype=np.float32)
+    return np.repeat(out[:, :, None], 3, axis=2) if out.ndim == 2 else out

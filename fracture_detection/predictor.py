@@ -19,7 +19,7 @@ import numpy as np
 
 from . import artifacts
 from .runtime import load as load_runner
-from .images import ImageError, colourfulness, letterbox_box, load_image, to_model_input
+from .images import ImageError, colourfulness, load_image, to_model_input
 from .metrics import decide_body_part
 
 FINDINGS = ("fractured", "normal", "uncertain", "not_supported", "error")
@@ -46,11 +46,12 @@ class Prediction:
         d.pop("cam"), d.pop("image_shape")
         return d
 
-    def heatmap(self) -> np.ndarray | None:
-        """Where the fracture model looked, in [0, 1], the size of the image (None without a fracture model)."""
+    def heatmap(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Where the fracture model looked, in [0, 1], the size of the image or ``(height, width)``
+        of a resized copy of it (None without a fracture model)."""
         if self.cam is None:
             return None
-        return cam_to_image(self.cam, self.image_shape)
+        return cam_to_image(self.cam, shape or self.image_shape)
 
 
 @dataclass
@@ -217,14 +218,26 @@ def class_activation(activation_map: np.ndarray) -> np.ndarray:
 
 
 def cam_to_image(cam: np.ndarray, image_shape) -> np.ndarray:
-    """Resize a map over the letterboxed square back onto the original image."""
-    from PIL import Image
+    """Bilinear upsampling of a map over the letterboxed square back onto the original image,
+    as two small matrix products (only the image's own rows and columns are computed)."""
     h, w = image_shape[:2]
     side = max(h, w)
-    big = np.asarray(Image.fromarray(cam.astype("float32"), mode="F").resize((side, side), Image.BILINEAR))
-    top, left, fh, fw = letterbox_box(image_shape)
-    y0, x0 = int(round(top * side)), int(round(left * side))
-    return np.clip(big[y0:y0 + h, x0:x0 + w], 0.0, 1.0)
+    top, left = (side - h) // 2, (side - w) // 2
+    rows = _bilinear_weights(cam.shape[0], side)[top:top + h]
+    cols = _bilinear_weights(cam.shape[1], side)[left:left + w]
+    return np.clip(rows @ cam.astype("float32") @ cols.T, 0.0, 1.0)
+
+
+def _bilinear_weights(n: int, size: int) -> np.ndarray:
+    """``(size, n)`` matrix resampling ``n`` cells to ``size`` pixels (cell centres, edges clamped)."""
+    pos = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
+    low = np.floor(pos).astype(int)
+    high = np.minimum(low + 1, n - 1)
+    frac = (pos - low).astype("float32")
+    weights = np.zeros((size, n), dtype="float32")
+    weights[np.arange(size), low] += 1 - frac
+    weights[np.arange(size), high] += frac
+    return weights
 
 
 def safe_load(source):

@@ -95,3 +95,26 @@ def test_letterbox_keeps_aspect_and_range(grey):
         axis = 1 if h > w else 0
         edge = x[:, 0] if axis == 1 else x[0]
         assert edge.max() == 0
+
+
+def test_grey_images_take_the_one_plane_path_with_the_same_pixels(tmp_path, grey):
+    """Grey files load as a no-copy view of one plane; letterboxing it must give exactly the
+    pixels of the full RGB path the bundled models were trained with."""
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    fast = load_image(tmp_path / "g.png")
+    assert images.is_grey(fast) and not fast.flags.writeable
+    full = np.ascontiguousarray(fast)  # an ordinary RGB array with equal channels
+    assert not images.is_grey(full)
+    for size in (64, 160, 224):
+        np.testing.assert_array_equal(to_model_input(fast, size), to_model_input(full, size))
+    assert images.colourfulness(fast) == images.colourfulness(full) == 0.0
+
+
+def test_heatmap_is_the_bilinear_resize_of_the_letterboxed_map():
+    from fracture_detection.predictor import cam_to_image
+    cam = np.random.default_rng(1).random((7, 7)).astype("float32")
+    for h, w in ((300, 500), (500, 300), (224, 224), (41, 97)):
+        side = max(h, w)
+        square = np.asarray(Image.fromarray(cam, mode="F").resize((side, side), Image.BILINEAR))
+        top, left = (side - h) // 2, (side - w) // 2
+        np.testing.assert_allclose(cam_to_image(cam, (h, w)), square[top:top + h, left:left + w], atol=1e-5)
