@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from fracture_detection import cli
+from fracture_detection.runtime import RUNTIMES
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,12 +24,14 @@ def main(argv=None):
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
     parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="auto: each model's LiteRT file where there is one (fast start), else Keras")
     args = parser.parse_args(argv)
 
     from fracture_detection.predictor import Predictor, collect_inputs, describe
     files, problems = collect_inputs(args.paths)
-    predictor = Predictor(args.weights)
+    predictor = Predictor(args.weights, runtime=args.runtime)
     progress = None if args.json or not sys.stderr.isatty() else (
         lambda done, total: print(f"\ranalysed {done}/{total}", end="", file=sys.stderr, flush=True))
     results = problems + predictor.predict(files, batch_size=args.batch_size, progress=progress)

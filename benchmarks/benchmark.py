@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from fracture_detection.runtime import RUNTIMES  # noqa: E402
 
 
 def default_images() -> Path:
@@ -50,12 +51,12 @@ def child(args_list) -> tuple[dict, float]:
     return json.loads(out.strip().splitlines()[-1]), peak
 
 
-def measure_latency(weights, image, repeats):
+def measure_latency(weights, image, repeats, runtime):
     from fracture_detection import cli
     cli.quiet_tensorflow()
     from fracture_detection.images import load_image
     from fracture_detection.predictor import Predictor
-    p = Predictor(weights)
+    p = Predictor(weights, runtime=runtime)
     for _ in range(3):  # warm-up: graph tracing, caches
         p.predict_loaded([str(image)], [load_image(image)])[0].heatmap()
     times = []
@@ -66,16 +67,16 @@ def measure_latency(weights, image, repeats):
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
     return {"median_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-            "repeats": repeats, "finding": r.finding}
+            "repeats": repeats, "finding": r.finding, "runtime": type(p.body).__name__}
 
 
-def measure_throughput(weights, folder):
+def measure_throughput(weights, folder, runtime):
     from fracture_detection import cli
     cli.quiet_tensorflow()
     from fracture_detection.images import find_images
     from fracture_detection.predictor import Predictor
     files = find_images(folder)
-    p = Predictor(weights)
+    p = Predictor(weights, runtime=runtime)
     p.predict(files[:32])
     t = time.perf_counter()
     p.predict(files)
@@ -117,14 +118,18 @@ def main():
     ap.add_argument("--images", type=Path, default=None, help="folder to draw images from")
     ap.add_argument("--folder-size", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="resize the images by this factor (saved as PNG) to measure larger files")
+    ap.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                    help="how the models run (see fracture_detection/runtime.py); the app uses auto")
     ap.add_argument("--part", help=argparse.SUPPRESS)
     ap.add_argument("--arg", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.part == "latency":
-        print(json.dumps(measure_latency(a.weights, Path(a.arg), a.repeats)))
+        print(json.dumps(measure_latency(a.weights, Path(a.arg), a.repeats, a.runtime)))
         return
     if a.part == "throughput":
-        print(json.dumps(measure_throughput(a.weights, Path(a.arg))))
+        print(json.dumps(measure_throughput(a.weights, Path(a.arg), a.runtime)))
         return
 
     from fracture_detection.images import find_images
@@ -136,22 +141,36 @@ def main():
     try:
         folder = tmp / "folder"
         folder.mkdir()
+        pixels = []
         for i in range(a.folder_size):
             src = pool[i % len(pool)]
-            shutil.copy(src, folder / f"{i:04d}{src.suffix}")
+            if a.scale == 1:
+                shutil.copy(src, folder / f"{i:04d}{src.suffix}")
+            else:  # larger files, as scanners export them: PNG, upscaled
+                from PIL import Image
+                with Image.open(src) as im:
+                    im = im.resize((round(im.width * a.scale), round(im.height * a.scale)), Image.BICUBIC)
+                    im.save(folder / f"{i:04d}.png")
+            from PIL import Image
+            with Image.open(next(folder.glob(f"{i:04d}.*"))) as im:
+                pixels.append(im.width * im.height)
+        image = next(folder.glob("0000.*"))
 
-        start = app_start(a.weights, image) if shutil.which("xdotool") else None
+        start = app_start(a.weights, image) if shutil.which("xdotool") and a.runtime == "auto" else None
         lat, lat_mem = child(["--part", "latency", "--arg", str(image), "--weights", str(a.weights),
-                              "--repeats", str(a.repeats)])
-        thr, thr_mem = child(["--part", "throughput", "--arg", str(folder), "--weights", str(a.weights)])
+                              "--repeats", str(a.repeats), "--runtime", a.runtime])
+        thr, thr_mem = child(["--part", "throughput", "--arg", str(folder), "--weights", str(a.weights),
+                              "--runtime", a.runtime])
         t = time.perf_counter()
         out, cli_mem = spawn([sys.executable, str(ROOT / "predictions.py"), str(folder), "--json",
-                              "--weights", str(a.weights)])
+                              "--weights", str(a.weights), "--runtime", a.runtime])
         whole = time.perf_counter() - t
         lines = out.count("\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    print(f"Models run with: {lat['runtime']} (--runtime {a.runtime}); folder images: mean "
+          f"{sum(pixels) / len(pixels) / 1e6:.2f} megapixels (scale {a.scale:g})")
     print("\n| what | measured | target (2-core CPU) |\n|---|---|---|")
     if start:
         print(f"| `python GUI.py IMAGE` to window on screen | {start['window_s']:.2f} s | ≤ 1 s |")

@@ -25,7 +25,7 @@ def test_training_from_a_cache_keeps_its_split_and_points_at_the_original_data(t
     assert np.abs(x[0].astype(int) - to_model_input(load_image(wanted[0].path), 64)).mean() < 2  # JPEG q95
 
     out = tmp_path / "out"
-    run_script("training_fracture.py", "--data", path, "--out", out, *TINY)
+    run_script("training_fracture.py", "--data", path, "--out", out, "--parts", "hand", *TINY)
     assert (out / "split.csv").read_text() == split_text, "the cache's whole split.csv, unchanged"
     meta = json.loads((out / "fracture_hand.json").read_text())
     assert artifacts.resolve_data_root(meta, out) == FOLDERS.resolve() and meta["data"]["layout"] == "folders"
