@@ -120,6 +120,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--scale", type=float, default=1.0,
                     help="resize the images by this factor (saved as PNG) to measure larger files")
+    ap.add_argument("--format", choices=("as-is", "png", "dicom"), default="as-is",
+                    help="copy the images as they are, or save them as PNG or 12-bit DICOM (with a window)")
     ap.add_argument("--runtime", choices=RUNTIMES, default="auto",
                     help="how the models run (see fracture_detection/runtime.py); the app uses auto")
     ap.add_argument("--part", help=argparse.SUPPRESS)
@@ -132,7 +134,9 @@ def main():
         print(json.dumps(measure_throughput(a.weights, Path(a.arg), a.runtime)))
         return
 
-    from fracture_detection.images import find_images
+    import numpy as np
+
+    from fracture_detection.images import find_images, load_image
     pool = find_images(a.images or default_images())
     image = pool[0]
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -144,16 +148,20 @@ def main():
         pixels = []
         for i in range(a.folder_size):
             src = pool[i % len(pool)]
-            if a.scale == 1:
-                shutil.copy(src, folder / f"{i:04d}{src.suffix}")
-            else:  # larger files, as scanners export them: PNG, upscaled
-                from PIL import Image
-                with Image.open(src) as im:
-                    im = im.resize((round(im.width * a.scale), round(im.height * a.scale)), Image.BICUBIC)
-                    im.save(folder / f"{i:04d}.png")
             from PIL import Image
-            with Image.open(next(folder.glob(f"{i:04d}.*"))) as im:
-                pixels.append(im.width * im.height)
+            if a.scale == 1 and a.format == "as-is":
+                shutil.copy(src, folder / f"{i:04d}{src.suffix}")
+            else:  # larger files, as scanners export them: upscaled, PNG or 12-bit DICOM with a window
+                with Image.open(src) as im:
+                    im = im.convert("L").resize((round(im.width * a.scale), round(im.height * a.scale)),
+                                                Image.BICUBIC)
+                if a.format == "dicom":
+                    from fracture_detection.synthetic import write_dicom
+                    write_dicom(folder / f"{i:04d}.dcm", np.asarray(im).astype(np.uint16) * 16, bits=12,
+                                window=(2048, 3500))
+                else:
+                    im.save(folder / f"{i:04d}.png")
+            pixels.append(load_image(next(folder.glob(f"{i:04d}.*"))).shape[:2])
         image = next(folder.glob("0000.*"))
 
         start = app_start(a.weights, image) if shutil.which("xdotool") and a.runtime == "auto" else None
@@ -170,7 +178,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"Models run with: {lat['runtime']} (--runtime {a.runtime}); folder images: mean "
-          f"{sum(pixels) / len(pixels) / 1e6:.2f} megapixels (scale {a.scale:g})")
+          f"{sum(h * w for h, w in pixels) / len(pixels) / 1e6:.2f} megapixels (scale {a.scale:g}, format {a.format})")
     print("\n| what | measured | target (2-core CPU) |\n|---|---|---|")
     if start:
         print(f"| `python GUI.py IMAGE` to window on screen | {start['window_s']:.2f} s | ≤ 1 s |")

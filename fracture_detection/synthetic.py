@@ -1,4 +1,4 @@
-"""Non-radiographs for the body-part model's ``other`` class.
+"""Made-up inputs: non-radiographs for the body-part model's ``other`` class, and DICOM files.
 
 A clinician will sooner or later open a photograph, a scanned document or a
 screenshot.  No such images ship with the X-ray datasets, so a few hundred are
@@ -82,3 +82,36 @@ def split_of(index: int, count: int) -> str:
     """Which split the ``index``-th of ``count`` generated images belongs to (72/18/10, in order)."""
     cut = (0.72 * count, 0.90 * count)
     return "train" if index < cut[0] else "val" if index < cut[1] else "test"
+
+
+def write_dicom(path, pixels, photometric="MONOCHROME2", bits=16, window=None, rescale=None, compress=None,
+                extension=True):
+    """Write grey ``pixels`` as a DICOM file (secondary capture, placeholder patient fields), for
+    the tests' odd-input corpus and the speed benchmark; returns the path written."""
+    from pathlib import Path
+
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = "Doe^Jane", "SECRET-123"
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated = 16 if bits > 8 else 8
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, 0
+    ds.PixelData = pixels.astype(np.uint16 if bits > 8 else np.uint8).tobytes()
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    if rescale:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+    if compress:
+        ds.compress(RLELossless)
+    path = Path(path)
+    out = path if extension else path.with_suffix("")
+    ds.save_as(out, enforce_file_format=True)
+    return out

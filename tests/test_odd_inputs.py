@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from fracture_detection.images import ImageError, find_images, load_image
+from fracture_detection.synthetic import write_dicom
 
 from conftest import FOLDERS
 
@@ -21,34 +22,6 @@ SOURCE = sorted((FOLDERS / "Shoulder" / "normal").glob("*.jpg"))[0]
 @pytest.fixture(scope="module")
 def grey():
     return np.asarray(Image.open(SOURCE).convert("L"))
-
-
-def _dicom(path, pixels, photometric="MONOCHROME2", bits=16, window=None, rescale=None, compress=None,
-           extension=True):
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, RLELossless, SecondaryCaptureImageStorage, generate_uid
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID = "Doe^Jane", "SECRET-123"
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.BitsAllocated = 16 if bits > 8 else 8
-    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, 0
-    ds.PixelData = pixels.astype(np.uint16 if bits > 8 else np.uint8).tobytes()
-    if window:
-        ds.WindowCenter, ds.WindowWidth = window
-    if rescale:
-        ds.RescaleSlope, ds.RescaleIntercept = rescale
-    if compress:
-        ds.compress(RLELossless)
-    out = path if extension else path.with_suffix("")
-    ds.save_as(out, enforce_file_format=True)
-    return out
 
 
 def _corr(a, b):
@@ -71,14 +44,14 @@ GOOD = {
     "webp": lambda p, g: Image.fromarray(g).save(p / "a.webp", lossless=True),
     "non_ascii_name": lambda p, g: Image.fromarray(g).save(p / "Röntgen_ręka_手.png"),
     "png_named_jpg": lambda p, g: Image.fromarray(g).save(p / "a.jpg", format="PNG"),
-    "dicom16": lambda p, g: _dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12),
-    "dicom8": lambda p, g: _dicom(p / "a.dcm", g, bits=8),
-    "dicom_monochrome1": lambda p, g: _dicom(p / "a.dcm", 4095 - g.astype(np.uint16) * 16, "MONOCHROME1", bits=12),
-    "dicom_window": lambda p, g: _dicom(p / "a.dcm", g.astype(np.uint16) * 16 + 500, bits=13,
+    "dicom16": lambda p, g: write_dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12),
+    "dicom8": lambda p, g: write_dicom(p / "a.dcm", g, bits=8),
+    "dicom_monochrome1": lambda p, g: write_dicom(p / "a.dcm", 4095 - g.astype(np.uint16) * 16, "MONOCHROME1", bits=12),
+    "dicom_window": lambda p, g: write_dicom(p / "a.dcm", g.astype(np.uint16) * 16 + 500, bits=13,
                                         window=(500 + 128 * 16, 256 * 16)),
-    "dicom_rescale": lambda p, g: _dicom(p / "a.dcm", g.astype(np.uint16) * 4, bits=12, rescale=(2.0, -100.0)),
-    "dicom_no_extension": lambda p, g: _dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12, extension=False),
-    "dicom_rle": lambda p, g: _dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12, compress=True),
+    "dicom_rescale": lambda p, g: write_dicom(p / "a.dcm", g.astype(np.uint16) * 4, bits=12, rescale=(2.0, -100.0)),
+    "dicom_no_extension": lambda p, g: write_dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12, extension=False),
+    "dicom_rle": lambda p, g: write_dicom(p / "a.dcm", g.astype(np.uint16) * 16, bits=12, compress=True),
 }
 
 
@@ -139,7 +112,7 @@ def _bomb_png():
 
 
 def _dicom_without_pixels(path):
-    out = _dicom(path, np.zeros((40, 40), np.uint16), bits=12)
+    out = write_dicom(path, np.zeros((40, 40), np.uint16), bits=12)
     import pydicom
     ds = pydicom.dcmread(out)
     del ds.PixelData
@@ -168,7 +141,7 @@ def test_unreadable_file(tmp_path, grey):
 
 def test_no_patient_data_leaves_the_reader(tmp_path, grey):
     """DICOM headers carry names and ids: nothing of them may reach a result."""
-    path = _dicom(tmp_path / "a.dcm", grey.astype(np.uint16) * 16, bits=12)
+    path = write_dicom(tmp_path / "a.dcm", grey.astype(np.uint16) * 16, bits=12)
     rgb = load_image(path)
     assert isinstance(rgb, np.ndarray)  # pixels only; the reader returns nothing else
 
