@@ -22,12 +22,27 @@ import numpy as np
 RUNTIMES = ("auto", "litert", "keras")
 
 
-def litert_available() -> bool:
+def _interpreter_class():
+    """LiteRT's interpreter; TensorFlow's copy of it where ai-edge-litert has no build (Intel
+    macOS), at TensorFlow's slower start; None without either."""
     try:
-        import ai_edge_litert.interpreter  # noqa: F401
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
     except ImportError:
-        return False
-    return True
+        pass
+    try:
+        import warnings
+
+        import tensorflow as tf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter says it is deprecated in favour of LiteRT
+            return tf.lite.Interpreter
+    except (ImportError, AttributeError):
+        return None
+
+
+def litert_available() -> bool:
+    return _interpreter_class() is not None
 
 
 # --- building and exporting (Keras, TensorFlow backend) --------------------------------
@@ -85,8 +100,11 @@ class LiteRTModel:
     """A ``.tflite`` inference model; call it with a float32 batch, get its outputs as a list."""
 
     def __init__(self, path: Path, threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads or min(4, os.cpu_count() or 1))
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.interpreter = _interpreter_class()(model_path=str(path),
+                                                    num_threads=threads or min(4, os.cpu_count() or 1))
         signature = self.interpreter.get_signature_list()
         self.key = next(iter(signature))
         self.runner = self.interpreter.get_signature_runner(self.key)
@@ -120,7 +138,7 @@ def load(info, runtime: str = "auto"):
         if not has_litert:
             raise WeightsError(f"No LiteRT file is listed for {info.name}; run scripts/export_litert.py.")
         if not litert_available():
-            raise WeightsError("The ai-edge-litert package is not installed; run ./setup.sh again.")
+            raise WeightsError("Neither ai-edge-litert nor TensorFlow is installed; run ./setup.sh again.")
         try:
             return LiteRTModel(tflite)
         except (ValueError, RuntimeError) as exc:

@@ -98,6 +98,18 @@ def test_batches_and_read_ahead_keep_every_result_in_its_place(predictor, image_
     assert [r.finding for r in whole if r.path.endswith("broken.jpg")] == ["error"]
 
 
+def test_without_ai_edge_litert_tensorflow_runs_the_same_files(tiny_weights, predictor, monkeypatch):
+    """Intel macOS has no ai-edge-litert build: TensorFlow's own interpreter must take over."""
+    import sys
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    fallback = Predictor(tiny_weights, runtime="litert")
+    assert "tensorflow" in type(fallback.body.interpreter).__module__
+    files = sorted((FOLDERS / "Hand").rglob("*.jpg"))
+    for a, b in zip(fallback.predict(files), predictor.predict(files)):
+        assert a.to_json() == b.to_json()
+
+
 def test_model_normalises_like_imagenet_training(tiny_weights):
     hand = next(m for m in artifacts.find_models(tiny_weights) if m.part == "hand")
     pre = hand.load().get_layer("preprocess")
