@@ -6,8 +6,8 @@
     python training_fracture.py --data .cache/fracture-224.npz --frozen-through none   # scripts/make_cache.py
 
 On MURA the label is "abnormal", which is broader than "fractured".
-Writes fracture_<part>.keras and .json (with the decision threshold and uncertain band chosen
-on the validation split) and split.csv to --out (default: weights/).
+Writes fracture_<part>.keras, .tflite (what the app runs) and .json (with the decision threshold
+and uncertain band chosen on the validation split) and split.csv to --out (default: weights/).
 """
 import argparse
 from pathlib import Path

@@ -4,7 +4,8 @@
     python training_parts.py --data ../shared/data
     python training_parts.py --data /path/to/MURA-v1.1 --backbone resnet50 --weights imagenet
 
-Writes body_part.keras, body_part.json and split.csv to --out (default: weights/).
+Writes body_part.keras, body_part.tflite (what the app runs), body_part.json and split.csv to --out
+(default: weights/).
 """
 import argparse
 from pathlib import Path

@@ -1,6 +1,6 @@
 """The desktop app (customtkinter).
 
-Threads: the Tk event loop runs on the main thread and never touches TensorFlow.
+Threads: the Tk event loop runs on the main thread and never runs a model.
 One worker thread loads the models and then analyses images one request at a
 time; it hands results back through a queue that the event loop polls.
 """
