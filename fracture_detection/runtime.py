@@ -4,8 +4,9 @@ Importing TensorFlow takes about 9 s on a 2-core machine and loading four ``.ker
 another 10 s; the LiteRT interpreter imports in 0.2 s, loads a model in milliseconds and
 runs MobileNetV2 in a few milliseconds per image.  So each saved model is also exported
 as ``<name>.tflite`` (the *inference model* below: preprocessing included, the same
-pixels in) and its metadata names the file.  A model without one, or a machine without
-the ``ai-edge-litert`` package, runs through Keras instead: same outputs, slower start.
+pixels in) and its metadata names the file.  A model without one runs through Keras
+instead: same outputs, slower start.  Where ``ai-edge-litert`` has no build (Intel macOS),
+TensorFlow's own ``tf.lite`` interpreter runs the same files.
 
 The inference model of a fracture model returns ``[probability, activation map]``, the
 map being the output layer's weights applied at every position of the last feature map:
