@@ -32,11 +32,8 @@ def main(argv=None):
     from fracture_detection.predictor import Predictor, collect_inputs, describe
     files, problems = collect_inputs(args.paths)
     predictor = Predictor(args.weights, runtime=args.runtime)
-    progress = None if args.json or not sys.stderr.isatty() else (
-        lambda done, total: print(f"\ranalysed {done}/{total}", end="", file=sys.stderr, flush=True))
+    progress = None if args.json else cli.progress_printer()
     results = problems + predictor.predict(files, batch_size=args.batch_size, progress=progress)
-    if progress:
-        print(file=sys.stderr)
     for r in results:
         print(json.dumps(r.to_json()) if args.json else describe(r), flush=True)
     if not args.json:

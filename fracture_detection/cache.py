@@ -56,7 +56,6 @@ def make_cache(data_root: Path, split_file: Path, out: Path, image_size: int = 2
     index = {
         "format": FORMAT, "image_size": image_size, "quality": quality, "layout": layout, "parts": list(parts),
         "data_root": os.path.relpath(data_root.resolve(), out.resolve().parent),
-        "data_root_absolute": str(data_root.resolve()),
         "split_csv": Path(split_file).read_text(encoding="utf-8"),
         "records": [recs[i].to_row(data_root) for i in kept],
     }

@@ -42,6 +42,16 @@ def run(main, argv=None) -> int:
         raise
 
 
+def progress_printer(verb: str = "analysed"):
+    """A ``progress(done, total)`` callback that keeps one status line on a terminal (None elsewhere)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{verb} {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    return progress
+
+
 def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_size: int) -> None:
     from .data import LAYOUTS
     from .models import BACKBONES, WEIGHT_SOURCES

@@ -9,14 +9,12 @@ from __future__ import annotations
 import io
 import sys
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from . import artifacts, data, metrics
 from .images import ImageError
-from .predictor import safe_load
 
 MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
 NOT_SUPPORTED = "not_supported"
@@ -63,23 +61,21 @@ def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
 
 def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbose: bool = True) -> dict:
     """Chain predictions for every record, plus each fracture model on its true part."""
-    import keras
+    from .cli import progress_printer
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
-    bar = keras.utils.Progbar(len(sources), unit_name="image") if verbose else None
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for start in range(0, len(sources), batch_size):
-            chunk = sources[start:start + batch_size]
-            images = list(pool.map(safe_load, chunk))
-            chain += predictor.predict_loaded(chunk, images)
-            for part in predictor.fracture:
-                idx = [k for k in range(len(chunk)) if start + k < len(records)
-                       and records[start + k].part == part and not isinstance(images[k], ImageError)]
-                if idx:
-                    true_part[[start + k for k in idx]] = predictor.fracture_probabilities(
-                        [images[k] for k in idx], part)
-            if bar is not None:
-                bar.update(min(start + batch_size, len(sources)))
+    progress = progress_printer("evaluated") if verbose else None
+    for chunk, prepared in predictor.read_ahead(sources, batch_size):
+        start = len(chain)
+        chain += predictor.chain(chunk, prepared)
+        for part in predictor.fracture:
+            idx = [k for k in range(len(chunk)) if start + k < len(records)
+                   and records[start + k].part == part and not isinstance(prepared[k], ImageError)]
+            if idx:
+                true_part[[start + k for k in idx]] = predictor.fracture_probabilities(
+                    [prepared[k] for k in idx], part)
+        if progress is not None:
+            progress(len(chain), len(sources))
     return {"chain": chain, "true_part_probability": true_part}
 
 

@@ -101,6 +101,7 @@ class Predictor:
         self.reject_class = body_info.meta.get("reject_class")
         self.fracture = {part: _FractureModel(info, runtime) for part, info in fracture_infos.items()}
         self._lock = threading.Lock()  # neither Keras models nor LiteRT interpreters are re-entrant
+        self._sizes = {body_info.image_size} | {fm.size for fm in self.fracture.values()}  # inputs to make
 
     # --- public API ------------------------------------------------------------------
 
@@ -112,49 +113,50 @@ class Predictor:
         return self.predict([source])[0]
 
     def predict(self, sources, batch_size: int = 16, progress=None) -> list[Prediction]:
-        """Analyse paths or arrays; never raises for a bad input (its finding is 'error').
-
-        Two threads read and letterbox the images of the next batches while the models run
-        on the current one (both release the interpreter lock), so a folder is not read and
-        analysed one file at a time.
-        """
+        """Analyse paths or arrays; never raises for a bad input (its finding is 'error')."""
         sources = list(sources)
         results: list[Prediction] = []
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            ahead = deque(pool.submit(self._prepare, s) for s in sources[:2 * batch_size])
-            queued = len(ahead)
-            for start in range(0, len(sources), batch_size):
-                chunk = sources[start:start + batch_size]
-                prepared = [ahead.popleft().result() for _ in chunk]
-                ahead.extend(pool.submit(self._prepare, s) for s in sources[queued:queued + len(chunk)])
-                queued += len(chunk)
-                results += self._chain(chunk, prepared)
-                if progress is not None:
-                    progress(len(results), len(sources))
+        for chunk, prepared in self.read_ahead(sources, batch_size):
+            results += self.chain(chunk, prepared)
+            if progress is not None:
+                progress(len(results), len(sources))
         return results
 
     def predict_loaded(self, sources, images) -> list[Prediction]:
         """The chain for images already read (each an RGB array, or the ImageError it raised)."""
-        return self._chain(sources, [self._prepare(im) for im in images])
+        return self.chain(sources, [self.prepare(im) for im in images])
 
-    def fracture_probabilities(self, images: list[np.ndarray], part: str) -> np.ndarray:
-        """The ``part`` fracture model's probability for loaded images, whatever their body part."""
-        fm = self.fracture[part]
-        batch = np.stack([to_model_input(im, fm.size) for im in images])
-        with self._lock:
-            return fm.run(batch)[0][:, 0]
+    def read_ahead(self, sources: list, batch_size: int):
+        """Yield ``(batch of sources, their prepared images)``.  Two threads read and letterbox the
+        next batches while the caller runs the models on the current one (both release the
+        interpreter lock), so a folder is not read and analysed one file at a time."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ahead = deque(pool.submit(self.prepare, s) for s in sources[:2 * batch_size])
+            queued = len(ahead)
+            for start in range(0, len(sources), batch_size):
+                chunk = sources[start:start + batch_size]
+                prepared = [ahead.popleft().result() for _ in chunk]
+                ahead.extend(pool.submit(self.prepare, s) for s in sources[queued:queued + len(chunk)])
+                queued += len(chunk)
+                yield chunk, prepared
 
-    # --- the chain -------------------------------------------------------------------
-
-    def _prepare(self, source) -> _Prepared | ImageError:
+    def prepare(self, source) -> _Prepared | ImageError:
         """Read a source (unless it is an array or an ImageError already) and make each model's input."""
         img = source if isinstance(source, ImageError) else safe_load(source)
         if isinstance(img, ImageError):
             return img
-        sizes = {self.body_info.image_size} | {fm.size for fm in self.fracture.values()}
-        return _Prepared(img.shape[:2], colourfulness(img), {s: to_model_input(img, s) for s in sizes})
+        return _Prepared(img.shape[:2], colourfulness(img), {s: to_model_input(img, s) for s in self._sizes})
 
-    def _chain(self, sources, prepared: list) -> list[Prediction]:
+    def fracture_probabilities(self, prepared: list[_Prepared], part: str) -> np.ndarray:
+        """The ``part`` fracture model's probability for prepared images, whatever their body part."""
+        fm = self.fracture[part]
+        with self._lock:
+            return fm.run(np.stack([p.inputs[fm.size] for p in prepared]))[0][:, 0]
+
+    # --- the chain -------------------------------------------------------------------
+
+    def chain(self, sources, prepared: list) -> list[Prediction]:
+        """Body part, then that part's fracture model, for prepared images (see :meth:`prepare`)."""
         out: list[Prediction] = [Prediction(path=_name(s)) for s in sources]
         ok = []
         for i, item in enumerate(prepared):

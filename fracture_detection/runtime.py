@@ -87,7 +87,7 @@ def export_litert(model, task: str, path: Path) -> dict | None:
     with atomic_path(Path(path), suffix=".tflite") as tmp:
         m.export(str(tmp), format="litert", verbose=False,
                  input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32")])
-        got = LiteRTModel(tmp)(probe) if litert_available() else expected
+        got = LiteRTModel(tmp)(probe)
         diff = max(float(np.abs(a - b).max()) for a, b in zip(got, expected))
         if diff > MAX_DIFFERENCE:
             raise WeightsError(f"The LiteRT export of {Path(path).stem} differs from the Keras model by {diff:.1e}.")

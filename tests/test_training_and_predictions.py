@@ -53,7 +53,7 @@ def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
         i = [str(f) for f in files].index(r.path)
         assert r.fracture_probability == pytest.approx(expected[i], abs=1e-3)
     # every hand image through the hand model directly, whatever the body-part model said
-    direct = predictor.fracture_probabilities([load_image(f) for f in files], "hand")
+    direct = predictor.fracture_probabilities([predictor.prepare(f) for f in files], "hand")
     np.testing.assert_allclose(direct, expected, atol=1e-4)
     # the same pixels scaled to [0, 1] (a classic inference bug) give other answers:
     # the normalisation lives in the model and expects 0-255
