@@ -1,7 +1,7 @@
 """Metrics the field reports, with bootstrap intervals and MURA-style study aggregation.
 
-scikit-learn is imported where it is used: the app needs only :func:`decide_body_part`,
-and importing scikit-learn would add about 1.7 s to its start.
+scikit-learn is imported where it is used: importing it would add about 1.7 s to the app's
+start, and the app needs none of this module (its decisions are in :mod:`decisions`).
 """
 from __future__ import annotations
 
@@ -85,30 +85,3 @@ def youden_threshold(y_true, prob) -> float:
     fpr, tpr, thr = roc_curve(y, prob)
     best = int(np.argmax(tpr - fpr))
     return float(np.clip(thr[best], 1e-6, 1.0))
-
-
-def uncertain_band(y_true, prob, threshold: float, target: float = 0.95) -> list[float]:
-    """``[low, high]`` around ``threshold``: below ``low`` lie at most 5 % of the fractured cases,
-    above ``high`` at most 5 % of the normal ones (both measured on the data given)."""
-    y = np.asarray(y_true, dtype=int)
-    p = np.asarray(prob, dtype=float)
-    pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
-    low = high = threshold
-    if len(pos):
-        low = min(threshold, float(np.quantile(pos, 1 - target, method="lower")))
-    if len(neg):
-        high = max(threshold, float(np.quantile(neg, target, method="higher")))
-    return [low, high]
-
-
-def decide_body_part(probs: np.ndarray, reject: int | None, threshold: float | None) -> np.ndarray:
-    """Class index per row: the reject class when its probability reaches ``threshold``, else the
-    most probable of the other classes (plain argmax without a threshold)."""
-    probs = np.asarray(probs)
-    if len(probs) == 0:
-        return np.zeros(0, dtype=int)
-    if reject is None or threshold is None:
-        return probs.argmax(axis=1)
-    others = probs.copy()
-    others[:, reject] = -1
-    return np.where(probs[:, reject] >= threshold, reject, others.argmax(axis=1))

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts
-from .runtime import load as load_runner
+from . import artifacts, decisions
+from .decisions import FINDINGS, reported
 from .images import ImageError, colourfulness, load_image, to_model_input
-from .metrics import decide_body_part
+from .runtime import load as load_runner
 
-FINDINGS = ("fractured", "normal", "uncertain", "not_supported", "error")
 COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a colour picture, not an X-ray
 
 
@@ -38,6 +37,11 @@ class Prediction:
     uncertain_band: list[float] | None = None
     part_probabilities: dict[str, float] = field(default_factory=dict)
     model: str | None = None
+    rejection: str | None = None           # why not analysed (decisions.REJECT_*), when not_supported
+    regions: list[dict] = field(default_factory=list)  # [{"box": [x0, y0, x1, y1], "score": s}], image pixels
+    appliance: str | None = None           # "cast or implant" when one is visible
+    appliance_probability: float | None = None
+    warning: str | None = None             # e.g. the file ends early (analysed all the same)
     image_shape: tuple | None = field(default=None, repr=False)
     cam: np.ndarray | None = field(default=None, repr=False)  # low-resolution activation map
 
@@ -62,10 +66,6 @@ class _Prepared:
     inputs: dict[int, np.ndarray]
 
 
-def _round(v):
-    return None if v is None else round(float(v), 4)
-
-
 class _FractureModel:
     """A fracture model's runner (probability and activation map) with its threshold and band."""
 
@@ -73,16 +73,12 @@ class _FractureModel:
         self.info = info
         self.run = load_runner(info, runtime)
         self.size = info.image_size
-        self.threshold = float(info.meta.get("threshold", 0.5))
-        self.band = [float(v) for v in info.meta.get("uncertain_band", [self.threshold, self.threshold])]
+        self.threshold = reported(info.meta.get("threshold", 0.5))
+        band = info.meta.get("uncertain_band", [self.threshold, self.threshold])
+        self.band = [min(reported(band[0]), self.threshold), max(reported(band[1]), self.threshold)]
 
     def finding(self, p: float) -> str:
-        low, high = self.band
-        if p >= high and p >= self.threshold:
-            return "fractured"
-        if p < low and p < self.threshold:
-            return "normal"
-        return "uncertain"
+        return decisions.fracture_finding(p, self.threshold, self.band)
 
 
 class Predictor:
@@ -99,6 +95,7 @@ class Predictor:
         self.body = load_runner(body_info, runtime)
         self.classes = body_info.classes
         self.reject_class = body_info.meta.get("reject_class")
+        self.rule = decisions.BodyPartRule.from_meta(body_info.meta)
         self.fracture = {part: _FractureModel(info, runtime) for part, info in fracture_infos.items()}
         self._lock = threading.Lock()  # neither Keras models nor LiteRT interpreters are re-entrant
         self._sizes = {body_info.image_size} | {fm.size for fm in self.fracture.values()}  # inputs to make
@@ -163,8 +160,8 @@ class Predictor:
             if isinstance(item, ImageError):
                 out[i].message = str(item)
             elif item.colourfulness > COLOUR_LIMIT:
-                out[i].finding = "not_supported"
-                out[i].message = "The image is a colour picture, not a radiograph."
+                out[i].finding, out[i].rejection = "not_supported", decisions.REJECT_COLOUR
+                out[i].message = decisions.rejection_message(decisions.REJECT_COLOUR, self.parts)
             else:
                 ok.append(i)
         if not ok:
@@ -174,17 +171,17 @@ class Predictor:
         with self._lock:
             probs = self.body(batch)[0]
         by_part: dict[str, list[int]] = {}
-        reject = self.classes.index(self.reject_class) if self.reject_class in self.classes else None
-        decisions = decide_body_part(probs, reject, self.body_info.meta.get("reject_threshold"))
-        for i, p, k in zip(ok, probs, decisions):
+        chosen, reasons = decisions.decide_body_parts(probs, self.rule)
+        for i, p, k, why in zip(ok, probs, chosen, reasons):
             res = out[i]
-            res.part_probabilities = {c: _round(v) for c, v in zip(self.classes, p)}
-            if self.classes[k] == self.reject_class:
-                res.finding = "not_supported"
-                res.message = (f"The image does not look like {_join(self.parts)} radiograph "
-                               f"({self.reject_class} {p[k]:.0%}).")
+            res.part_probabilities = {c: reported(v) for c, v in zip(self.classes, p)}
+            if why is not None:
+                best = max(self.parts, key=lambda c: res.part_probabilities[c])
+                res.finding, res.rejection = "not_supported", why
+                res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
+                                                          self.rule.floor)
                 continue
-            res.body_part, res.body_part_probability = self.classes[k], _round(p[k])
+            res.body_part, res.body_part_probability = self.classes[k], reported(p[k])
             if res.body_part not in self.fracture:
                 res.finding = "not_supported"
                 res.message = f"No fracture model for the {res.body_part} is installed."
@@ -198,9 +195,9 @@ class Predictor:
             for i, p, m in zip(idx, prob[:, 0], maps):
                 res = out[i]
                 res.cam, res.image_shape = class_activation(m), prepared[i].shape
-                res.fracture_probability = _round(p)
-                res.threshold, res.uncertain_band = _round(fm.threshold), [_round(v) for v in fm.band]
-                res.finding = fm.finding(float(p))
+                res.fracture_probability = reported(p)
+                res.threshold, res.uncertain_band = fm.threshold, list(fm.band)
+                res.finding = fm.finding(res.fracture_probability)
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
                     res.message = ("The fracture probability is inside the model's uncertain band; "
@@ -256,12 +253,6 @@ def _name(source) -> str | None:
     return None if isinstance(source, np.ndarray) else str(source)
 
 
-def _join(parts) -> str:
-    parts = list(parts)
-    words = ", ".join(parts[:-1]) + (" or " if len(parts) > 1 else "") + parts[-1] if parts else "a supported"
-    return ("an " if words[:1] in "aeiou" else "a ") + words
-
-
 def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
     """Expand files and folders (recursively) into image files; a missing path or a folder with no
     images becomes an 'error' prediction instead."""
@@ -283,10 +274,12 @@ def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
 def describe(pred: Prediction) -> str:
     """One line for a person: what was found, with the probabilities behind it."""
     name = Path(pred.path).name if pred.path else "image"
+    warning = f" ({pred.warning})" if pred.warning else ""
     if pred.finding == "error":
         return f"{name}: could not be analysed. {pred.message}"
     if pred.finding == "not_supported":
-        return f"{name}: not analysed. {pred.message}"
+        return f"{name}: not analysed. {pred.message}{warning}"
+    p, thr = decisions.format_probabilities(pred.fracture_probability, pred.threshold, *pred.uncertain_band)[:2]
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
-    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {pred.fracture_probability:.2f} "
-            f"(threshold {pred.threshold:.2f})")
+    appliance = f"; {pred.appliance} visible" if pred.appliance else ""
+    return f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (threshold {thr}){appliance}{warning}"

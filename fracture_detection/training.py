@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, metrics
+from . import artifacts, data, decisions, metrics
 from .images import ImageError, load_image, to_model_input
 
 SPLIT_FILE = "split.csv"
@@ -318,12 +318,16 @@ def base_metadata(task: str, classes, cfg: TrainConfig, data_root: Path, layout:
 
 
 def fracture_validation(y_val, p_val) -> dict:
-    """Threshold (Youden) and uncertain band chosen on validation, plus the metrics there."""
-    thr = metrics.youden_threshold(y_val, p_val)
-    band = metrics.uncertain_band(y_val, p_val, thr)
+    """Threshold (Youden) and uncertain band chosen on validation, plus the metrics there: the band
+    leaves the fewest validation images uncertain while the decided findings stay >= 90 % right
+    (:func:`decisions.select_band`)."""
+    thr = decisions.reported(metrics.youden_threshold(y_val, p_val))
+    band = decisions.select_band(y_val, p_val, thr, MIN_DECIDED_ACCURACY)
     return {"threshold": thr, "uncertain_band": band,
             "validation": metrics.binary_metrics(y_val, p_val, thr)}
 
+
+MIN_DECIDED_ACCURACY = 0.90  # the fractured and normal findings on validation, together
 
 MAX_TARGET_REJECTION = 0.01  # at most this share of elbow/hand/shoulder images may be called "not supported"
 
@@ -341,7 +345,8 @@ def body_part_validation(y_val, p_val, classes, reject_class: str | None) -> dic
         k = int(np.floor(MAX_TARGET_REJECTION * len(p_reject)))
         # the threshold sits just above the (k+1)-th highest target score: at most k targets reach it
         out["reject_threshold"] = float(min(1.0, np.nextafter(p_reject[-(k + 1)], 1))) if len(p_reject) else 0.5
-    pred = metrics.decide_body_part(p_val, reject, out.get("reject_threshold"))
+    rule = decisions.BodyPartRule(reject_index=reject, reject_threshold=out.get("reject_threshold"))
+    pred = decisions.decide_body_parts(p_val, rule)[0]
     out["validation"] = {
         "n": int(len(y_val)),
         "accuracy": float((pred == y_val).mean()) if len(y_val) else float("nan"),

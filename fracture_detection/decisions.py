@@ -1,0 +1,209 @@
+"""Every decision the tool takes from a model's numbers, in one place, with no model needed.
+
+* :func:`fracture_finding`: a fracture probability -> fractured, normal or uncertain.
+* :func:`decide_body_parts`: body-part probabilities (and an out-of-distribution score) ->
+  a part, or *not supported* with the reason.
+* :func:`study_verdict`: the findings of a study's views -> the study's finding.
+* :func:`mura_rule`: MURA's study rule (mean probability above 0.5), kept as an evaluation figure.
+* :func:`select_band`: the uncertain band chosen on validation data.
+* :func:`format_probabilities`: what a person reads, never contradicting the finding.
+
+Probabilities are compared as they are reported (rounded to :data:`DECIMALS` places), and
+thresholds and bands are stored rounded the same way, so a reported number can always be
+checked against the reported finding: fractured means ``p >= band[1]``, normal ``p < band[0]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DECIMALS = 4
+FINDINGS = ("fractured", "normal", "uncertain", "not_supported", "error")
+DECIDED = ("fractured", "normal")
+
+# why an image is not analysed (keys of Prediction.rejection)
+REJECT_OTHER = "other_region"      # the body-part model reads another region
+REJECT_DOUBT = "doubtful_part"     # no part is probable enough
+REJECT_UNFAMILIAR = "unfamiliar"   # the image is unlike every training image of the three parts
+REJECT_COLOUR = "colour"           # a colour picture, not a radiograph
+
+
+def reported(p) -> float | None:
+    """A probability as it is reported and decided on."""
+    return None if p is None else round(float(p), DECIMALS)
+
+
+# --- fracture -------------------------------------------------------------------------
+
+def fracture_finding(p: float, threshold: float, band) -> str:
+    """``fractured`` when ``p >= high``, ``normal`` when ``p < low``, else ``uncertain``, where
+    ``[low, high]`` is the band widened to contain the threshold (a band of zero width at the
+    threshold leaves nothing uncertain).  ``p`` is rounded as reported first."""
+    p = reported(p)
+    low, high = min(band[0], threshold), max(band[1], threshold)
+    if p >= high:
+        return "fractured"
+    if p < low:
+        return "normal"
+    return "uncertain"
+
+
+def study_verdict(findings) -> str:
+    """A study is fractured when any view is; else uncertain when any view is; else normal when
+    any view was decided normal; ``not_supported`` when no view was analysed (``error`` when none
+    could even be read).  Each view was decided at its own model's threshold and band."""
+    findings = list(findings)
+    for verdict in ("fractured", "uncertain", "normal"):
+        if verdict in findings:
+            return verdict
+    return "error" if findings and all(f == "error" for f in findings) else "not_supported"
+
+
+MURA_RULE_CUT = 0.5
+
+
+def mura_rule(mean_probability) -> np.ndarray | bool:
+    """MURA's study rule: abnormal when the mean of the views' probabilities is *above* 0.5
+    (exactly 0.5 is normal).  An evaluation figure, not what the app shows."""
+    m = np.asarray(mean_probability, dtype=float)
+    out = m > MURA_RULE_CUT
+    return bool(out) if out.ndim == 0 else out
+
+
+def select_band(y_true, prob, threshold: float, min_accuracy: float = 0.90) -> list[float]:
+    """``[low, high]`` around ``threshold`` that leaves the fewest images uncertain while the
+    fractured (``p >= high``) and normal (``p < low``) findings together stay at least
+    ``min_accuracy`` right on the data given.  Ties go to the narrower band, then to the
+    band closest to symmetric in the number of images it holds on each side.  Every edge is a
+    reported probability (so the stored band is exactly what the findings use)."""
+    y = np.asarray(y_true, dtype=int)
+    p = np.round(np.asarray(prob, dtype=float), DECIMALS)
+    thr = reported(threshold)
+    if len(y) == 0:
+        return [thr, thr]
+    lows = np.unique(np.concatenate([p[p <= thr], [thr]]))            # candidate lows: p < low is normal
+    highs = np.unique(np.concatenate([p[p >= thr], [thr]]))           # candidate highs: p >= high is fractured
+    order = np.argsort(p, kind="stable")
+    ps, ys = p[order], y[order]
+    # normals decided for each low: images with p < low; right ones are y == 0
+    n_below = np.searchsorted(ps, lows, side="left")
+    neg_cum = np.concatenate([[0], np.cumsum(ys == 0)])
+    right_below = neg_cum[n_below]
+    # fractured decided for each high: images with p >= high; right ones are y == 1
+    n_above = len(ps) - np.searchsorted(ps, highs, side="left")
+    pos_cum_rev = np.concatenate([np.cumsum((ys == 1)[::-1])[::-1], [0]])
+    right_above = pos_cum_rev[len(ps) - n_above]
+    best_key, best = None, [thr, thr]
+    for i, low in enumerate(lows):
+        decided = n_below[i] + n_above
+        ok = right_below[i] + right_above >= min_accuracy * decided - 1e-9
+        if not ok.any():
+            continue
+        j = np.nonzero(ok)[0]
+        keys = np.stack([len(p) - decided[j], highs[j] - low, np.abs(n_below[i] - n_above[j])], axis=1)
+        k = j[np.lexsort(keys.T[::-1])[0]]
+        key = (len(p) - decided[k], highs[k] - low, abs(int(n_below[i]) - int(n_above[k])))
+        if best_key is None or key < best_key:
+            best_key, best = key, [float(low), float(highs[k])]
+    if best_key is None:  # no band reaches the accuracy: everything uncertain
+        return [float(min(p.min(), thr)), float(np.nextafter(max(p.max(), thr), 2.0))]
+    return best
+
+
+# --- body part ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BodyPartRule:
+    """What the body-part model's metadata says about rejecting an image (all optional)."""
+    reject_index: int | None = None          # index of the 'other' class
+    reject_threshold: float | None = None    # not supported when P(other) >= this
+    floor: float | None = None               # not supported when the best part's probability < this
+    ood_threshold: float | None = None       # not supported when the OOD score > this
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "BodyPartRule":
+        classes = list(meta.get("classes", []))
+        reject = meta.get("reject_class")
+        gate = meta.get("gate") or {}
+        return cls(reject_index=classes.index(reject) if reject in classes else None,
+                   reject_threshold=meta.get("reject_threshold"),
+                   floor=gate.get("floor"), ood_threshold=gate.get("ood_threshold"))
+
+
+def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.ndarray, list[str | None]]:
+    """Per row: the chosen class index (``rule.reject_index`` when rejected) and why it was
+    rejected (None when accepted; :data:`REJECT_OTHER`, :data:`REJECT_UNFAMILIAR` or
+    :data:`REJECT_DOUBT`, checked in that order).  Without a reject class it is the argmax."""
+    probs = np.asarray(probs, dtype=float)
+    n = len(probs)
+    if n == 0:
+        return np.zeros(0, dtype=int), []
+    reject = rule.reject_index
+    targets = probs.copy()
+    if reject is not None:
+        targets[:, reject] = -1.0
+    best = targets.argmax(axis=1)
+    best_p = targets[np.arange(n), best]
+    reasons: list[str | None] = [None] * n
+    if reject is None:
+        return probs.argmax(axis=1), reasons
+    scores = None if ood_scores is None else np.asarray(ood_scores, dtype=float)
+    for i in range(n):
+        if rule.reject_threshold is not None and probs[i, reject] >= rule.reject_threshold:
+            reasons[i] = REJECT_OTHER
+        elif rule.reject_threshold is None and probs[i].argmax() == reject:
+            reasons[i] = REJECT_OTHER
+        elif rule.ood_threshold is not None and scores is not None and scores[i] > rule.ood_threshold:
+            reasons[i] = REJECT_UNFAMILIAR
+        elif rule.floor is not None and best_p[i] < rule.floor:
+            reasons[i] = REJECT_DOUBT
+    chosen = np.where([r is not None for r in reasons], reject, best)
+    return chosen.astype(int), reasons
+
+
+def rejection_message(reason: str, parts, best_part: str | None = None, best_p: float | None = None,
+                      floor: float | None = None) -> str:
+    """One sentence saying why an image was not analysed."""
+    what = "an " + _join(parts) if _join(parts)[:1] in "aeiou" else "a " + _join(parts)
+    if reason == REJECT_COLOUR:
+        return "Not analysed: this is a colour picture, not a radiograph."
+    if reason == REJECT_OTHER:
+        return f"Not {what} radiograph: the body-part model reads it as another region."
+    if reason == REJECT_UNFAMILIAR:
+        return (f"Not {what} radiograph, or one unlike any the models were trained on; "
+                "no finding is given.")
+    if reason == REJECT_DOUBT and best_part is not None and floor is not None:
+        return (f"Not analysed: the body-part model is unsure which part this is (best: {best_part} "
+                f"{best_p:.0%}, {floor:.0%} needed).")
+    return f"Not {what} radiograph."
+
+
+def _join(parts) -> str:
+    parts = list(parts)
+    if not parts:
+        return "supported"
+    return ", ".join(parts[:-1]) + (" or " if len(parts) > 1 else "") + parts[-1]
+
+
+# --- what a person reads --------------------------------------------------------------
+
+def format_probabilities(p: float, *edges: float) -> tuple[str, ...]:
+    """``p`` and the decision edges as text with one number of decimals (2, or more where two
+    different numbers would otherwise read the same), so the text never contradicts the finding;
+    ``> 0.99`` and ``< 0.01`` instead of 1.00 and 0.00."""
+    values = [reported(v) for v in (p, *edges)]
+    decimals = 2
+    while decimals < DECIMALS and any(
+            _text(values[0], decimals) == _text(e, decimals) and values[0] != e for e in values[1:]):
+        decimals += 1
+    return tuple(_text(v, decimals) for v in values)
+
+
+def _text(v: float, decimals: int) -> str:
+    top, bottom = 1 - 0.5 * 10 ** -decimals, 0.5 * 10 ** -decimals
+    if v >= top:
+        return f"> {1 - 10 ** -decimals:.{decimals}f}"
+    if v < bottom:
+        return f"< {10 ** -decimals:.{decimals}f}"
+    return f"{v:.{decimals}f}"
