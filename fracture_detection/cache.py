@@ -43,14 +43,15 @@ def decode(blob: bytes) -> np.ndarray:
 def make_cache(data_root: Path, split_file: Path, out: Path, image_size: int = 224, layout: str = "auto",
                parts=data.TARGET_PARTS, quality: int = 95, verbose: int = 1) -> Path:
     """Cache the images ``train_fracture`` would use, split as ``split_file`` says (never a new split)."""
-    from .training import apply_split, fracture_records, load_pixels
+    from .training import fracture_records, load_pixels
     data_root, out = Path(data_root), Path(out)
     records = data.read_dataset(data_root, layout)
     layout = data.detect_layout(data_root) if layout == "auto" else layout
-    if not apply_split(records, split_file, data_root):
-        raise data.DatasetError(f"{split_file} does not list exactly the images in {data_root}, and a cache "
-                                "keeps the existing split rather than making a new one.")
+    data.apply_split(records, split_file, data_root)
     recs = [r for p in parts for r in fracture_records(records, p)]
+    if any(not r.split for r in recs):
+        raise data.DatasetError(f"{split_file} does not list every image of {data_root} that the fracture models "
+                                "train on, and a cache keeps the existing split rather than making a new one.")
     x, kept = load_pixels([r.path for r in recs], image_size, "Reading images for the cache", verbose)
     blobs = [encode(a, quality) for a in x]
     index = {

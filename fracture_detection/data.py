@@ -12,7 +12,9 @@ Layouts:
   * ``folders``   ROOT/<Part>/<label>/<image>, label in fractured/positive/abnormal or normal/negative
   * ``fracatlas`` FracAtlas as published (images/Fractured, images/Non_fractured, dataset.csv)
   * ``roboflow``  the Roboflow bone-fracture YOLO export with body_parts.csv
-  * ``shared``    a folder holding ``fracatlas/`` and ``roboflow-bone-fracture/``
+  * ``spine``     the Roboflow spine-region export ({train,valid}/images): spine films, none of the
+                  modelled parts (examples of what must be rejected); no fracture label
+  * ``shared``    a folder holding ``fracatlas/``, ``roboflow-bone-fracture/`` and ``spine-region/``
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from .images import find_images
 
 TARGET_PARTS = ("elbow", "hand", "shoulder")
 MURA_PARTS = ("elbow", "finger", "forearm", "hand", "humerus", "shoulder", "wrist")
-LAYOUTS = ("auto", "mura", "folders", "fracatlas", "roboflow", "shared")
+LAYOUTS = ("auto", "mura", "folders", "fracatlas", "roboflow", "spine", "shared")
 POSITIVE_WORDS = {"fractured", "fracture", "positive", "abnormal", "1"}
 NEGATIVE_WORDS = {"normal", "negative", "non_fractured", "not_fractured", "0"}
 SPLITS = ("train", "val", "test")
@@ -260,17 +262,39 @@ def read_roboflow(root) -> list[Record]:
     return records
 
 
+# --- Roboflow spine-region export -------------------------------------------------------
+
+def read_spine(root) -> list[Record]:
+    """Spine films (part ``spine``, no fracture label); files of one source name (the part before
+    ``.rf.``) share a group."""
+    root = Path(root)
+    records = []
+    for split in ("train", "valid", "test"):
+        for img in find_images(root / split / "images"):
+            name = img.name.split(".rf.")[0]
+            records.append(Record(path=str(img), part="spine", label=None, group=f"spine:{name}",
+                                  study=f"spine:{name}", source="spine-region"))
+    if not records:
+        raise DatasetError(f"{root} holds no spine-region images ({{train,valid}}/images).")
+    return records
+
+
+SHARED_FOLDERS = {"fracatlas": read_fracatlas, "roboflow-bone-fracture": read_roboflow, "spine-region": read_spine}
+
+
 # --- dispatch ------------------------------------------------------------------------
 
 def detect_layout(root: Path) -> str:
     if _mura_root(root) is not None:
         return "mura"
-    if (root / "fracatlas").is_dir() or (root / "roboflow-bone-fracture").is_dir():
+    if any((root / name).is_dir() for name in SHARED_FOLDERS):
         return "shared"
     if (root / "dataset.csv").is_file() and (root / "images").is_dir():
         return "fracatlas"
     if (root / "body_parts.csv").is_file():
         return "roboflow"
+    if (root / "data.yaml").is_file() and any((root / s / "images").is_dir() for s in ("train", "valid")):
+        return "spine"
     if any(_label_from_word(d.name) is not None for p in root.iterdir() if p.is_dir() for d in p.iterdir()
            if d.is_dir()):
         return "folders"
@@ -290,14 +314,11 @@ def read_dataset(root, layout: str = "auto") -> list[Record]:
     if layout == "auto":
         layout = detect_layout(root)
     if layout == "shared":
-        records = []
-        if (root / "fracatlas").is_dir():
-            records += read_fracatlas(root / "fracatlas")
-        if (root / "roboflow-bone-fracture").is_dir():
-            records += read_roboflow(root / "roboflow-bone-fracture")
+        records = [r for name, reader in SHARED_FOLDERS.items() if (root / name).is_dir()
+                   for r in reader(root / name)]
     else:
         records = {"mura": read_mura, "folders": read_folders, "fracatlas": read_fracatlas,
-                   "roboflow": read_roboflow}[layout](root)
+                   "roboflow": read_roboflow, "spine": read_spine}[layout](root)
     if not records:
         raise DatasetError(f"No labelled images were found in {root}.")
     return records
@@ -335,6 +356,35 @@ def assign_splits(records: list[Record], seed: int = 42,
             counts[choice] += n
             for r in groups[g]:
                 r.split = names[choice]
+    return records
+
+
+def apply_split(records: list[Record], path: Path, root: Path) -> int:
+    """Give ``records`` the splits saved in ``path`` where it lists them (by path, as written or
+    resolved); the others keep ``split == ''``.  Returns how many were listed."""
+    saved = {r.path: r.split for r in read_split(path, root)}
+    resolved = {str(Path(p).resolve()): s for p, s in saved.items()}
+    listed = 0
+    for r in records:
+        split = saved.get(r.path) or resolved.get(str(Path(r.path).resolve()))
+        if split:
+            r.split, listed = split, listed + 1
+        elif r.split != "test":  # MURA's official valid split stays preset
+            r.split = ""
+    return listed
+
+
+def extend_split(records: list[Record], seed: int = 42) -> list[Record]:
+    """Assign a split to the records that have none, keeping every existing assignment: a new
+    image joins its group's split where the group already has one; new groups are divided as
+    :func:`assign_splits` would (grouped, stratified, seeded)."""
+    group_split = {r.group: r.split for r in records if r.split}
+    new = [r for r in records if not r.split]
+    for r in new:
+        r.split = group_split.get(r.group, "")
+    unassigned = [r for r in new if not r.split]
+    if unassigned:
+        assign_splits(unassigned, seed=seed)
     return records
 
 

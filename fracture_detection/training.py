@@ -45,27 +45,20 @@ class TrainConfig:
 # --- data --------------------------------------------------------------------------
 
 def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int) -> list[data.Record]:
-    """Reuse ``out_dir/split.csv`` when it covers exactly these images, else make and save a new split.
+    """Give ``records`` the split saved in ``out_dir/split.csv``, extended to any images it does not list
+    (see :func:`data.extend_split`), or make and save a new one.
 
     Both training scripts call this, so the body-part and fracture models share one split and
-    no model ever trained on another's test images.
+    no model ever trained on another's test images; adding a dataset never moves an image that
+    already had a split.
     """
     path = Path(out_dir) / SPLIT_FILE
-    if path.is_file() and apply_split(records, path, data_root):
+    listed = data.apply_split(records, path, data_root) if path.is_file() else 0
+    if listed == len(records):
         return records
-    data.assign_splits(records, seed=seed)
+    data.extend_split(records, seed=seed) if listed else data.assign_splits(records, seed=seed)
     data.write_split(records, path, data_root)
     return records
-
-
-def apply_split(records: list[data.Record], path: Path, data_root: Path) -> bool:
-    """Give ``records`` the splits saved in ``path``; False (records untouched) unless it lists exactly them."""
-    saved = {r.path: r.split for r in data.read_split(path, data_root)}
-    if set(saved) == {r.path for r in records} or set(saved) == {str(Path(r.path).resolve()) for r in records}:
-        for r in records:
-            r.split = saved.get(r.path) or saved[str(Path(r.path).resolve())]
-        return True
-    return False
 
 
 def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int = 1):
