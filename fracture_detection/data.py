@@ -21,6 +21,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import find_images
+from .images import ImageError, find_images, load_image, to_model_input
 
 TARGET_PARTS = ("elbow", "hand", "shoulder")
 MURA_PARTS = ("elbow", "finger", "forearm", "hand", "humerus", "shoulder", "wrist")
@@ -36,6 +38,7 @@ LAYOUTS = ("auto", "mura", "folders", "fracatlas", "roboflow", "spine", "shared"
 POSITIVE_WORDS = {"fractured", "fracture", "positive", "abnormal", "1"}
 NEGATIVE_WORDS = {"normal", "negative", "non_fractured", "not_fractured", "0"}
 SPLITS = ("train", "val", "test")
+SPLIT_FILE = "split.csv"  # beside the weights: the split every model of a folder was trained on
 
 
 class DatasetError(Exception):
@@ -421,3 +424,41 @@ def summarise(records: list[Record]) -> str:
         for part in sorted({k[1] for k in c if k[0] == split}):
             lines.append(f"{split:6} {part:10} {c[(split, part, 1)]:9d} {c[(split, part, 0)]:7d}")
     return "\n".join(lines)
+
+
+# --- what the fracture models learn from ------------------------------------------------
+
+FRACTURE_EXCLUDED_NOTES = ("possible_fracture", "conflicting_duplicate")
+
+
+def fracture_records(records: list[Record], part: str) -> list[Record]:
+    """Images of one part with a trustworthy fracture label."""
+    return [r for r in records if r.part == part and r.label is not None
+            and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
+
+
+def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int = 1):
+    """Read and letterbox every source (path or array) to ``uint8 (N, size, size, 3)``.
+
+    Unreadable files are skipped with a warning; returns ``(pixels, kept_indices)``.
+    """
+    def one(src):
+        try:
+            return to_model_input(load_image(src), size).astype(np.uint8)
+        except ImageError as exc:
+            return exc
+
+    out = np.zeros((len(sources), size, size, 3), dtype=np.uint8)
+    kept = []
+    if verbose:
+        print(desc, flush=True)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for i, res in enumerate(pool.map(one, sources)):
+            if isinstance(res, ImageError):
+                print(f"  skipped {sources[i]}: {res}", file=sys.stderr)
+            else:
+                out[len(kept)] = res
+                kept.append(i)
+            if verbose == 1 and ((i + 1) % 200 == 0 or i + 1 == len(sources)):
+                print(f"  {i + 1}/{len(sources)}", file=sys.stderr, flush=True)
+    return out[: len(kept)], np.array(kept, dtype=int)

@@ -85,3 +85,65 @@ def youden_threshold(y_true, prob) -> float:
     fpr, tpr, thr = roc_curve(y, prob)
     best = int(np.argmax(tpr - fpr))
     return float(np.clip(thr[best], 1e-6, 1.0))
+
+
+def froc_sensitivity(scored, n_lesions: int, n_images: int, false_per_image: float = 1.0) -> float | None:
+    """Region sensitivity at ``false_per_image`` false regions per image (one point of the FROC curve).
+
+    ``scored``: ``(score, kind)`` per proposed region, kind ``hit`` (the first region on a true
+    lesion), ``repeat`` (another region on a lesion already found: neither true nor false) or
+    ``false``.  Regions are taken from the highest score down while the false ones stay within
+    ``false_per_image * n_images``."""
+    if not n_lesions or not n_images:
+        return None
+    allowed, hits, false = false_per_image * n_images, 0, 0
+    for score, kind in sorted(scored, key=lambda s: -s[0]):
+        if kind == "false":
+            false += 1
+            if false > allowed:
+                break
+        elif kind == "hit":
+            hits += 1
+    return hits / n_lesions
+
+
+def localisation_items(maps, labels, square_boxes, shapes, region_threshold: float) -> list[dict]:
+    """Per image, what localisation figures need: whether the top region's centre lies in a true box
+    (fractured images with boxes; else None), every proposed region's score and kind (see
+    :func:`froc_sensitivity`) and the number of true boxes.  ``maps``: cell probabilities over the
+    letterboxed square; ``square_boxes``: true boxes as fractions of that square."""
+    from .boxes import Letterbox, box_centre_inside, regions_from_map
+    items = []
+    for m, label, b, shape in zip(maps, labels, square_boxes, shapes):
+        true_px = Letterbox(*shape).to_pixels(b) if label and len(b) else np.zeros((0, 4))
+        top = regions_from_map(m, shape, region_threshold, max_regions=1)
+        found: set[int] = set()
+        scored = []
+        for r in regions_from_map(m, shape, 0.02, max_regions=10):
+            inside = [k for k, t in enumerate(true_px) if box_centre_inside(r["box"], t[None])]
+            new = [k for k in inside if k not in found]
+            scored.append((r["score"], "hit" if new else "repeat" if inside else "false"))
+            found.update(new[:1])
+        items.append({"top_hit": box_centre_inside(top[0]["box"], true_px) if len(true_px) and top else None,
+                      "scored": scored, "n_lesions": len(true_px)})
+    return items
+
+
+def localisation(items: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
+    """Top region inside a true box (share of fractured images with boxes) and region sensitivity at
+    one false region per image (over all images), with 95 % bootstrap intervals over images."""
+    def figures(sample):
+        hits = [it["top_hit"] for it in sample if it["top_hit"] is not None]
+        return (float(np.mean(hits)) if hits else None,
+                froc_sensitivity([s for it in sample for s in it["scored"]], sum(it["n_lesions"] for it in sample),
+                                 len(sample), 1.0))
+    top, froc = figures(items)
+    out = {"top_region_in_box": top, "n_fractured_with_boxes": sum(it["top_hit"] is not None for it in items),
+           "region_sensitivity_at_1_false_per_image": froc}
+    if n_boot and items:
+        rng = np.random.default_rng(seed)
+        boot = [figures([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n_boot)]
+        out["ci95"] = {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [None, None]
+                       for name, k in (("top_region_in_box", 0), ("region_sensitivity_at_1_false_per_image", 1))
+                       for v in [[b[k] for b in boot if b[k] is not None]]}
+    return out

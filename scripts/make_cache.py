@@ -23,14 +23,14 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, required=True, help="the dataset folder the split was made on")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
     parser.add_argument("--weights", type=Path, required=True, help="folder whose split.csv is kept")
-    parser.add_argument("--image-size", type=int, default=224, help="the fracture models' input size")
+    parser.add_argument("--image-size", type=int, default=448, help="the fracture models' input size")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality (1-95)")
     parser.add_argument("--parts", nargs="+", default=list(TARGET_PARTS))
     parser.add_argument("--out", type=Path, required=True, help="the cache file to write (.npz)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     from fracture_detection.cache import make_cache, read_cache
-    from fracture_detection.training import SPLIT_FILE
+    from fracture_detection.data import SPLIT_FILE
     make_cache(args.data, args.weights / SPLIT_FILE, args.out, args.image_size, args.layout, tuple(args.parts),
                args.quality, verbose=0 if args.quiet else 1)
     records = read_cache(args.out, args.image_size).records

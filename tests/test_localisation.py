@@ -1,0 +1,124 @@
+"""Where fractures are: annotation boxes in (every format the data uses), suspected regions out.
+Exact expected values, no model needed."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from fracture_detection import boxes, metrics
+from fracture_detection.fracture_training import augment
+
+from conftest import FOLDERS
+
+
+def test_yolo_boxes_and_polygons():
+    got = boxes.parse_yolo("0 0.5 0.5 0.2 0.4\n3 0.1 0.2 0.3 0.2 0.3 0.6 0.1 0.6\n\n")
+    np.testing.assert_allclose(got, [[0.4, 0.3, 0.6, 0.7], [0.1, 0.2, 0.3, 0.6]], atol=1e-6)
+    assert boxes.parse_yolo("").shape == (0, 4)
+
+
+def test_label_files_of_each_layout(tmp_path):
+    # FracAtlas: images/Fractured/X.jpg -> Annotations/YOLO/X.txt
+    img = tmp_path / "fracatlas" / "images" / "Fractured" / "IMG1.jpg"
+    img.parent.mkdir(parents=True)
+    Image.new("L", (40, 20)).save(img)
+    (tmp_path / "fracatlas" / "Annotations" / "YOLO").mkdir(parents=True)
+    (tmp_path / "fracatlas" / "Annotations" / "YOLO" / "IMG1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    np.testing.assert_allclose(boxes.read_boxes(img), [[0.25, 0.25, 0.75, 0.75]])
+    # Roboflow: train/images/X.jpg -> train/labels/X.txt (polygons)
+    img = tmp_path / "rf" / "train" / "images" / "a.rf.1.jpg"
+    img.parent.mkdir(parents=True)
+    Image.new("L", (40, 20)).save(img)
+    (tmp_path / "rf" / "train" / "labels").mkdir(parents=True)
+    (tmp_path / "rf" / "train" / "labels" / "a.rf.1.txt").write_text("0 0.1 0.1 0.2 0.1 0.2 0.3\n")
+    np.testing.assert_allclose(boxes.read_boxes(img), [[0.1, 0.1, 0.2, 0.3]])
+    # plain folders: X.txt beside X.jpg (the committed fixtures carry their sources' boxes)
+    hand = sorted((FOLDERS / "Hand" / "fractured").glob("*.jpg"))[0]
+    assert boxes.read_boxes(hand).shape == (1, 4)
+    assert boxes.read_boxes(sorted((FOLDERS / "Hand" / "normal").glob("*.jpg"))[0]).shape == (0, 4)
+
+
+def test_boxes_follow_the_exif_orientation(tmp_path):
+    """load_image shows the image rotated by its EXIF tag, so the boxes must turn with it."""
+    img = tmp_path / "x.jpg"
+    exif = Image.Exif()
+    exif[274] = 6  # shown rotated 90° clockwise
+    Image.new("L", (40, 20)).save(img, exif=exif)
+    img.with_suffix(".txt").write_text("0 0.1 0.25 0.2 0.5\n")  # x 0.0-0.2, y 0.0-0.5 of the stored pixels
+    np.testing.assert_allclose(boxes.read_boxes(img), [[0.5, 0.0, 1.0, 0.2]], atol=1e-6)
+    assert boxes.shown_size(img) == (40, 20)
+
+
+def test_letterbox_round_trip():
+    lb = boxes.Letterbox(height=100, width=50)  # centred on a 100 x 100 square: 25 px black each side
+    sq = lb.to_square(np.array([[0.0, 0.0, 1.0, 0.5]]))
+    np.testing.assert_allclose(sq, [[0.25, 0.0, 0.75, 0.5]])
+    np.testing.assert_allclose(lb.to_pixels(sq), [[0, 0, 50, 50]])
+    inside = lb.cells_inside(4, 4)  # columns 0 and 3 lie on the black border
+    assert inside[:, 1:3].all() and not inside[:, [0, 3]].any()
+
+
+def test_grid_targets_mark_the_cells_of_a_fracture():
+    t, w = boxes.grid_targets(np.array([[0.30, 0.30, 0.45, 0.45]]), 1, 4)  # inside cell (1, 1)
+    expected = np.zeros((4, 4))
+    expected[1, 1] = 1
+    np.testing.assert_array_equal(t, expected)
+    assert w[1, 1] == 1 and w[0, 0] == boxes.OUTSIDE_WEIGHT
+    t, w = boxes.grid_targets(np.array([[0.0, 0.0, 0.5, 0.5]]), 1, 4)  # covers four cells
+    assert t.sum() == 4 and t[:2, :2].all()
+    t, w = boxes.grid_targets(np.zeros((0, 4)), 0, 4)  # a normal image: no fracture anywhere, full weight
+    assert t.sum() == 0 and (w == 1).all()
+    t, w = boxes.grid_targets(np.zeros((0, 4)), 1, 4)  # fractured without a box: the map learns nothing
+    assert (w == 0).all()
+
+
+def test_regions_from_a_map():
+    m = np.zeros((4, 4), "float32")
+    m[0, 0], m[0, 1] = 0.9, 0.6     # one region of two touching cells
+    m[3, 3] = 0.7                   # another
+    m[2, 0] = 0.2                   # below the threshold
+    regions = boxes.regions_from_map(m, (400, 400), threshold=0.5)
+    assert regions == [{"box": [0, 0, 200, 100], "score": 0.9}, {"box": [300, 300, 400, 400], "score": 0.7}]
+    # a finding always says where to look: the best region even below the threshold
+    assert boxes.regions_from_map(m * 0.1, (400, 400), threshold=0.5) == [{"box": [0, 0, 200, 100], "score": 0.09}]
+    # a region stays a compact patch around its peak: weaker touching cells (< half the peak) stay out
+    wide = m.copy()
+    wide[0, 2] = wide[1, 0] = 0.4
+    assert boxes.regions_from_map(wide, (400, 400), threshold=0.5)[0] == {"box": [0, 0, 200, 100], "score": 0.9}
+    # the letterbox's black border is never a region (a 400 x 200 image: columns 0 and 3 are border)
+    m[0, 0] = m[3, 3] = 0.0
+    regions = boxes.regions_from_map(m, (400, 200), threshold=0.5)
+    assert regions == [{"box": [0, 0, 100, 100], "score": 0.6}]
+    assert boxes.box_centre_inside(regions[0]["box"], np.array([[40, 40, 60, 60]]))
+    assert not boxes.box_centre_inside(regions[0]["box"], np.array([[60, 60, 80, 80]]))
+
+
+def test_froc_sensitivity_counts_false_regions_per_image():
+    scored = [(0.9, "hit"), (0.8, "false"), (0.7, "repeat"), (0.6, "hit"), (0.5, "false"), (0.4, "hit")]
+    assert metrics.froc_sensitivity(scored, n_lesions=4, n_images=2, false_per_image=0.5) == 0.5  # one false allowed
+    assert metrics.froc_sensitivity(scored, n_lesions=4, n_images=2, false_per_image=1.0) == 0.75
+    assert metrics.froc_sensitivity([], n_lesions=0, n_images=2) is None
+
+
+def test_augmentation_moves_boxes_with_the_pixels():
+    """A bright square marked by its box stays inside the moved box after any augmentation."""
+    img = np.zeros((96, 96, 3), np.uint8)
+    img[30:50, 20:40] = 255
+    box = np.array([[20 / 96, 30 / 96, 40 / 96, 50 / 96]], "float32")
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        out, moved = augment(img, box, rng)
+        assert out.shape == img.shape and moved.shape == (1, 4)
+        x0, y0, x1, y1 = (moved[0] * 96).round().astype(int)
+        bright = out[..., 0] > 128
+        inside = bright[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1].sum()
+        assert inside >= 0.95 * bright.sum() and bright.sum() > 200
+
+
+@pytest.mark.slow
+def test_alignment_table_matches_the_backbones_geometry():
+    """Each backbone's stride-16 cell must sit on the grid cell it predicts, or regions land off."""
+    from fracture_detection import locator
+    for backbone, shift in locator.ALIGNMENT_SHIFT.items():
+        if backbone == "resnet50":
+            continue  # 25 M parameters to build: the same padding arithmetic as MobileNetV2, checked once by hand
+        assert abs(locator.measure_alignment(backbone) - shift) <= 1, backbone
