@@ -81,7 +81,7 @@ def _json_default(o):
 def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
     """Write ``name.keras``, ``name.tflite`` (where the backend can export it) and then
     ``name.json``, each atomically; returns the Keras model's path."""
-    from .runtime import export_litert
+    from .runtime import export_litert, mirrored
     weights_dir = Path(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     final = weights_dir / f"{name}.keras"
@@ -92,7 +92,7 @@ def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
         model.save(tmp)
     metadata = dict(metadata, name=name, model_file=final.name)
     metadata.pop("litert", None)
-    litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite")
+    litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite", mirrored(metadata))
     if litert:
         metadata["litert"] = litert
     else:
@@ -145,6 +145,8 @@ class ModelInfo:
             raise WeightsError(f"The Keras file {self.path.name} is not in {self.path.parent}; this folder "
                                "only has the model's LiteRT file.")
         import keras
+
+        from . import locator  # noqa: F401  (registers the fracture model's own layers for loading)
         try:
             return keras.saving.load_model(self.path, compile=False, safe_mode=True)
         except Exception as exc:

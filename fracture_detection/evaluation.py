@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, metrics
+from . import artifacts, data, decisions, metrics
 from .images import ImageError
 
 MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
@@ -64,6 +64,7 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbos
     from .cli import progress_printer
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
+    maps, shapes = {}, {}  # true-part cell maps and image sizes, by record index
     progress = progress_printer("evaluated") if verbose else None
     for chunk, prepared in predictor.read_ahead(sources, batch_size):
         start = len(chain)
@@ -72,11 +73,13 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbos
             idx = [k for k in range(len(chunk)) if start + k < len(records)
                    and records[start + k].part == part and not isinstance(prepared[k], ImageError)]
             if idx:
-                true_part[[start + k for k in idx]] = predictor.fracture_probabilities(
-                    [prepared[k] for k in idx], part)
+                probs, cells = predictor.fracture_outputs([prepared[k] for k in idx], part)
+                true_part[[start + k for k in idx]] = probs
+                for k, m in zip(idx, cells):
+                    maps[start + k], shapes[start + k] = m, prepared[k].shape
         if progress is not None:
             progress(len(chain), len(sources))
-    return {"chain": chain, "true_part_probability": true_part}
+    return {"chain": chain, "true_part_probability": true_part, "true_part_maps": maps, "shapes": shapes}
 
 
 # --- metrics -------------------------------------------------------------------------
@@ -129,9 +132,13 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         y = np.array([records[i].label for i in idx])
         p = probs[idx]
         studies, ys, ps = metrics.study_level([records[i].study for i in idx], y, p)
+        findings = [fm.finding(v) for v in p]
         entry = {
             "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": fm.band,
             "image": metrics.with_intervals(y, p, fm.threshold, n_boot),
+            "findings": decided_figures(findings, y),
+            "study_verdict": study_verdicts([records[i].study for i in idx], findings, y),
+            "localisation": _localisation(records, idx, results, fm, n_boot),
             "study": metrics.with_intervals(ys, ps, fm.threshold, n_boot),
             "study_mura_rule": metrics.with_intervals(ys, ps, 0.5, n_boot),
             "n_studies": len(studies),
@@ -151,6 +158,47 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         _, ys, ps = metrics.study_level(pooled["study"], y, np.array(pooled["p"]))
         out["fracture_overall"]["study_mura_rule"] = metrics.with_intervals(ys, ps, 0.5, n_boot)
     return out
+
+
+def decided_figures(findings, y) -> dict:
+    """Coverage (share decided) and how often the decided findings were right, overall and for each
+    finding (fractured: positive predictive value; normal: negative predictive value)."""
+    y = np.asarray(y, dtype=int)
+    findings = np.asarray(findings)
+    frac, norm = findings == "fractured", findings == "normal"
+    decided = frac | norm
+    right = (frac & (y == 1)) | (norm & (y == 0))
+    share = (lambda a, b: float(a.sum() / b.sum()) if b.sum() else None)
+    return {"n": int(len(y)), "coverage": share(decided, np.ones_like(decided)), "n_decided": int(decided.sum()),
+            "accuracy_of_decided": share(right & decided, decided),
+            "fractured_findings_right": share(frac & (y == 1), frac),
+            "normal_findings_right": share(norm & (y == 0), norm),
+            "counts": {f: {"fractured": int(((findings == f) & (y == 1)).sum()),
+                           "normal": int(((findings == f) & (y == 0)).sum())} for f in ("fractured", "uncertain", "normal")}}
+
+
+def study_verdicts(study_ids, findings, y) -> dict:
+    """The study verdict the app shows (:func:`decisions.study_verdict` over the views' findings),
+    scored against the study's label."""
+    by_study: dict[str, list] = defaultdict(list)
+    label: dict[str, int] = {}
+    for s, f, t in zip(study_ids, findings, y):
+        by_study[s].append(f)
+        label[s] = max(label.get(s, 0), int(t))
+    studies = sorted(by_study)
+    return decided_figures([decisions.study_verdict(by_study[s]) for s in studies], [label[s] for s in studies])
+
+
+def _localisation(records, idx, results, fm, n_boot) -> dict | None:
+    """Localisation figures of a part's fracture model on images with fracture boxes."""
+    from .boxes import square_boxes
+    located = [(i, square_boxes(records[i].path)[0]) for i in idx if i in results["true_part_maps"]]
+    if not any(len(b) for _, b in located):
+        return None
+    items = metrics.localisation_items([results["true_part_maps"][i] for i, _ in located],
+                                       [records[i].label for i, _ in located], [b for _, b in located],
+                                       [results["shapes"][i] for i, _ in located], fm.region_threshold)
+    return metrics.localisation(items, n_boot)
 
 
 def _end_to_end(preds, y, part) -> dict:
@@ -283,6 +331,10 @@ def _fmt(entry, key):
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else f"{v:.3f}"
 
 
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
              f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
@@ -315,6 +367,28 @@ def report_markdown(m: dict, plots: list[str]) -> str:
         lines += ["", f"All parts together (each model at its threshold): accuracy {_fmt(o, 'accuracy')}, "
                       f"sensitivity {_fmt(o, 'sensitivity')}, specificity {_fmt(o, 'specificity')}, "
                       f"kappa {_fmt(o, 'kappa')} on {o['n']} images."]
+    lines += ["", "## Findings: how many are decided, and how often they are right", "",
+              "Each model on its true part, at its validation-chosen threshold and uncertain band (fractured: "
+              "p at or above the band; normal: below it). Study verdict as the app shows it: fractured when any "
+              "view is, else uncertain when any view is, else normal.", "",
+              "| part | images decided | decided right | fractured findings right | normal findings right | "
+              "studies decided | study verdicts right |", "|---|---|---|---|---|---|---|"]
+    for part, e in m["fracture"].items():
+        f, s = e["findings"], e["study_verdict"]
+        lines.append(f"| {part} | {_pct(f['coverage'])} of {f['n']} | {_pct(f['accuracy_of_decided'])} | "
+                     f"{_pct(f['fractured_findings_right'])} | {_pct(f['normal_findings_right'])} | "
+                     f"{_pct(s['coverage'])} of {s['n']} | {_pct(s['accuracy_of_decided'])} |")
+    located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
+    if located:
+        lines += ["", "## Where: suspected regions against the annotators' fracture boxes", "",
+                  "Top region: share of fractured images whose most suspicious region's centre lies inside a "
+                  "true fracture box. Region sensitivity: share of true boxes found by some region when regions "
+                  "are taken down to one false region per image (over fractured and normal images).", "",
+                  "| part | fractured images with boxes | top region inside a box | region sensitivity at 1 "
+                  "false region per image |", "|---|---:|---|---|"]
+        for part, loc in located.items():
+            lines.append(f"| {part} | {loc['n_fractured_with_boxes']} | {_fmt(loc, 'top_region_in_box')} | "
+                         f"{_fmt(loc, 'region_sensitivity_at_1_false_per_image')} |")
     lines += ["", "## The whole chain", "", "| part | images | routed to its model | findings | accuracy of "
               "fractured/normal findings |", "|---|---:|---:|---|---|"]
     for part, e in m["fracture"].items():

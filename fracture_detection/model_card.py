@@ -66,8 +66,8 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
          "radiographs for a clinician to review. They are research models trained on small public datasets and "
          "are not a medical device.", ""]
     L += ["## Models", "",
-          "| file | task | backbone (ImageNet init) | input | threshold | uncertain band | size |",
-          "|---|---|---|---|---|---|---|"]
+          "| file | task | backbone (ImageNet init) | input | threshold | uncertain band | further regions from | size |",
+          "|---|---|---|---|---|---|---|---|"]
     for name, info in sorted(models.items()):
         meta = info.meta
         thr = (f"{meta['threshold']:.3f}" if "threshold" in meta else
@@ -76,40 +76,71 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         band = "–" if "uncertain_band" not in meta else f"{meta['uncertain_band'][0]:.3f} – {meta['uncertain_band'][1]:.3f}"
         task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
         files = " + ".join(f"`{f.name}`" for f in info.files)
+        where = meta.get("localisation") or {}
+        regions = (f"cell p ≥ {where['region_threshold']:.3f}" + (", mirrored too" if where.get("test_time_mirroring")
+                                                                 else "")) if where else "–"
         L.append(f"| {files} | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
-                 f"{meta['image_size']} px | {thr} | {band} | {sum(f.stat().st_size for f in info.files) / 1e6:.1f} MB |")
+                 f"{meta['image_size']} px | {thr} | {band} | {regions} | "
+                 f"{sum(f.stat().st_size for f in info.files) / 1e6:.1f} MB |")
     L += ["", f"The weights folder, all files: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
           "inside each model, which takes RGB pixels 0–255 of a letterboxed square image. The app runs the "
           "LiteRT files (`.tflite`, float32, exported from the trained Keras models; each one's largest output "
           "difference to its Keras model on random images is in its `.json`); the Keras files are left out of the "
           "bundle to keep it within 60 MB, and `scripts/train_bundled.sh` re-creates them.", ""]
-    L += ["Architecture: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
-          "(softmax over body parts; sigmoid for fracture). Training: Adam; 2 epochs at 1e-3 on the new head with "
-          "the backbone frozen, then up to 15 epochs at 1e-4 for the layers above the frozen trunk (through "
+    L += ["**Body-part model**: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
+          "softmax. Training: Adam; 2 epochs at 1e-3 on the new head with the backbone frozen, then up to 15 "
+          "epochs at 1e-4 for the layers above the frozen trunk (through "
           f"`{body['training'].get('frozen_through')}`), early stopping on validation loss (patience 4) that "
-          "restores the best weights; inverse-frequency class weights; augmentation by horizontal flip, rotation "
-          "±18°, zoom ±10 %, shifts ±5 %, contrast and brightness (the trunk's output is cached for the original "
-          "and two augmented copies of each training image, which makes CPU training practical). The threshold "
-          "maximises Youden's J on validation; below the band's lower edge lie ≤ 5 % of the validation fractures, "
-          "above its upper edge ≤ 5 % of the validation normals; between them the app says *uncertain*.", ""]
-    cmp_path = weights_dir / "backbone_comparison.json"
+          "restores the best weights; inverse-frequency class weights; augmentation by horizontal flip, rotation, "
+          "zoom, shifts, contrast and brightness (the trunk's output is cached for the original and two augmented "
+          "copies of each training image, which makes CPU training practical).", ""]
+    fracture = [i.meta for i in models.values() if i.meta.get("task") == "fracture"]
+    if fracture:
+        f0 = fracture[0]
+        head = (f0.get("training") or {}).get("head") or {}
+        L += [f"**Fracture models** ({f0['image_size']} px, the resolution the radiographs have): "
+              f"{f0['backbone']} → a dense head that scores every {f0['image_size'] // (f0['localisation']['grid'] or 1)}-pixel "
+              "cell of the image (the stride-16 features plus the upsampled stride-32 features, a 3×3 and a 1×1 "
+              "convolution) → the image's probability is the log-sum-exp pooling of the cells' logits "
+              f"(sharpness {head.get('sharpness', '?')}), so the score and the place it comes from are the same "
+              "evidence. The cells learn from the annotators' fracture boxes (a cell is a fracture cell when a box "
+              f"covers its centre or a third of it; fracture cells weigh {head.get('positive_cell_weight', '?')}×, "
+              "cells of a fractured image outside its boxes 0.25×, every cell of a normal image 1×), the image "
+              "score from the image label (inverse-frequency class weights). The image is moved 8 px up and left "
+              "inside the model so that each feature cell sits on the cell it scores. Training as for the body "
+              "part (frozen trunk through the stride-16 stage, its features cached for the original and two "
+              "augmented copies), with the augmentation (mirror, rotation ±10°, zoom ±10 %, shift ±5 %, contrast "
+              "and brightness ±15 %) applied to the pixels and the boxes together.", "",
+              "On the validation images of each part: the threshold maximises Youden's J; the uncertain band is "
+              "the one that leaves the fewest images undecided while the fractured and normal findings together "
+              "stay at least 90 % right; test-time mirroring (the mean of the image and its mirror image) is kept "
+              "where it raised the validation AUC; a finding shows its most suspicious region, and further "
+              "regions whose peak cell reaches the score at which the validation images had one false region per "
+              "image. A region spreads from its peak cell to touching cells of at least half its probability.", ""]
+    cmp_path = weights_dir / "fracture_comparison.json"
     if cmp_path.is_file():
         c = json.loads(cmp_path.read_text())
-        L += ["## Backbone comparison", "",
-              f"{c['part']} fracture model, {c['image_size']} px, up to {c['epochs']} epochs, same split and "
-              f"validation images (`{c['command']}`):", "",
-              "| backbone | initialisation | validation AUC | accuracy | kappa | epochs run | training time (2-core CPU) | model size |",
-              "|---|---|---|---|---|---|---|---|"]
+        L += ["## Fracture model: design and backbone comparison", "",
+              f"{c['part']} fracture model, same split and validation images, up to {c['epochs']} epochs "
+              f"(`{c['command']}`). Uncertain: share of validation images inside the band chosen for decided "
+              "findings ≥ 90 % right. LiteRT time: one image, median of 20, on the 2-core development machine "
+              "(shared with other jobs while this ran).", "",
+              "| model | backbone | input | validation AUC | uncertain | decided right | top region in a true box | "
+              "region sensitivity at 1 false region/image | training | LiteRT file | LiteRT time |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in c["results"]:
             v = r["validation"]
-            L.append(f"| {r['backbone']} | {r['pretrained']} | {v['auc']:.3f} | {v['accuracy']:.3f} | {v['kappa']:.3f} | "
-                     f"{r['epochs_run']} | {r['train_seconds'] / 60:.0f} min | {r['model_mb']} MB"
-                     + (f" ({r['model_mb_note']})" if r.get("model_mb_note") else "") + " |")
-        L += ["", "Training times are wall-clock on the 2-core machine while other jobs shared it. "
-                  "No ImageNet weights for ResNet50 can be installed offline here, so it starts from random "
-                  "weights; on a connected machine `--backbone resnet50 --weights imagenet` gives it ImageNet "
-                  "initialisation. Four ResNet50 models would also weigh about 4 × 94 MB, over the 60 MB budget "
-                  "for bundled weights. MobileNetV2 ships.", ""]
+            pct = (lambda x: "–" if x is None else f"{x:.0%}")
+            L.append(f"| {r['run']} | {r['backbone']} | {r['image_size']} px | {v['auc']:.3f} | {pct(v.get('uncertain'))} | "
+                     f"{pct(v.get('accuracy_of_decided'))} | {pct(v.get('top_region_in_box'))} | "
+                     f"{pct(v.get('region_sensitivity_at_1_false_per_image'))} | "
+                     + (f"{r['train_minutes']:.0f} min" if "train_minutes" in r else "–")
+                     + f" | {r['litert_mb']} MB | {r['litert_ms_per_image']} ms |")
+        notes = [f"- {r['run']}: {r['note']}." for r in c["results"] if r.get("note")]
+        L += [""] + notes + (["", "No ImageNet weights for ResNet50 (the original design) can be installed offline "
+                              "from the package registries, so it is not in this comparison; on a connected machine "
+                              "`--backbone resnet50 --weights imagenet` trains it. Its 25 M parameters (~94 MB per "
+                              "model) would not fit the 60 MB budget for four models either.", ""])
     L += ["## Data", "", CREDITS, ""]
     counts = body["data"]["counts"]
     L += ["Images per split, body part and label (augmented Roboflow copies count separately; `mixed` FracAtlas "
@@ -141,9 +172,30 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         im = e["image"]
         L.append(f"| {part} | {im['n']} ({im['positives']}) | {_ci(im, 'auc')} | {_ci(im, 'accuracy')} | "
                  f"{_ci(im, 'sensitivity')} | {_ci(im, 'specificity')} | {_ci(im, 'kappa')} |")
-    L += ["", "Study level (Roboflow augmented copies of one upload form a study; FracAtlas images are their own "
-              "study), MURA rule (mean probability > 0.5):", "",
-          "| part | studies | kappa | AUC |", "|---|---:|---|---|"]
+    L += ["", "**Findings** (each model on its true part, at its threshold and uncertain band): how many are decided, "
+              "and how often a decided finding is right. The study verdict is the app's: fractured when any view "
+              "is, else uncertain when any view is, else normal (Roboflow augmented copies of one upload form a "
+              "study; FracAtlas images are their own study).", "",
+          "| part | decided | decided right | fractured findings right | normal findings right | studies decided | "
+          "study verdicts right |", "|---|---|---|---|---|---|---|"]
+    pct = (lambda v: "–" if v is None else f"{v:.1%}")
+    for part, e in m["fracture"].items():
+        f, sv = e["findings"], e["study_verdict"]
+        L.append(f"| {part} | {pct(f['coverage'])} of {f['n']} | {pct(f['accuracy_of_decided'])} | "
+                 f"{pct(f['fractured_findings_right'])} | {pct(f['normal_findings_right'])} | "
+                 f"{pct(sv['coverage'])} of {sv['n']} | {pct(sv['accuracy_of_decided'])} |")
+    located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
+    if located:
+        L += ["", "**Where** (suspected regions against the annotators' fracture boxes): the share of fractured images "
+                  "whose most suspicious region's centre lies inside a true box, and the share of true boxes found "
+                  "when regions are taken down to one false region per image (fractured and normal images):", "",
+              "| part | fractured images with boxes | top region inside a box | region sensitivity at 1 false "
+              "region/image |", "|---|---:|---|---|"]
+        for part, loc in located.items():
+            L.append(f"| {part} | {loc['n_fractured_with_boxes']} | {_ci(loc, 'top_region_in_box', pct=True)} | "
+                     f"{_ci(loc, 'region_sensitivity_at_1_false_per_image', pct=True)} |")
+    L += ["", "MURA's study rule (mean of the views' probabilities above 0.5; an evaluation figure, not what the app "
+              "shows), for comparison with the MURA paper:", "", "| part | studies | kappa | AUC |", "|---|---:|---|---|"]
     for part, e in m["fracture"].items():
         s = e["study_mura_rule"]
         L.append(f"| {part} | {e['n_studies']} | {_ci(s, 'kappa')} | {_ci(s, 'auc')} |")
@@ -174,8 +226,11 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "broader than *fractured*; the MURA paper's kappas (elbow 0.710, hand 0.851, shoulder 0.729) are context, "
           "not a comparison.",
           "- No chest, skull, spine or paediatric images were available: the rejection of such images is untested.",
-          "- The heatmap is a coarse class activation map (7×7 cells upsampled); it shows what raised the score, "
-          "not the fracture line.", ""]
+          "- The map and the regions are as fine as the model's cells (16 px of the 448 px input); a region shows "
+          "where to look, not the fracture line. The cells learnt from boxes drawn around fractures by the datasets' "
+          "annotators, who may have boxed only the main fracture of an image.",
+          "- Casts and implants: a cast hides the bone and an implant usually means a treated fracture; the finding "
+          "says when one is visible, and the figures above include such images.", ""]
     L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data (CPU: about an "
           "hour on 2 cores):", "", "```", "./scripts/train_bundled.sh ../shared/data", "```", "",
           "Train on MURA (labels are *abnormal*; the official `valid` split becomes the test split):", "", "```",

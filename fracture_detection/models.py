@@ -176,7 +176,8 @@ def build_classifier(backbone: str, weights: str, image_size: int, n_classes: in
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
 
 
-def output_probabilities(raw: np.ndarray) -> np.ndarray:
-    """Model output -> probability of the positive class (binary) or per class."""
-    raw = np.asarray(raw)
+def output_probabilities(raw) -> np.ndarray:
+    """Model output -> probability of the positive class (binary) or per class (a model with several
+    outputs, such as the fracture model's probability and cell logits, gives its first)."""
+    raw = np.asarray(raw[0] if isinstance(raw, (list, tuple)) else raw)
     return raw[:, 0] if raw.ndim == 2 and raw.shape[1] == 1 else raw

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, decisions
-from .decisions import FINDINGS, reported
+from .boxes import regions_from_map
+from .decisions import reported
 from .images import ImageError, colourfulness, load_image, to_model_input
 from .runtime import load as load_runner
 
@@ -43,7 +44,7 @@ class Prediction:
     appliance_probability: float | None = None
     warning: str | None = None             # e.g. the file ends early (analysed all the same)
     image_shape: tuple | None = field(default=None, repr=False)
-    cam: np.ndarray | None = field(default=None, repr=False)  # low-resolution activation map
+    cam: np.ndarray | None = field(default=None, repr=False)  # cell fracture probabilities over the square
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -51,8 +52,9 @@ class Prediction:
         return d
 
     def heatmap(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
-        """Where the fracture model looked, in [0, 1], the size of the image or ``(height, width)``
-        of a resized copy of it (None without a fracture model)."""
+        """The fracture model's probability of a fracture at each place, in [0, 1] on an absolute
+        scale (the same colour means the same probability on every image), the size of the image
+        or ``(height, width)`` of a resized copy of it (None without a fracture model)."""
         if self.cam is None:
             return None
         return cam_to_image(self.cam, shape or self.image_shape)
@@ -67,10 +69,17 @@ class _Prepared:
 
 
 class _FractureModel:
-    """A fracture model's runner (probability and activation map) with its threshold and band."""
+    """A fracture model's runner (probability and cell probabilities) with its threshold, band and
+    the cell probability from which a further suspected region is shown."""
 
     def __init__(self, info: artifacts.ModelInfo, runtime: str):
         self.info = info
+        where = info.meta.get("localisation") or {}
+        if where.get("map") != "cell_probability":
+            raise artifacts.WeightsError(f"The fracture model {info.name} was made by an earlier version of this "
+                                         "tool (no fracture-location head); retrain it with training_fracture.py.")
+        self.region_threshold = float(where["region_threshold"])
+        self.max_regions = int(where.get("max_regions", 3))
         self.run = load_runner(info, runtime)
         self.size = info.image_size
         self.threshold = reported(info.meta.get("threshold", 0.5))
@@ -79,6 +88,12 @@ class _FractureModel:
 
     def finding(self, p: float) -> str:
         return decisions.fracture_finding(p, self.threshold, self.band)
+
+    def regions(self, cells: np.ndarray, image_shape, finding: str) -> list[dict]:
+        """Suspected regions for a fractured or uncertain finding (none otherwise)."""
+        if finding not in ("fractured", "uncertain"):
+            return []
+        return regions_from_map(cells, image_shape, self.region_threshold, self.max_regions)
 
 
 class Predictor:
@@ -146,9 +161,14 @@ class Predictor:
 
     def fracture_probabilities(self, prepared: list[_Prepared], part: str) -> np.ndarray:
         """The ``part`` fracture model's probability for prepared images, whatever their body part."""
+        return self.fracture_outputs(prepared, part)[0]
+
+    def fracture_outputs(self, prepared: list[_Prepared], part: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ``part`` fracture model's probabilities and cell-probability maps for prepared images."""
         fm = self.fracture[part]
         with self._lock:
-            return fm.run(np.stack([p.inputs[fm.size] for p in prepared]))[0][:, 0]
+            prob, maps = fm.run(np.stack([p.inputs[fm.size] for p in prepared]))
+        return prob[:, 0], maps
 
     # --- the chain -------------------------------------------------------------------
 
@@ -194,26 +214,16 @@ class Predictor:
                 prob, maps = fm.run(batch)
             for i, p, m in zip(idx, prob[:, 0], maps):
                 res = out[i]
-                res.cam, res.image_shape = class_activation(m), prepared[i].shape
+                res.cam, res.image_shape = np.asarray(m, dtype="float32"), prepared[i].shape
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.band)
                 res.finding = fm.finding(res.fracture_probability)
+                res.regions = fm.regions(res.cam, res.image_shape, res.finding)
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
                     res.message = ("The fracture probability is inside the model's uncertain band; "
                                    "review the image closely.")
         return out
-
-
-def class_activation(activation_map: np.ndarray) -> np.ndarray:
-    """The fracture model's activation map (see :mod:`runtime`) rectified and scaled to [0, 1].
-
-    With global average pooling and one linear output, Grad-CAM's channel weights are the
-    output layer's weights times a positive constant, so after scaling this *is* Grad-CAM,
-    computed from the same forward pass as the probability.
-    """
-    cam = np.maximum(np.asarray(activation_map, dtype="float32"), 0.0)
-    return cam / cam.max() if cam.max() > 0 else cam
 
 
 def cam_to_image(cam: np.ndarray, image_shape) -> np.ndarray:
@@ -282,4 +292,9 @@ def describe(pred: Prediction) -> str:
     p, thr = decisions.format_probabilities(pred.fracture_probability, pred.threshold, *pred.uncertain_band)[:2]
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
-    return f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (threshold {thr}){appliance}{warning}"
+    where = ""
+    if pred.regions:
+        x0, y0, x1, y1 = pred.regions[0]["box"]
+        where = f"; most suspicious region x {x0}-{x1}, y {y0}-{y1} px"
+    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (threshold {thr})"
+            f"{where}{appliance}{warning}")

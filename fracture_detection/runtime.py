@@ -8,10 +8,10 @@ pixels in) and its metadata names the file.  A model without one runs through Ke
 instead: same outputs, slower start.  Where ``ai-edge-litert`` has no build (Intel macOS),
 TensorFlow's own ``tf.lite`` interpreter runs the same files.
 
-The inference model of a fracture model returns ``[probability, activation map]``, the
-map being the output layer's weights applied at every position of the last feature map:
-with global average pooling and one linear output this is the class activation map,
-which equals Grad-CAM after scaling, from the same forward pass as the probability.
+The inference model of a fracture model returns ``[probability, cell probabilities]``: the
+image's fracture probability and, from the same forward pass, the probability of a fracture in
+each cell of a grid over the image (see :mod:`locator`), which the app draws and turns into
+suspected regions.
 """
 from __future__ import annotations
 
@@ -48,28 +48,25 @@ def litert_available() -> bool:
 
 # --- building and exporting (Keras, TensorFlow backend) --------------------------------
 
-def inference_model(model, task: str):
-    """The model as the app runs it: body part -> ``[class probabilities]``,
-    fracture -> ``[probability, activation map (h, w)]``.  Shares the trained layers."""
+def inference_model(model, task: str, mirror: bool = False):
+    """The model as the app runs it: body part -> ``[class probabilities]``, fracture ->
+    ``[probability, cell probabilities (h, w)]`` (see :mod:`locator`; with ``mirror``, the mean of
+    the image and its mirror image).  Shares the trained layers."""
     import keras
-    from keras import layers
     if task != "fracture":
         return keras.Model(model.inputs, model.outputs, name="inference")
-    size = model.inputs[0].shape[1]
-    inp = keras.Input((size, size, 3), name="pixels")
-    fmap = model.get_layer("backbone")(model.get_layer("preprocess")(inp), training=False)
-    out = model.get_layer("probability")
-    prob = out(model.get_layer("pool")(fmap))
-    cam = layers.Dense(1, use_bias=False, name="activation_map")
-    cam_map = cam(fmap)
-    cam.set_weights([np.asarray(out.get_weights()[0])])
-    return keras.Model(inp, [prob, layers.Reshape(cam_map.shape[1:3], name="map")(cam_map)], name="inference")
+    from .artifacts import WeightsError
+    from .locator import inference_model as locator_inference, is_locator
+    if not is_locator(model):
+        raise WeightsError(f"The fracture model {model.name} was made by an earlier version of this tool "
+                           "(no fracture-location head); retrain it with training_fracture.py.")
+    return locator_inference(model, mirror)
 
 
 MAX_DIFFERENCE = 1e-4  # largest output difference tolerated between the LiteRT file and the Keras model
 
 
-def export_litert(model, task: str, path: Path) -> dict | None:
+def export_litert(model, task: str, path: Path, mirror: bool = False) -> dict | None:
     """Write ``path`` (``.tflite``, float32 like the Keras model) and check that it gives the
     Keras model's outputs on a few random images; returns the metadata entry, or None where
     this Keras backend cannot export (only TensorFlow can; see ``scripts/export_litert.py``).
@@ -80,7 +77,7 @@ def export_litert(model, task: str, path: Path) -> dict | None:
     if keras.backend.backend() != "tensorflow":
         return None
     from .artifacts import WeightsError, atomic_path
-    m = inference_model(model, task)
+    m = inference_model(model, task, mirror)
     size = m.inputs[0].shape[1]
     probe = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
     expected = KerasModel(m, None)(probe)
@@ -92,7 +89,7 @@ def export_litert(model, task: str, path: Path) -> dict | None:
         if diff > MAX_DIFFERENCE:
             raise WeightsError(f"The LiteRT export of {Path(path).stem} differs from the Keras model by {diff:.1e}.")
     return {"file": Path(path).name, "max_difference_to_keras": diff, "outputs": ["probabilities"] if task != "fracture"
-            else ["probability", "activation_map"]}
+            else ["probability", "cell_probability"]}
 
 
 # --- running -------------------------------------------------------------------------
@@ -121,9 +118,9 @@ class LiteRTModel:
 class KerasModel:
     """The same interface over the Keras model (any backend)."""
 
-    def __init__(self, model, task: str | None):
+    def __init__(self, model, task: str | None, mirror: bool = False):
         """``task`` None: ``model`` already is an inference model."""
-        self.model = model if task is None else inference_model(model, task)
+        self.model = model if task is None else inference_model(model, task, mirror)
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         out = self.model.predict_on_batch(np.asarray(batch, dtype=np.float32))
@@ -145,4 +142,9 @@ def load(info, runtime: str = "auto"):
         except (ValueError, RuntimeError) as exc:
             raise WeightsError(f"The model file {tflite.name} could not be loaded ({type(exc).__name__}).") \
                 from None
-    return KerasModel(info.load(), info.task)
+    return KerasModel(info.load(), info.task, mirrored(info.meta))
+
+
+def mirrored(meta: dict) -> bool:
+    """Whether a fracture model runs with test-time mirroring (chosen on validation at training)."""
+    return bool((meta.get("localisation") or {}).get("test_time_mirroring"))

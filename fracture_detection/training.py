@@ -11,16 +11,14 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import artifacts, data, decisions, metrics
-from .images import ImageError, load_image, to_model_input
+from .data import SPLIT_FILE, FRACTURE_EXCLUDED_NOTES, fracture_records, load_pixels  # noqa: F401 (also used by tests)
 
-SPLIT_FILE = "split.csv"
 
 
 @dataclass
@@ -59,36 +57,6 @@ def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, se
     data.extend_split(records, seed=seed) if listed else data.assign_splits(records, seed=seed)
     data.write_split(records, path, data_root)
     return records
-
-
-def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int = 1):
-    """Read and letterbox every source (path or array) to ``uint8 (N, size, size, 3)``.
-
-    Unreadable files are skipped with a warning; returns ``(pixels, kept_indices)``.
-    """
-    import keras
-
-    def one(src):
-        try:
-            return to_model_input(load_image(src), size).astype(np.uint8)
-        except ImageError as exc:
-            return exc
-
-    out = np.zeros((len(sources), size, size, 3), dtype=np.uint8)
-    kept = []
-    bar = keras.utils.Progbar(len(sources), unit_name="image") if verbose == 1 else None
-    if verbose:
-        print(desc, flush=True)
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for i, res in enumerate(pool.map(one, sources)):
-            if isinstance(res, ImageError):
-                print(f"  skipped {sources[i]}: {res}", file=sys.stderr)
-            else:
-                out[len(kept)] = res
-                kept.append(i)
-            if bar is not None and ((i + 1) % 50 == 0 or i + 1 == len(sources)):
-                bar.update(i + 1)
-    return out[: len(kept)], np.array(kept, dtype=int)
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -389,88 +357,6 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     path = artifacts.save_model(model, meta, out_dir, "body_part")
     print(f"Saved {path} (validation accuracy {meta['validation']['accuracy']:.3f})")
     return path
-
-
-FRACTURE_EXCLUDED_NOTES = ("possible_fracture", "conflicting_duplicate")
-
-
-def fracture_records(records: list[data.Record], part: str) -> list[data.Record]:
-    """Images of one part with a trustworthy fracture label."""
-    return [r for r in records if r.part == part and r.label is not None
-            and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
-
-
-def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
-                   parts=data.TARGET_PARTS, pretrain_all_parts: bool = False) -> list[Path]:
-    """One fracture model per part; threshold and uncertain band chosen on validation.
-
-    With ``pretrain_all_parts`` a first model learns fractures on every labelled radiograph
-    (all regions, so forearm, wrist or humerus images help the elbow and shoulder models),
-    and each part's model starts from it; each part keeps its own validation set for early
-    stopping, threshold and band.
-
-    ``data_root`` may also be a cache file made by ``scripts/make_cache.py``: the records, their
-    split and pixels then come from it, and the metadata points at the data it was made from.
-    """
-    pixels = load_pixels
-    if Path(data_root).is_file():
-        from .cache import read_cache
-        cache = read_cache(data_root, cfg.image_size)
-        data_root, layout, records, pixels = cache.data_root, cache.layout, cache.records, cache.load_pixels
-        cache.write_split(out_dir)
-    else:
-        records = data.read_dataset(data_root, layout)
-        layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-        records = prepare_split(records, data_root, out_dir, cfg.seed)
-    wanted = [p for p in parts if fracture_records(records, p)]
-    for p in parts:
-        if p not in wanted:
-            print(f"No labelled {p} images in {data_root}; skipping its fracture model.", file=sys.stderr)
-    if not wanted:
-        raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
-    recs = [r for p in wanted for r in fracture_records(records, p)]
-    if pretrain_all_parts:
-        recs += [r for r in records if r.part not in wanted and r.label is not None
-                 and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
-    x, kept = pixels([r.path for r in recs], cfg.image_size, "Loading images for the fracture models", cfg.verbose)
-    recs = [recs[i] for i in kept]
-    y = np.array([r.label for r in recs], dtype=int)
-    split = np.array([r.split for r in recs])
-    part_of = np.array([r.part for r in recs])
-    classes = ["normal", "fractured"]
-    trainer = Trainer(classes, cfg)
-    tr, va = split == "train", split == "val"
-    train_in = trainer.inputs(x[tr], cfg.augment_copies)
-    x_val = x[va]
-    val_in = trainer.inputs(x_val)[0]
-    del x
-    general, general_history = None, None
-    if pretrain_all_parts:
-        print(f"Pre-training on every labelled radiograph: {int(tr.sum())} train, {int(va.sum())} validation")
-        general_history = trainer.fit(train_in, y[tr], val_in, y[va])
-        general = trainer.model.get_weights()
-    fresh = trainer.model.get_weights()
-    saved = []
-    for part in wanted:
-        ptr, pva = part_of[tr] == part, part_of[va] == part
-        _print_counts(f"{part} fracture", classes, {s: (None, y[(split == s) & (part_of == part)])
-                                                   for s in data.SPLITS})
-        trainer.model.set_weights(general if general is not None else fresh)
-        history = trainer.fit([a[ptr] for a in train_in], y[tr][ptr], val_in[pva], y[va][pva],
-                              head_phase=general is None)
-        if general_history is not None:
-            history = {"pretraining": general_history, **history}
-        part_recs = [r for r in recs if r.part == part]
-        meta = base_metadata(artifacts.FRACTURE_TASK, classes, cfg, data_root, layout, out_dir, part_recs, history)
-        meta["part"] = part
-        meta["training"]["pretrain_all_parts"] = pretrain_all_parts
-        meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
-                                 else "fractured")
-        meta.update(fracture_validation(y[va][pva], predict(trainer.model, x_val[pva])))
-        path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
-        print(f"Saved {path} (validation AUC {meta['validation']['auc']:.3f}, threshold {meta['threshold']:.3f})")
-        saved.append(path)
-    return saved
 
 
 def _print_counts(what, classes, split_data):

@@ -24,12 +24,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from fracture_detection import artifacts
-    from fracture_detection.runtime import export_litert
+    from fracture_detection.runtime import export_litert, mirrored
     models = [m for m in artifacts.find_models(args.weights) if m.path.is_file()]
     if not models:
         raise artifacts.WeightsError(f"No Keras models were found in {args.weights}.")
     for info in models:
-        entry = export_litert(info.load(), info.task, info.path.with_suffix(".tflite"))
+        entry = export_litert(info.load(), info.task, info.path.with_suffix(".tflite"), mirrored(info.meta))
         if entry is None:
             raise artifacts.WeightsError("LiteRT files can only be written with KERAS_BACKEND=tensorflow.")
         artifacts.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, litert=entry))

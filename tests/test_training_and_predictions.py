@@ -131,23 +131,25 @@ def test_predictor_api_on_path_and_array(predictor):
         assert heat.shape == load_image(f).shape[:2] and 0 <= heat.min() and heat.max() <= 1
 
 
-def test_cam_equals_grad_cam(predictor):
-    """The cheap activation map must equal Grad-CAM computed with real gradients."""
-    import tensorflow as tf
+def test_map_is_the_models_own_cell_probabilities(predictor):
+    """The map the app draws is the fracture model's probability per cell, on an absolute scale, and
+    the image's probability comes from those same cells (log-sum-exp pooling of their logits)."""
+    from fracture_detection.locator import LSE_SHARPNESS
     fm = predictor.fracture["hand"]
     x = to_model_input(load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0]), fm.size)[None]
-    m = fm.info.load()
-    with tf.GradientTape() as tape:
-        fmap = m.get_layer("backbone")(m.get_layer("preprocess")(x), training=False)
-        tape.watch(fmap)
-        prob = m.get_layer("probability")(m.get_layer("pool")(fmap))
-    grads = tape.gradient(prob, fmap)
-    alpha = tf.reduce_mean(grads, axis=(1, 2))
-    grad_cam = tf.nn.relu(tf.reduce_sum(fmap * alpha[:, None, None, :], axis=-1))[0].numpy()
-    grad_cam = grad_cam / grad_cam.max() if grad_cam.max() > 0 else grad_cam
-    from fracture_detection.predictor import class_activation
-    _, maps = fm.run(x)  # the LiteRT file's activation map, as the app computes it
-    np.testing.assert_allclose(class_activation(maps[0]), grad_cam, atol=1e-3)
+    model = fm.info.load()
+    prob, logits = model.predict_on_batch(x)
+    cells = 1 / (1 + np.exp(-logits[0, :, :, 0]))
+    r = LSE_SHARPNESS
+    pooled = logits.max() + np.log(np.mean(np.exp(r * (logits - logits.max())))) / r
+    assert float(prob[0, 0]) == pytest.approx(1 / (1 + np.exp(-pooled)), abs=1e-5)
+    if fm.info.meta["localisation"]["test_time_mirroring"]:  # the mean with the mirror image, mapped back
+        prob_m, logits_m = model.predict_on_batch(np.ascontiguousarray(x[:, :, ::-1]))
+        prob = (prob + prob_m) / 2
+        cells = (cells + 1 / (1 + np.exp(-logits_m[0, :, ::-1, 0]))) / 2
+    p_app, maps = fm.run(x)  # the LiteRT file, as the app runs it
+    np.testing.assert_allclose(maps[0], cells, atol=1e-4)
+    assert float(p_app[0, 0]) == pytest.approx(float(prob[0, 0]), abs=1e-4)
 
 
 def test_colour_photo_is_not_supported(predictor):

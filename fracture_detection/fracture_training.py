@@ -1,0 +1,407 @@
+"""Training the fracture models (:mod:`locator`): image labels and fracture boxes together.
+
+One model per body part.  On a CPU the backbone below its stride-16 stage stays frozen: its
+output is computed once per image (the original, ``augment_copies`` augmented versions, and the
+mirrored original for validation) and the layers above it learn from that cache.  Augmentation is
+geometric as well as photometric, so it happens on the pixels *and* the boxes together, before the
+frozen trunk.  ``--frozen-through none`` trains the whole model on augmented pixels (for a GPU).
+
+After training, on the validation images of the part: the decision threshold (Youden), the
+uncertain band (:func:`decisions.select_band`), whether mirroring the image at test time helps,
+and the score from which a further region is shown; all stored in the model's metadata.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import artifacts, boxes, data, decisions, metrics
+from .data import fracture_records, load_pixels
+from .training import (MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split,
+                       resolve_cut)
+
+MAX_REGIONS = 3
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How the dense fracture head learns (see :mod:`locator`)."""
+    cell_weight: float = 1.0            # the location loss's weight beside the image loss (0: image labels only)
+    positive_cell_weight: float = 10.0  # a fracture cell counts this much more than a normal one
+    sharpness: float = 5.0              # log-sum-exp pooling: larger is closer to the single highest cell
+    width: int = 64                     # channels of the head's convolutions
+
+
+# --- data ------------------------------------------------------------------------------
+
+@dataclass
+class Examples:
+    """One part's images: letterboxed pixels, labels, splits and fracture boxes (square fractions)."""
+    records: list
+    pixels: np.ndarray   # uint8 (n, S, S, 3)
+    y: np.ndarray
+    split: np.ndarray
+    boxes: list          # per image: (k, 4) fractions of the letterboxed square
+    shapes: list         # per image: (height, width) of the image as shown
+
+    def subset(self, mask) -> "Examples":
+        idx = np.nonzero(mask)[0]
+        return Examples([self.records[i] for i in idx], self.pixels[idx], self.y[idx], self.split[idx],
+                        [self.boxes[i] for i in idx], [self.shapes[i] for i in idx])
+
+
+# --- augmentation (pixels and boxes together) -------------------------------------------
+
+def augment(img: np.ndarray, bxs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random mirror, rotation (±10°), zoom (±10 %), shift (±5 %), contrast and brightness (±15 %)
+    of a letterboxed uint8 image, with its boxes (fractions of the square) moved alike."""
+    size = img.shape[0]
+    flip = rng.random() < 0.5
+    angle = np.deg2rad(rng.uniform(-10, 10))
+    scale = rng.uniform(0.9, 1.1)
+    tx, ty = rng.uniform(-0.05, 0.05, 2) * size
+    c = (size - 1) / 2
+    # forward map: output = R*S*(input - c) + c + t  (input mirrored first)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    fwd = np.array([[cos, -sin, c - cos * c + sin * c + tx], [sin, cos, c - sin * c - cos * c + ty]])
+    inv = np.linalg.inv(np.vstack([fwd, [0, 0, 1]]))[:2]
+    src = img[:, ::-1] if flip else img
+    planes = [Image.fromarray(np.ascontiguousarray(src[:, :, k])).transform(
+        (size, size), Image.AFFINE, tuple(inv.ravel()), resample=Image.BILINEAR, fillcolor=0) for k in range(3)] \
+        if not _grey(src) else [Image.fromarray(np.ascontiguousarray(src[:, :, 0])).transform(
+            (size, size), Image.AFFINE, tuple(inv.ravel()), resample=Image.BILINEAR, fillcolor=0)] * 3
+    out = np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=2)
+    contrast, brightness = rng.uniform(0.85, 1.15), rng.uniform(-0.15, 0.15) * 255
+    mean = out.mean()
+    out = np.clip((out - mean) * contrast + mean + brightness, 0, 255).astype(np.uint8)
+    b = np.asarray(bxs, dtype="float64").reshape(-1, 4) * size
+    if flip:
+        b = np.stack([size - b[:, 2], b[:, 1], size - b[:, 0], b[:, 3]], 1)
+    corners = np.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1)  # (k, 4, 2)
+    moved = corners @ fwd[:, :2].T + fwd[:, 2]
+    nb = np.concatenate([moved.min(1), moved.max(1)], 1) / size
+    nb = np.clip(nb, 0, 1)
+    keep = (nb[:, 2] - nb[:, 0] > 1e-3) & (nb[:, 3] - nb[:, 1] > 1e-3)
+    return out, nb[keep].astype("float32")
+
+
+def mirror(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img[:, ::-1])
+
+
+def _grey(img: np.ndarray) -> bool:
+    return bool((img[..., 0] == img[..., 1]).all() and (img[..., 0] == img[..., 2]).all())
+
+
+# --- the frozen trunk -------------------------------------------------------------------
+
+def trunk_features(model, trunk, images, batch_size: int = 16, verbose: int = 1, desc: str = "") -> np.ndarray:
+    """Stride-16 features (float16) of uint8 images, or of an iterable of them."""
+    from .locator import pixels_to_backbone
+    preprocess = pixels_to_backbone(model)
+    images = list(images) if not isinstance(images, np.ndarray) else images
+    out = []
+    for i in range(0, len(images), batch_size):
+        xb = np.stack(images[i:i + batch_size]).astype("float32")
+        out.append(np.asarray(trunk.predict_on_batch(preprocess(xb))).astype("float16"))
+        if verbose:
+            print(f"\r  {desc} trunk features {min(i + batch_size, len(images))}/{len(images)}", end="",
+                  file=sys.stderr, flush=True)
+    if verbose:
+        print(file=sys.stderr)
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")
+
+
+def all_targets(box_lists, y, grid, positive_weight: float = HeadConfig.positive_cell_weight
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell targets and weights (fracture cells weighted ``positive_weight``)."""
+    t = np.zeros((len(y), grid, grid, 1), "float32")
+    w = np.zeros((len(y), grid, grid), "float32")
+    for i, (b, label) in enumerate(zip(box_lists, y)):
+        ti, wi = boxes.grid_targets(b, int(label), grid)
+        t[i, :, :, 0] = ti
+        w[i] = np.where(ti > 0, positive_weight, wi)
+    return t, w
+
+
+class Versions:
+    """Training inputs: for every image several versions (original, augmented copies), each with its
+    own cell targets; a batch takes a random version of each image."""
+
+    def __init__(self, inputs: list[np.ndarray], targets: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray):
+        self.inputs, self.targets, self.y = inputs, targets, y
+
+
+def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=False, seed=0):
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.order = np.arange(len(versions.y))
+            self.rng = np.random.default_rng(seed)
+            self.on_epoch_end()
+
+        def __len__(self):
+            return math.ceil(len(versions.y) / batch_size)
+
+        def __getitem__(self, i):
+            idx = self.order[i * batch_size:(i + 1) * batch_size]
+            v = self.rng.integers(len(versions.inputs), size=len(idx)) if shuffle else np.zeros(len(idx), int)
+            x = np.stack([versions.inputs[k][j] for k, j in zip(v, idx)]).astype("float32")
+            t = np.stack([versions.targets[k][0][j] for k, j in zip(v, idx)])
+            w = np.stack([versions.targets[k][1][j] for k, j in zip(v, idx)])
+            y = versions.y[idx].astype("float32")[:, None]
+            iw = np.ones(len(idx), "float32") if image_weights is None else \
+                np.array([image_weights[int(c)] for c in versions.y[idx]], "float32")
+            return x, (y, t), (iw, w)
+
+        def on_epoch_end(self):
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return Batches()
+
+
+# --- one part ----------------------------------------------------------------------------
+
+class LocatorTrainer:
+    """A fracture model and the way it trains (frozen trunk + cached features, or end to end)."""
+
+    def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig()):
+        import keras
+        from .locator import build_locator, trunk_and_top
+        keras.utils.set_random_seed(cfg.seed)
+        self.cfg, self.feature_cache, self.head = cfg, feature_cache, head
+        self.model = build_locator(cfg.backbone, cfg.weights, cfg.image_size, head.width, head.sharpness)
+        self.grid = int(self.model.outputs[1].shape[1])
+        self.cut = resolve_cut(cfg)
+        if self.cut is not None:
+            self.trunk, self.trained = trunk_and_top(self.model, cfg.backbone)
+        else:
+            self.trunk, self.trained = None, self.model
+        self.fresh = self.model.get_weights()
+
+    def reset(self):
+        import keras
+        keras.utils.set_random_seed(self.cfg.seed)
+        self.model.set_weights(self.fresh)
+
+    def inputs(self, images, verbose=1, desc="", key=None) -> np.ndarray:
+        """What the trained part takes for these uint8 images.  With a feature cache folder and a
+        ``key`` (what the images are), frozen-trunk features are read from it or stored in it."""
+        if self.trunk is None:
+            return np.asarray(images if isinstance(images, np.ndarray) else np.stack(list(images)))
+        path = None
+        if self.feature_cache is not None and key is not None:
+            import hashlib
+            what = "|".join([self.cfg.backbone, self.cfg.weights, str(self.cfg.image_size), str(self.cut), key])
+            path = Path(self.feature_cache) / f"{hashlib.sha256(what.encode()).hexdigest()[:24]}.npy"
+            if path.is_file():
+                return np.load(path)
+        feats = trunk_features(self.model, self.trunk, images, verbose=verbose, desc=desc)
+        if path is not None:
+            with artifacts.atomic_path(path, suffix=".npy") as tmp:
+                np.save(tmp, feats)
+        return feats
+
+    def training_versions(self, ex: Examples, verbose=1) -> Versions:
+        """The original and ``augment_copies`` augmented versions of each training image."""
+        rng = np.random.default_rng(self.cfg.seed)
+        key = _key(ex)
+        inputs = [self.inputs(ex.pixels, verbose, "original", f"train|{key}")]
+        targets = [self.targets(ex.boxes, ex.y)]
+        for k in range(self.cfg.augment_copies):
+            pairs = [augment(img, b, rng) for img, b in zip(ex.pixels, ex.boxes)]
+            inputs.append(self.inputs(np.stack([p[0] for p in pairs]), verbose, f"copy {k + 1}",
+                                      f"copy {k + 1}|seed {self.cfg.seed}|{key}"))
+            targets.append(self.targets([p[1] for p in pairs], ex.y))
+        return Versions(inputs, targets, ex.y)
+
+    def targets(self, box_lists, y):
+        return all_targets(box_lists, y, self.grid, self.head.positive_cell_weight)
+
+    def fit(self, train: Versions, val: Versions) -> dict:
+        """Two phases, as for the classifiers: the new head alone at ``head_learning_rate``, then the
+        backbone's trainable layers too at ``learning_rate``; the best epoch (validation loss) is kept."""
+        import keras
+        cfg = self.cfg
+        data_train = _batches(train, cfg.batch_size, class_weights(train.y, 2), shuffle=True, seed=cfg.seed)
+        data_val = _batches(val, cfg.batch_size)
+        history: dict[str, list] = {}
+        deadline = _deadline(cfg.time_limit)
+        backbone_part = self.trained.get_layer("top") if self.cut else self.model.get_layer("backbone")
+
+        def run(epochs, lr, phase):
+            if epochs <= 0 or deadline.reached:
+                return
+            self.trained.compile(optimizer=keras.optimizers.Adam(lr),
+                                 loss=[keras.losses.BinaryCrossentropy(),
+                                       keras.losses.BinaryCrossentropy(from_logits=True)],
+                                 loss_weights=[1.0, self.head.cell_weight])
+            stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                                 restore_best_weights=True)
+            h = self.trained.fit(data_train, validation_data=data_val if len(val.y) else None, epochs=epochs,
+                                 callbacks=([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
+            for k, v in h.history.items():
+                history.setdefault(k, []).extend(float(a) for a in v)
+            history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+
+        if cfg.weights != "none" and cfg.head_epochs > 0:
+            backbone_part.trainable = False
+            run(cfg.head_epochs, cfg.head_learning_rate, "head")
+        backbone_part.trainable = True
+        run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
+        history["frozen_through"] = self.cut
+        history["time_limit_reached"] = deadline.reached
+        return history
+
+    def predict(self, inputs: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Image probabilities and cell probability maps for prepared inputs."""
+        probs, maps = [], []
+        for i in range(0, len(inputs), batch_size):
+            p, logits = self.trained.predict_on_batch(inputs[i:i + batch_size].astype("float32"))
+            probs.append(np.asarray(p)[:, 0])
+            maps.append(1 / (1 + np.exp(-np.asarray(logits)[..., 0])))
+        if not probs:
+            return np.zeros(0), np.zeros((0, self.grid, self.grid))
+        return np.concatenate(probs), np.concatenate(maps)
+
+
+AUGMENTATION_VERSION = "1"  # change when augment() changes, so cached features of augmented copies are redone
+
+
+def _key(ex: Examples) -> str:
+    """What a set of examples is, for the feature cache: its files, in order, and the augmentation."""
+    import hashlib
+    files = "\n".join(str(Path(r.path).resolve()) for r in ex.records)
+    return hashlib.sha256(f"{AUGMENTATION_VERSION}\n{files}".encode()).hexdigest()
+
+
+def with_mirror(probs, maps, probs_m, maps_m):
+    """Test-time mirroring: the mean of the image's and its mirror's outputs (the map mirrored back)."""
+    return (probs + probs_m) / 2, (maps + maps_m[:, :, ::-1]) / 2
+
+
+def choose_region_threshold(maps, y, box_lists, shapes) -> float:
+    """The cell probability from which a further region is shown: the score at which validation images
+    have one false region per image on average (the first region of a finding is always shown)."""
+    scored = []
+    for m, label, b, shape in zip(maps, y, box_lists, shapes):
+        true_px = boxes.Letterbox(*shape).to_pixels(b) if len(b) else np.zeros((0, 4))
+        for r in boxes.regions_from_map(m, shape, 0.02, max_regions=10, always_top=False):
+            scored.append((r["score"], label and boxes.box_centre_inside(r["box"], true_px)))
+    false = sorted((s for s, ok in scored if not ok), reverse=True)
+    k = len(y)  # one false region per image
+    return float(decisions.reported(false[k - 1] if len(false) >= k else 0.02)) if false else 0.5
+
+
+def validate(trainer: LocatorTrainer, val: Examples, verbose=1) -> dict:
+    """Validation outputs with and without test-time mirroring; keeps mirroring where it raises the AUC."""
+    inputs = trainer.inputs(val.pixels, verbose, "validation", f"val|{_key(val)}")
+    inputs_m = trainer.inputs(np.stack([mirror(p) for p in val.pixels]), verbose, "validation mirrored",
+                              f"val mirrored|{_key(val)}") if len(val.pixels) else inputs
+    p, m = trainer.predict(inputs)
+    pm, mm = trainer.predict(inputs_m)
+    p2, m2 = with_mirror(p, m, pm, mm)
+    plain = metrics.binary_metrics(val.y, p)["auc"]
+    mirrored = metrics.binary_metrics(val.y, p2)["auc"]
+    use_mirror = bool(np.isfinite(mirrored) and np.isfinite(plain) and mirrored > plain)
+    probs, maps = (p2, m2) if use_mirror else (p, m)
+    return {"probs": probs, "maps": maps, "auc_plain": plain, "auc_mirrored": mirrored, "mirror": use_mirror}
+
+
+def fracture_metadata_from_validation(val: Examples, out: dict) -> dict:
+    """Threshold, band, region threshold and validation figures of one trained part."""
+    probs, maps = out["probs"], out["maps"]
+    thr = decisions.reported(metrics.youden_threshold(val.y, probs))
+    band = decisions.select_band(val.y, probs, thr, MIN_DECIDED_ACCURACY)
+    region_thr = choose_region_threshold(maps, val.y, val.boxes, val.shapes)
+    findings = [decisions.fracture_finding(p, thr, band) for p in probs]
+    decided = [(f, t) for f, t in zip(findings, val.y) if f in decisions.DECIDED]
+    validation = metrics.binary_metrics(val.y, probs, thr)
+    validation.update({
+        "uncertain": float(np.mean([f == "uncertain" for f in findings])) if findings else None,
+        "accuracy_of_decided": float(np.mean([(f == "fractured") == bool(t) for f, t in decided])) if decided else None,
+        "auc_without_mirroring": out["auc_plain"], "auc_with_mirroring": out["auc_mirrored"],
+        **metrics.localisation(metrics.localisation_items(maps, val.y, val.boxes, val.shapes, region_thr)),
+    })
+    return {"threshold": thr, "uncertain_band": band, "validation": validation,
+            "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
+                             "region_threshold": region_thr, "max_regions": MAX_REGIONS,
+                             "test_time_mirroring": out["mirror"]}}
+
+
+# --- all parts -------------------------------------------------------------------------------
+
+def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=None) -> Examples:
+    x, kept = pixels([r.path for r in recs], size, "Loading images for the fracture models", verbose)
+    recs = [recs[i] for i in kept]
+    found = [box_source(r) if box_source else boxes.square_boxes(r.path) for r in recs]
+    return Examples(recs, x, np.array([r.label for r in recs], dtype=int), np.array([r.split for r in recs]),
+                    [f[0] for f in found], [f[1] for f in found])
+
+
+def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
+                   parts=data.TARGET_PARTS, feature_cache: Path | None = None,
+                   head: HeadConfig = HeadConfig()) -> list[Path]:
+    """One fracture model per part, each with its threshold, band and region threshold from validation.
+
+    ``feature_cache``: a folder where frozen-trunk features are kept between runs (the slow part on a
+    CPU), keyed by backbone, size, cut, seed and the exact list of images.
+
+    ``data_root`` may also be a cache file made by ``scripts/make_cache.py``: the records, their split,
+    pixels and boxes then come from it, and the metadata points at the data it was made from.
+    """
+    pixels, box_source = load_pixels, None
+    if Path(data_root).is_file():
+        from .cache import read_cache
+        cache = read_cache(data_root, cfg.image_size)
+        data_root, layout, records, pixels = cache.data_root, cache.layout, cache.records, cache.load_pixels
+        box_source = cache.boxes_of
+        cache.write_split(out_dir)
+    else:
+        records = data.read_dataset(data_root, layout)
+        layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
+        records = prepare_split(records, data_root, out_dir, cfg.seed)
+    wanted = [p for p in parts if fracture_records(records, p)]
+    for p in parts:
+        if p not in wanted:
+            print(f"No labelled {p} images in {data_root}; skipping its fracture model.", file=sys.stderr)
+    if not wanted:
+        raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
+    trainer = LocatorTrainer(cfg, feature_cache, head)
+    saved = []
+    for part in wanted:
+        recs = [r for r in fracture_records(records, part) if r.split in ("train", "val")]
+        ex = load_examples(recs, cfg.image_size, pixels, cfg.verbose, box_source)
+        train, val = ex.subset(ex.split == "train"), ex.subset(ex.split == "val")
+        print(f"  {part} fracture: train {int(train.y.sum())} fractured / {int((1 - train.y).sum())} normal, "
+              f"validation {int(val.y.sum())} / {int((1 - val.y).sum())}; "
+              f"{sum(len(b) > 0 for b in train.boxes)} training images with fracture boxes")
+        trainer.reset()
+        versions = trainer.training_versions(train, cfg.verbose)
+        val_versions = Versions([trainer.inputs(val.pixels, cfg.verbose, "validation", f"val|{_key(val)}")],
+                                [trainer.targets(val.boxes, val.y)], val.y)
+        history = trainer.fit(versions, val_versions)
+        del versions
+        meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
+                             ex.records, history)
+        meta["part"] = part
+        meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
+                                 else "fractured")
+        meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
+        meta["training"]["head"] = dataclasses.asdict(head)
+        meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose)))
+        path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
+        v = meta["validation"]
+        print(f"Saved {path} (validation AUC {v['auc']:.3f}, threshold {meta['threshold']:.3f}, "
+              f"uncertain {v['uncertain']:.0%}, top region in box {v['top_region_in_box']})")
+        saved.append(path)
+    return saved

@@ -1,0 +1,193 @@
+"""The fracture model: a dense per-location fracture head whose image score is the soft maximum
+of its locations, so the probability and the place it comes from are the same evidence.
+
+    pixels (S x S x 3, 0-255) -> preprocess -> backbone ─┬─ stride-16 features ─ 1x1 conv ─┐
+                                                         └─ stride-32 features ─ 1x1 conv ─ upsample x2 ─ add
+        -> 3x3 conv -> 1x1 conv = cell logits (S/16 x S/16)
+        -> log-sum-exp pooling -> sigmoid = P(fractured)          (output "probability")
+        cell logits -> sigmoid = P(fracture in this cell)         (the map the app draws, on an absolute scale)
+
+The cells learn from the annotators' fracture boxes (:func:`boxes.grid_targets`), the image score
+from the image label; a normal image teaches every cell "no fracture".  Only built-in Keras layers
+plus :class:`LogSumExpPool` (registered, so files still load in safe mode) are used.
+"""
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+HEAD_WIDTH = 64
+LSE_SHARPNESS = 5.0
+CELL_LOGITS = "cell_logits"
+
+
+@keras.saving.register_keras_serializable(package="fracture_detection")
+class LogSumExpPool(layers.Layer):
+    """``(1/r) log(mean(exp(r * x)))`` over the spatial cells of ``(batch, h, w, 1)`` logits: between
+    their mean (r -> 0) and their maximum (r -> inf), so one strongly suspicious cell decides the
+    image while every cell still learns."""
+
+    def __init__(self, sharpness: float = LSE_SHARPNESS, **kwargs):
+        super().__init__(**kwargs)
+        self.sharpness = float(sharpness)
+
+    def call(self, x):
+        r = self.sharpness
+        x = ops.reshape(x, (ops.shape(x)[0], -1))
+        top = ops.max(x, axis=1, keepdims=True)
+        return top + ops.log(ops.mean(ops.exp(r * (x - top)), axis=1, keepdims=True)) / r
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "sharpness": self.sharpness}
+
+
+def mid_layer(backbone_name: str) -> str:
+    """The backbone layer whose output is the stride-16 feature map (also the frozen-trunk cut)."""
+    from .training import DEFAULT_CUTS
+    return DEFAULT_CUTS[backbone_name]
+
+
+# Measured by measure_alignment() (tests/test_localisation.py checks the table against it).
+ALIGNMENT_SHIFT = {"mobilenetv2": -8, "resnet50": -8}
+
+
+def alignment_shift(backbone: str) -> int:
+    """How many pixels the image must move (negative: up and left) so that each stride-16 feature
+    cell is centred on the grid cell it predicts.
+
+    Padding conventions put a backbone's feature cell ``i`` at pixel ``16 i`` (torchvision's
+    MobileNetV2, Keras's ResNet50) or elsewhere, not at the cell's centre ``16 i + 7.5``; unaligned,
+    every suspected region sits half a cell or more off (measured on validation hands before this
+    alignment: the most suspicious cell lay a median 0.7 cells below and right of the fracture)."""
+    return ALIGNMENT_SHIFT[backbone] if backbone in ALIGNMENT_SHIFT else measure_alignment(backbone)
+
+
+@functools.lru_cache(maxsize=None)
+def measure_alignment(backbone: str, size: int = 256) -> int:
+    """Where the middle stride-16 cell of a (randomly initialised) backbone looks: a faint line at each
+    column of a mid-grey image in turn, and the centroid of how much each line moves that cell."""
+    from .models import build_backbone
+    _, base = build_backbone(backbone, "none", size)
+    mid = keras.Model(base.input, base.get_layer(mid_layer(backbone)).output)
+    grid = int(mid.output.shape[1])
+    cell = grid // 2
+    probes = np.full((size, size, size, 3), 0.5, "float32")
+    for x in range(size):
+        probes[x, :, x] = 0.6
+    plain = np.asarray(mid.predict_on_batch(np.full((1, size, size, 3), 0.5, "float32")))[0, cell, cell]
+    out = np.concatenate([np.asarray(mid.predict_on_batch(probes[i:i + 32]))[:, cell, cell]
+                          for i in range(0, size, 32)])
+    response = np.abs(out - plain).sum(axis=1)
+    centre = float((response * np.arange(size)).sum() / response.sum())
+    stride = size / grid
+    return int(round(centre - (cell * stride + (stride - 1) / 2)))
+
+
+def build_locator(backbone: str, weights: str, image_size: int, width: int = HEAD_WIDTH,
+                  sharpness: float = LSE_SHARPNESS, prior: float = 0.01) -> keras.Model:
+    """The fracture model; outputs ``[probability (batch, 1), cell logits (batch, S/16, S/16, 1)]``."""
+    from .models import build_backbone
+    preprocess, base = build_backbone(backbone, weights, image_size)
+    mid = base.get_layer(mid_layer(backbone)).output
+    two = keras.Model(base.input, [mid, base.output], name="backbone")
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = align(inputs, alignment_shift(backbone))
+    f16, f32 = two(preprocess(x), training=False) if weights != "none" else two(preprocess(x))
+    logits = head(f16, f32, width, prior)
+    prob = layers.Activation("sigmoid", name="probability")(LogSumExpPool(sharpness, name="pool")(logits))
+    return keras.Model(inputs, [prob, logits], name=f"{backbone}_fracture_locator")
+
+
+def align(pixels, shift: int):
+    """Move the image ``shift`` pixels down and right (negative: up and left), filling with black
+    (a layer named ``align``; no layer for no shift)."""
+    if shift == 0:
+        return pixels
+    s = abs(shift)
+    if shift < 0:
+        steps = [layers.Cropping2D(((s, 0), (s, 0))), layers.ZeroPadding2D(((0, s), (0, s)))]
+    else:
+        steps = [layers.ZeroPadding2D(((s, 0), (s, 0))), layers.Cropping2D(((0, s), (0, s)))]
+    return keras.Sequential(steps, name="align")(pixels)
+
+
+def pixels_to_backbone(model):
+    """The layers between the pixels and the backbone (alignment, then preprocessing), as one function."""
+    names = {layer.name for layer in model.layers}
+    steps = [model.get_layer(n) for n in ("align", "preprocess") if n in names]
+
+    def apply(x):
+        for step in steps:
+            x = step(x)
+        return x
+    return apply
+
+
+def head(f16, f32, width: int = HEAD_WIDTH, prior: float = 0.01):
+    """Stride-16 and upsampled stride-32 features fused into one logit per cell."""
+    a = layers.ReLU(name="lateral16_relu")(layers.Conv2D(width, 1, name="lateral16")(f16))
+    b = layers.ReLU(name="lateral32_relu")(layers.Conv2D(width, 1, name="lateral32")(f32))
+    b = layers.UpSampling2D(2, interpolation="bilinear", name="lateral32_up")(b)
+    if b.shape[1] != a.shape[1]:  # odd stride-16 grids: crop the upsampled map
+        b = layers.Cropping2D(((0, b.shape[1] - a.shape[1]), (0, b.shape[2] - a.shape[2])), name="crop")(b)
+    z = layers.Add(name="fuse_add")([a, b])
+    z = layers.Conv2D(width, 3, padding="same", activation="relu", name="fuse")(z)
+    bias = float(np.log(prior / (1 - prior)))
+    return layers.Conv2D(1, 1, name=CELL_LOGITS, bias_initializer=keras.initializers.Constant(bias))(z)
+
+
+def is_locator(model) -> bool:
+    return any(layer.name == CELL_LOGITS for layer in model.layers)
+
+
+@keras.saving.register_keras_serializable(package="fracture_detection")
+class Mirror(layers.Layer):
+    """Left-right mirror image of ``(batch, h, w, c)``."""
+
+    def call(self, x):
+        return ops.flip(x, axis=2)
+
+
+def inference_model(model, mirror: bool = False) -> keras.Model:
+    """``[probability (batch, 1), cell probabilities (batch, S/16, S/16)]`` from the same forward pass;
+    with ``mirror`` the mean over the image and its mirror image (the mirror's map mirrored back)."""
+    inputs = keras.Input(model.inputs[0].shape[1:], name="pixels")
+    prob, logits = model(inputs)
+    cells = layers.Activation("sigmoid", name="cell_probability")(logits)
+    if mirror:
+        prob_m, logits_m = model(Mirror(name="mirror")(inputs))
+        cells_m = Mirror(name="mirror_back")(layers.Activation("sigmoid", name="cell_probability_m")(logits_m))
+        prob = layers.Average(name="mean_probability")([prob, prob_m])
+        cells = layers.Average(name="mean_cells")([cells, cells_m])
+    cells = layers.Reshape(tuple(cells.shape[1:3]), name="map")(cells)
+    return keras.Model(inputs, [prob, cells], name="inference")
+
+
+def trunk_and_top(model, backbone_name: str):
+    """The frozen trunk (pixels -> stride-16 features) and the trained rest (stride-16 features ->
+    outputs), sharing the model's layers, for training on cached trunk features."""
+    two = model.get_layer("backbone")
+    mid = two.get_layer(mid_layer(backbone_name)).output
+    trunk = keras.Model(two.input, mid, name="trunk")
+    top32 = keras.Model(mid, two.outputs[1], name="top")
+    feats = keras.Input(mid.shape[1:], name="trunk_features")
+    f32 = top32(feats, training=False)
+    logits = _reapply_head(model, feats, f32)
+    prob = model.get_layer("probability")(model.get_layer("pool")(logits))
+    return trunk, keras.Model(feats, [prob, logits], name="trained_part")
+
+
+def _reapply_head(model, f16, f32):
+    a = model.get_layer("lateral16_relu")(model.get_layer("lateral16")(f16))
+    b = model.get_layer("lateral32_relu")(model.get_layer("lateral32")(f32))
+    b = model.get_layer("lateral32_up")(b)
+    if any(layer.name == "crop" for layer in model.layers):
+        b = model.get_layer("crop")(b)
+    z = model.get_layer("fuse")(model.get_layer("fuse_add")([a, b]))
+    return model.get_layer(CELL_LOGITS)(z)
