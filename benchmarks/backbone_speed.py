@@ -39,6 +39,10 @@ def per_image_ms(model, batch: np.ndarray, seconds: float) -> float:
     return 1000 * statistics.median(times) / len(batch)
 
 
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg()) + " (1, 5, 15 min)"
+
+
 def main():
     from fracture_detection.models import BACKBONES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,29 +59,32 @@ def main():
     from fracture_detection.models import build_classifier
 
     rng = np.random.default_rng(0)
+    threads = min(4, os.cpu_count() or 1)  # the app's LiteRT thread count (runtime.LiteRTModel)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        interpreter = runtime.LiteRTModel  # the app's runner and thread count
-        threads = min(4, os.cpu_count() or 1)
-        print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-              f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the start; Python {platform.python_version()}, "
-              f"Keras {keras.__version__} ({keras.backend.backend()}), LiteRT interpreter with {threads} threads")
-        print(f"| backbone | input | parameters | .tflite MB | LiteRT vs Keras | "
-              + " | ".join(f"ms/image, batch {b}" for b in a.batches) + " |")
-        print("|---|---|---|---|---|" + "---|" * len(a.batches))
+        # exporting first, timing after: the timings then come from one short stretch of time
         for backbone in a.backbones:
             for size in a.sizes:
                 keras.backend.clear_session()
                 model = build_classifier(backbone, "offline", size, 2)
                 path = Path(tmp) / f"{backbone}_{size}.tflite"
                 entry = runtime.export_litert(model, "fracture", path)
-                lite = interpreter(path)
-                times = [per_image_ms(lite, rng.uniform(0, 255, (b, size, size, 3)).astype("float32"), a.seconds)
-                         for b in a.batches]
-                print(f"| {backbone} | {size} | {model.count_params() / 1e6:.2f} M | {path.stat().st_size / 1e6:.1f} | "
-                      f"{entry['max_difference_to_keras']:.1e} | " + " | ".join(f"{t:.1f}" for t in times) + " |",
-                      flush=True)
-                path.unlink()
-        print(f"Load average at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+                rows.append((backbone, size, model.count_params(), path, entry["max_difference_to_keras"]))
+                print(f"exported {backbone} at {size} px", file=sys.stderr, flush=True)
+        print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+              f"{_load()} before timing; Python {platform.python_version()}, Keras {keras.__version__} "
+              f"({keras.backend.backend()}) export, LiteRT interpreter with {threads} threads, "
+              f"{a.seconds:g} s per batch size after 3 warm-up runs")
+        print("| backbone | input | parameters | .tflite MB | LiteRT vs Keras | "
+              + " | ".join(f"ms/image, batch {b}" for b in a.batches) + " |")
+        print("|---|---|---|---|---|" + "---|" * len(a.batches))
+        for backbone, size, params, path, diff in rows:
+            lite = runtime.LiteRTModel(path)
+            times = [per_image_ms(lite, rng.uniform(0, 255, (b, size, size, 3)).astype("float32"), a.seconds)
+                     for b in a.batches]
+            print(f"| {backbone} | {size} | {params / 1e6:.2f} M | {path.stat().st_size / 1e6:.1f} | {diff:.1e} | "
+                  + " | ".join(f"{t:.1f}" for t in times) + " |", flush=True)
+    print(f"Load average after timing: {_load()}")
 
 
 if __name__ == "__main__":
