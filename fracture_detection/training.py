@@ -112,7 +112,9 @@ def _compile(model, lr, n_classes):
 
 # Where the frozen trunk ends when --frozen-through is "auto": below this the ImageNet
 # features are general enough to keep, and everything above it trains.
-DEFAULT_CUTS = {"mobilenetv2": "features_13_add", "resnet50": "conv4_block6_out"}
+DEFAULT_CUTS = {"mobilenetv2": "features_13_add", "resnet50": "conv4_block6_out",
+                "efficientnet_lite0": "blocks_10_add",  # end of the stride-16 stage (112 channels)
+                "efficientnet_lite2": "blocks_14_add"}  # the same stage (120 channels)
 
 
 def resolve_cut(cfg: TrainConfig) -> str | None:
