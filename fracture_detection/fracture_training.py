@@ -36,6 +36,7 @@ class HeadConfig:
     positive_cell_weight: float = 10.0  # a fracture cell counts this much more than a normal one
     sharpness: float = 5.0              # log-sum-exp pooling: larger is closer to the single highest cell
     width: int = 64                     # channels of the head's convolutions
+    box_pooling: bool = False           # a fractured image's label is pooled over its box cells only
 
 
 # --- data ------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class Versions:
         self.inputs, self.targets, self.y = inputs, targets, y
 
 
-def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=False, seed=0):
+def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=False, seed=0, box_pooling=False):
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -160,7 +161,15 @@ def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=Fa
             y = versions.y[idx].astype("float32")[:, None]
             iw = np.ones(len(idx), "float32") if image_weights is None else \
                 np.array([image_weights[int(c)] for c in versions.y[idx]], "float32")
-            return x, (y, t), (iw, w)
+            if not box_pooling:
+                return x, (y, t), (iw, w)
+            # everything the box-pooling loss needs, per cell: target, weight, pooling mask, label, image weight
+            has_box = t[..., 0].reshape(len(idx), -1).max(axis=1) > 0
+            mask = np.where((y[:, 0] > 0) & has_box, 1.0, 0.0)[:, None, None] * t[..., 0] + \
+                np.where((y[:, 0] > 0) & has_box, 0.0, 1.0)[:, None, None]
+            cells = np.stack([t[..., 0], w, mask, np.broadcast_to(y[:, :, None], w.shape),
+                              np.broadcast_to(iw[:, None, None], w.shape)], axis=-1).astype("float32")
+            return x, (y, cells)
 
         def on_epoch_end(self):
             if shuffle:
@@ -232,8 +241,10 @@ class LocatorTrainer:
         backbone's trainable layers too at ``learning_rate``; the best epoch (validation loss) is kept."""
         import keras
         cfg = self.cfg
-        data_train = _batches(train, cfg.batch_size, class_weights(train.y, 2), shuffle=True, seed=cfg.seed)
-        data_val = _batches(val, cfg.batch_size)
+        box = self.head.box_pooling
+        data_train = _batches(train, cfg.batch_size, class_weights(train.y, 2), shuffle=True, seed=cfg.seed,
+                              box_pooling=box)
+        data_val = _batches(val, cfg.batch_size, box_pooling=box)
         history: dict[str, list] = {}
         deadline = _deadline(cfg.time_limit)
         backbone_part = self.trained.get_layer("top") if self.cut else self.model.get_layer("backbone")
@@ -241,10 +252,13 @@ class LocatorTrainer:
         def run(epochs, lr, phase):
             if epochs <= 0 or deadline.reached:
                 return
-            self.trained.compile(optimizer=keras.optimizers.Adam(lr),
-                                 loss=[keras.losses.BinaryCrossentropy(),
-                                       keras.losses.BinaryCrossentropy(from_logits=True)],
-                                 loss_weights=[1.0, self.head.cell_weight])
+            if box:
+                from .locator import BoxPoolingLoss
+                losses, weights = [None, BoxPoolingLoss(self.head.sharpness, self.head.cell_weight)], [0.0, 1.0]
+            else:
+                losses = [keras.losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(from_logits=True)]
+                weights = [1.0, self.head.cell_weight]
+            self.trained.compile(optimizer=keras.optimizers.Adam(lr), loss=losses, loss_weights=weights)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
             h = self.trained.fit(data_train, validation_data=data_val if len(val.y) else None, epochs=epochs,

@@ -47,6 +47,39 @@ class LogSumExpPool(layers.Layer):
         return {**super().get_config(), "sharpness": self.sharpness}
 
 
+class BoxPoolingLoss(keras.losses.Loss):
+    """Training loss of the cell logits when fracture boxes decide where the image's label applies.
+
+    ``y_true`` per cell: ``[target, cell weight, pooling mask, image label, image weight]``.  Two terms
+    per image: the weighted cross-entropy of every cell against its target, and the cross-entropy of
+    the image label against the log-sum-exp of the cells in the pooling mask (a fractured image's
+    box cells; every cell of a normal image or of a fractured image without boxes), so the image's
+    evidence has to come from where the fracture is.  At inference the pooling covers every cell."""
+
+    def __init__(self, sharpness: float = LSE_SHARPNESS, cell_weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.sharpness, self.cell_weight = float(sharpness), float(cell_weight)
+
+    def call(self, y_true, y_pred):
+        r = self.sharpness
+        logits = ops.reshape(y_pred, (ops.shape(y_pred)[0], -1))
+        t = ops.reshape(y_true[..., 0], ops.shape(logits))
+        w = ops.reshape(y_true[..., 1], ops.shape(logits))
+        mask = ops.reshape(y_true[..., 2], ops.shape(logits))
+        label, image_weight = y_true[:, 0, 0, 3], y_true[:, 0, 0, 4]
+        cells = ops.mean(w * _bce_logits(t, logits), axis=1)
+        masked = ops.where(mask > 0, logits, -1e9)
+        top = ops.max(masked, axis=1, keepdims=True)
+        pooled = top[:, 0] + ops.log(ops.sum(mask * ops.exp(r * (masked - top)), axis=1)
+                                     / ops.maximum(ops.sum(mask, axis=1), 1.0)) / r
+        return image_weight * _bce_logits(label, pooled) + self.cell_weight * cells
+
+
+def _bce_logits(t, z):
+    """Binary cross-entropy of targets ``t`` against logits ``z`` (stable)."""
+    return ops.maximum(z, 0) - z * t + ops.log1p(ops.exp(-ops.abs(z)))
+
+
 def mid_layer(backbone_name: str) -> str:
     """The backbone layer whose output is the stride-16 feature map (also the frozen-trunk cut)."""
     from .training import DEFAULT_CUTS
@@ -54,7 +87,7 @@ def mid_layer(backbone_name: str) -> str:
 
 
 # Measured by measure_alignment() (tests/test_localisation.py checks the table against it).
-ALIGNMENT_SHIFT = {"mobilenetv2": -8, "resnet50": -8}
+ALIGNMENT_SHIFT = {"mobilenetv2": -8, "resnet50": -8, "efficientnet_lite0": 8, "efficientnet_lite2": 8}
 
 
 def alignment_shift(backbone: str) -> int:
@@ -62,7 +95,8 @@ def alignment_shift(backbone: str) -> int:
     cell is centred on the grid cell it predicts.
 
     Padding conventions put a backbone's feature cell ``i`` at pixel ``16 i`` (torchvision's
-    MobileNetV2, Keras's ResNet50) or elsewhere, not at the cell's centre ``16 i + 7.5``; unaligned,
+    MobileNetV2, Keras's ResNet50) or ``16 i + 15`` (TensorFlow's "same" padding: EfficientNet-Lite),
+    not at the cell's centre ``16 i + 7.5``; unaligned,
     every suspected region sits half a cell or more off (measured on validation hands before this
     alignment: the most suspicious cell lay a median 0.7 cells below and right of the fracture)."""
     return ALIGNMENT_SHIFT[backbone] if backbone in ALIGNMENT_SHIFT else measure_alignment(backbone)
@@ -70,23 +104,24 @@ def alignment_shift(backbone: str) -> int:
 
 @functools.lru_cache(maxsize=None)
 def measure_alignment(backbone: str, size: int = 256) -> int:
-    """Where the middle stride-16 cell of a (randomly initialised) backbone looks: a faint line at each
-    column of a mid-grey image in turn, and the centroid of how much each line moves that cell."""
+    """Where a (randomly initialised) backbone's stride-16 cells look: for each cell of the middle half
+    of the grid, the centroid of the input gradient's magnitude against the cell's centre; the mean
+    offset along x (the backbones are symmetric in x and y), rounded.  Needs the TensorFlow backend."""
+    import tensorflow as tf
     from .models import build_backbone
+    keras.utils.set_random_seed(0)
     _, base = build_backbone(backbone, "none", size)
     mid = keras.Model(base.input, base.get_layer(mid_layer(backbone)).output)
     grid = int(mid.output.shape[1])
-    cell = grid // 2
-    probes = np.full((size, size, size, 3), 0.5, "float32")
-    for x in range(size):
-        probes[x, :, x] = 0.6
-    plain = np.asarray(mid.predict_on_batch(np.full((1, size, size, 3), 0.5, "float32")))[0, cell, cell]
-    out = np.concatenate([np.asarray(mid.predict_on_batch(probes[i:i + 32]))[:, cell, cell]
-                          for i in range(0, size, 32)])
-    response = np.abs(out - plain).sum(axis=1)
-    centre = float((response * np.arange(size)).sum() / response.sum())
     stride = size / grid
-    return int(round(centre - (cell * stride + (stride - 1) / 2)))
+    x = tf.Variable(np.random.default_rng(0).normal(size=(1, size, size, 3)).astype("float32"))
+    offsets = []
+    for cell in range(grid // 4, grid - grid // 4):
+        with tf.GradientTape() as tape:
+            energy = tf.reduce_sum(mid(x)[0, grid // 2, cell, :] ** 2)
+        g = tf.reduce_sum(tf.abs(tape.gradient(energy, x)[0]), axis=(0, 2)).numpy()  # per column
+        offsets.append(float((g * np.arange(size)).sum() / g.sum()) - (cell * stride + (stride - 1) / 2))
+    return int(round(float(np.mean(offsets))))
 
 
 def build_locator(backbone: str, weights: str, image_size: int, width: int = HEAD_WIDTH,
