@@ -159,7 +159,7 @@ def model_lines(predictor, preds) -> list[str]:
     from .visual import model_summary
     if predictor is None:
         return []
-    lines = [model_summary(predictor.body_info.meta)]
+    lines = [model_summary(predictor.body_info.meta)] if any(p.part_probabilities for p in preds) else []
     for part in sorted({p.body_part for p in preds if p.body_part}):
         fm = predictor.fracture.get(part)
         if fm is not None:
