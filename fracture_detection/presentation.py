@@ -21,6 +21,8 @@ FINDING_STYLE = {
     "not_supported": ("Not analysed", "#616161", "#e4e4e4"),
     "error": ("Could not be read", "#616161", "#e4e4e4"),
 }
+TABLE_TEXT = {"fractured": "Fracture", "uncertain": "Uncertain", "normal": "Normal",
+              "not_supported": "Not analysed", "error": "Unreadable"}
 SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
 MAX_STUDY_VIEWS = 8          # a folder with more images than this is a list of films, not one study
 _MURA_STUDY = re.compile(r"^study\d+(_(positive|negative))?$", re.IGNORECASE)
@@ -58,9 +60,9 @@ def probability_texts(pred) -> tuple[str, str, str, str] | None:
 
 
 def short_probability(pred) -> str:
-    """For a table cell: ``0.87 (thr 0.68)``, or a dash."""
+    """For a table cell: ``0.87 (0.68)``, the probability and its model's threshold, or a dash."""
     texts = probability_texts(pred)
-    return "–" if texts is None else f"{texts[0]} (thr {texts[1]})"
+    return "–" if texts is None else f"{texts[0]} ({texts[1]})"
 
 
 def detail_lines(pred) -> list[str]:

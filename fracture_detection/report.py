@@ -167,7 +167,7 @@ class _Report:
     def table(self):
         pdf = self.pdf
         widths = (10, 52, 36, 16, 46, 30)
-        heads = ("Page", "Image", "Study", "Part", "Finding", "p (thr)")
+        heads = ("Page", "Image", "Study", "Part", "Finding", "p (threshold)")
         pdf.set_font("DejaVu", "B", 8)
         for w, h in zip(widths, heads):
             pdf.cell(w, 6, h, border="B")

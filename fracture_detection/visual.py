@@ -27,6 +27,11 @@ def _heat_tables() -> tuple[list[int], list[int]]:
     return palette.ravel().tolist(), alpha.tolist()
 
 
+def warm_up() -> None:
+    """Make the heatmap's tables now (importing matplotlib takes a few tenths of a second)."""
+    _heat_tables()
+
+
 def heat_image(heat: np.ndarray) -> Image.Image:
     """A [0, 1] map as an 8-bit grey image on the absolute scale (0 -> 0, 1 -> 255)."""
     return Image.fromarray((np.clip(np.asarray(heat, dtype=np.float32), 0, 1) * 255).round().astype(np.uint8))
