@@ -136,9 +136,16 @@ class App(_Base):
             self.open_paths([Path(p) for p in paths])
         if start_worker:
             self.worker.start()
-        self.after(30, self._poll)
+        self._poll_job = self.after(30, self._poll)
         if TIMING:
             self.after_idle(lambda: self._milestone("window"))
+
+    def destroy(self):
+        for job in (self._poll_job, self._refresh_job, self.viewer._pending):
+            if job is not None:
+                self.after_cancel(job)
+        self.worklist.tooltip.hide()
+        super().destroy()
 
     def _milestone(self, name: str):
         import sys
@@ -306,7 +313,7 @@ class App(_Base):
                 self._handle_result(kind, payload)
         except queue.Empty:
             pass
-        self.after(30, self._poll)
+        self._poll_job = self.after(30, self._poll)
 
     def _handle_result(self, kind, payload):
         if kind == "ready":

@@ -133,6 +133,7 @@ class Viewer(ctk.CTkFrame):
         self._photo = None
         self._legend_photo = None
         self.last_render_ms = 0.0
+        self.last_image, self.last_origin = None, (0, 0)   # what the last frame drew, and where
         self._build()
 
     # --- widgets ---------------------------------------------------------------------
@@ -234,6 +235,8 @@ class Viewer(ctk.CTkFrame):
         ix, iy = (x - self.ox) / self.scale, (y - self.oy) / self.scale
         self.scale, self.fit_mode = scale, False
         self.ox, self.oy = x - ix * scale, y - iy * scale
+        if abs(scale - 1.0) < 1e-9:  # 1:1 on whole pixels, so that each pixel is shown as it is
+            self.ox, self.oy = round(self.ox), round(self.oy)
         self.redraw()
 
     def pan(self, dx: float, dy: float):
@@ -313,7 +316,8 @@ class Viewer(ctk.CTkFrame):
             c.create_text(cw / 2, ch / 2, text=self.placeholder, fill="#b0b0b0", width=max(100, cw - 60),
                           font=("TkDefaultFont", 13), justify="center", tags="placeholder")
             self.readout.configure(text="")
-            self._photo = None
+            self._photo = self.last_image = None
+            self._draw_legend()
             return
         w, h = pic.size
         # the visible part of the image, in image pixels, and where it lands on the canvas
@@ -325,6 +329,7 @@ class Viewer(ctk.CTkFrame):
             left, top = round(sx0), round(sy0)
             out = (max(1, round(sx1) - left), max(1, round(sy1) - top))
             img = pic.render((x0, y0, x1, y1), out, self.window, self.heat_on, smooth=self.fit_mode)
+            self.last_image, self.last_origin = img, (left, top)
             self._photo = ImageTk.PhotoImage(img)
             c.create_image(left, top, image=self._photo, anchor="nw", tags="image")
         if self.boxes_on:
