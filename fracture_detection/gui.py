@@ -96,11 +96,16 @@ class Worker(threading.Thread):
         raise ValueError(kind)
 
     def _views(self, paths) -> list[View]:
+        """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
+        ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
         from .predictor import safe_load
-        images = [safe_load(p) for p in paths]
-        preds = self.predictor.predict_loaded([str(p) for p in paths], images)
-        return [View(Path(p), pred, None if isinstance(rgb, Exception) else Picture.from_array(rgb, pred.heatmap))
-                for p, rgb, pred in zip(paths, images, preds)]
+        views = []
+        for p in paths:
+            rgb = safe_load(p)
+            pred = self.predictor.predict_loaded([str(p)], [rgb])[0]
+            views.append(View(Path(p), pred, None if isinstance(rgb, Exception) else
+                              Picture.from_array(rgb, pred.heatmap)))
+        return views
 
 
 def _sentence(exc: Exception) -> str:
@@ -473,8 +478,8 @@ class App(_Base):
         else:
             study = self.study_of(members[0]) if members else None
         if not members:
-            self.verdict_label.configure(text="No study open", text_color="gray40")
-            self.verdict_note.configure(text="")
+            _configure(self.verdict_label, text="No study open", text_color="gray40")
+            _configure(self.verdict_note, text="")
             return
         preds = [self.views[i].prediction for i in members]
         verdict = study.verdict([v.prediction for v in self.views]) if study else preds[0].finding
@@ -483,8 +488,8 @@ class App(_Base):
         count = sum(p.finding == verdict for p in preds)
         tail = f" — {count} of {n} views" if n > 1 and verdict in ("fractured", "uncertain") else \
             f" — {n} views" if n > 1 else ""
-        self.verdict_label.configure(text=_elide(f"{pres.finding_text(verdict)}{tail}", 70),
-                                     text_color=pres.finding_colour(verdict))
+        _configure(self.verdict_label, text=_elide(f"{pres.finding_text(verdict)}{tail}", 70),
+                   text_color=pres.finding_colour(verdict))
         notes = [_elide(what, 60)]
         parts = {p.body_part for p in preds if p.body_part}
         if len(parts) > 1:
@@ -492,7 +497,7 @@ class App(_Base):
         mean = pres.mura_mean_line(preds)
         if mean:
             notes.append(mean[0].lower() + mean[1:])
-        self.verdict_note.configure(text=" · ".join(notes))
+        _configure(self.verdict_note, text=" · ".join(notes))
 
     # --- report and export -----------------------------------------------------------
 
@@ -549,7 +554,7 @@ class App(_Base):
             self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
 
     def set_status(self, text: str, error: bool = False):
-        self.status.configure(text=_elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
+        _configure(self.status, text=_elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
 
 
 class ReportDialog(ctk.CTkToplevel):
@@ -622,6 +627,13 @@ class ReportDialog(ctk.CTkToplevel):
             settings.remember_folder(Path(path).parent)
             self.app.save_report(Path(path), scope, fields)
         self.destroy()
+
+
+def _configure(widget, **options):
+    """Reconfigure a customtkinter widget only where something changed (each change redraws it)."""
+    changed = {k: v for k, v in options.items() if widget.cget(k) != v}
+    if changed:
+        widget.configure(**changed)
 
 
 def _elide(text: str, n: int) -> str:

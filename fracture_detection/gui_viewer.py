@@ -330,7 +330,7 @@ class Viewer(ctk.CTkFrame):
             out = (max(1, round(sx1) - left), max(1, round(sy1) - top))
             img = pic.render((x0, y0, x1, y1), out, self.window, self.heat_on, smooth=self.fit_mode)
             self.last_image, self.last_origin = img, (left, top)
-            self._photo = ImageTk.PhotoImage(img)
+            self._photo = ImageTk.PhotoImage(img, master=self.canvas)
             c.create_image(left, top, image=self._photo, anchor="nw", tags="image")
         if self.boxes_on:
             self._draw_regions()
@@ -371,7 +371,7 @@ class Viewer(ctk.CTkFrame):
 
         if self.heat_on and self.picture is not None and self.picture.heat is not None:
             if self._legend_photo is None:
-                self._legend_photo = ImageTk.PhotoImage(colourbar(120, 10))
+                self._legend_photo = ImageTk.PhotoImage(colourbar(120, 10), master=self.legend)
             text("Heatmap  0")
             c.create_image(x, y, image=self._legend_photo, anchor="w", tags=("legend", "colourbar"))
             x += 126

@@ -60,6 +60,8 @@ class Worklist(ctk.CTkFrame):
         self.views: list = []              # objects with .path and .prediction
         self.studies: list[pres.Study] = []
         self.sort_key, self.descending = "finding", True
+        self._rows: dict[str, tuple] = {}          # iid -> what the row shows (to skip unchanged rows)
+        self._order: dict[str, list[str]] = {}     # parent -> its children, in order
         self.grid_columnconfigure(0, weight=1)
         self.grid_rowconfigure(0, weight=1)
         style = ttk.Style(self)
@@ -93,44 +95,59 @@ class Worklist(ctk.CTkFrame):
 
     def clear(self):
         self.views, self.studies = [], []
+        self._rows, self._order = {}, {}
         self.table.delete(*self.table.get_children())
 
     def refresh(self, views, studies):
-        """Show ``views`` grouped as ``studies``: new rows are inserted and existing ones moved into
-        order; the selection and the scroll position stay."""
+        """Show ``views`` grouped as ``studies``: new rows are inserted, changed rows updated and
+        each level put in order with one call; the selection and the scroll position stay."""
         self.views, self.studies = list(views), list(studies)
         preds = [v.prediction for v in self.views]
         t = self.table
-        wanted = set()
-        for position, study in enumerate(self._ordered_studies(preds)):
+        top, children, wanted = [], {}, set()
+        for study in self._ordered_studies(preds):
             members = sorted(study.members, key=self._view_key)
             parent = ""
             if len(study.members) > 1:
                 parent = f"s{study.members[0]}"
                 verdict = study.verdict(preds)
-                values = (pres.TABLE_TEXT[verdict], self._common_part(study, preds),
-                          f"{len(study.members)} views")
-                self._put(parent, "", position, f"{study.label}", values, (f"study-{verdict}",), open_=True)
-                wanted.add(parent)
-            for k, i in enumerate(members):
+                values = (pres.TABLE_TEXT[verdict], self._common_part(study, preds), f"{len(study.members)} views")
+                self._put(parent, "", study.label, values, f"study-{verdict}")
+                top.append(parent)
+                children[parent] = []
+            for i in members:
                 p = preds[i]
                 iid = f"v{i}"
                 values = (pres.TABLE_TEXT[p.finding], p.body_part or "–", pres.short_probability(p))
-                self._put(iid, parent, k if parent else position, Path(self.views[i].path).name, values,
-                          (p.finding,))
-                wanted.add(iid)
-        stale = [i for i in self._all_items() if i not in wanted]
+                self._put(iid, parent, Path(self.views[i].path).name, values, p.finding)
+                (children[parent] if parent else top).append(iid)
+        wanted = set(top).union(*children.values()) if children else set(top)
+        stale = [i for i in self._rows if i not in wanted]
         if stale:
-            t.delete(*stale)
+            t.delete(*[i for i in stale if t.exists(i)])
+            for i in stale:
+                self._rows.pop(i)
+        for parent, kids in children.items():
+            if self._order.get(parent) != kids:
+                t.set_children(parent, *kids)
+                self._order[parent] = kids
+        if self._order.get("") != top:
+            t.set_children("", *top)
+            self._order[""] = top
 
-    def _put(self, iid, parent, index, text, values, tags, open_=False):
+    def _put(self, iid, parent, text, values, tag):
+        """Insert a row, or update it where it changed (each Tk call counts while a folder loads)."""
+        row = (parent, text, values, tag)
+        if self._rows.get(iid) == row:
+            return
         t = self.table
-        if t.exists(iid):
-            if t.parent(iid) != parent or t.index(iid) != index:
-                t.move(iid, parent, index)
-            t.item(iid, text=text, values=values, tags=tags)
+        if iid in self._rows:
+            t.item(iid, text=text, values=values, tags=(tag,))
+            if self._rows[iid][0] != parent:
+                t.move(iid, parent, "end")
         else:
-            t.insert(parent, index, iid=iid, text=text, values=values, tags=tags, open=open_)
+            t.insert(parent, "end", iid=iid, text=text, values=values, tags=(tag,), open=iid.startswith("s"))
+        self._rows[iid] = row
 
     def _all_items(self):
         for top in self.table.get_children():
