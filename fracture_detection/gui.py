@@ -32,8 +32,8 @@ from .images import SUPPORTED_SUFFIXES, find_images
 
 TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
-PANEL_WIDTH = 440          # the right-hand panel (detail and worklist), fixed
-DETAIL_HEIGHT = 236        # the detail panel's fixed height: the worklist never moves
+PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
+DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
 BATCH = 8                  # images per request to the worker
 FULL_BUDGET = 768 << 20    # bytes of full-resolution pictures kept; older ones keep 512 px levels
 REFRESH_MS = 300           # the worklist is refreshed at most this often while a folder is analysed
@@ -160,7 +160,7 @@ class App(_Base):
 
     def _build(self):
         self.grid_columnconfigure(0, weight=1)
-        self.grid_columnconfigure(1, weight=0, minsize=PANEL_WIDTH)
+        self.grid_columnconfigure(1, weight=0)
         self.grid_rowconfigure(2, weight=1)
         bar = ctk.CTkFrame(self, corner_radius=0)
         bar.grid(row=0, column=0, columnspan=2, sticky="ew")
@@ -191,7 +191,7 @@ class App(_Base):
         self.viewer.heat_switch.configure(command=self._overlay_toggled)
         self.viewer.boxes_switch.configure(command=self._overlay_toggled)
 
-        side = ctk.CTkFrame(self, width=PANEL_WIDTH, corner_radius=6)
+        side = self.side = ctk.CTkFrame(self, width=PANEL_WIDTH[1], corner_radius=6)
         side.grid(row=2, column=1, padx=(0, 10), pady=10, sticky="ns")
         side.grid_propagate(False)
         side.grid_columnconfigure(0, weight=1)
@@ -219,6 +219,16 @@ class App(_Base):
                                        font=ctk.CTkFont(size=12, weight="bold"))
         self.disclaimer.grid(row=3, column=0, columnspan=2, pady=(0, 6))
         self.viewer.show(None, placeholder=PLACEHOLDER)
+        self.bind("<Configure>", self._fit_panel, add="+")
+
+    def _fit_panel(self, event):
+        """The panel's width follows the window's (not its content), so that nothing moves when
+        another image is selected and the viewer's tools fit at the smallest window."""
+        if event.widget is self:
+            low, high = PANEL_WIDTH
+            width = max(low, min(high, round(0.4 * event.width / self._get_window_scaling())))
+            if self.side.cget("width") != width:
+                self.side.configure(width=width)
 
     def _bind_keys(self):
         for seq, fn in (("<Control-o>", self.ask_open), ("<Control-O>", self.ask_folder),

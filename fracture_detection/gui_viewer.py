@@ -22,7 +22,7 @@ PIXEL_ZOOM = 2.0            # from this explicit magnification on, pixels are sh
 MAX_ZOOM = 32.0
 WHEEL_STEP = 1.25
 AS_STORED = (128.0, 256.0)  # window (level, width) that leaves 8-bit pixels as they are
-PRESETS = ("As stored", "Auto contrast", "High contrast")
+PRESETS = ("As stored", "Auto contrast", "High contrast")   # window presets (W/L)
 CANVAS_BG = "#161616"
 LEGEND_HEIGHT = 26          # a fixed strip under the image: the legends never cover the film
 
@@ -143,23 +143,21 @@ class Viewer(ctk.CTkFrame):
         self.grid_rowconfigure(1, weight=1)
         bar = ctk.CTkFrame(self, fg_color="transparent")
         bar.grid(row=0, column=0, sticky="ew", padx=6, pady=(6, 2))
-        self.fit_button = ctk.CTkButton(bar, text="Fit", width=44, command=self.fit)
-        self.one_button = ctk.CTkButton(bar, text="1:1", width=44, command=lambda: self.one_to_one())
-        self.reset_button = ctk.CTkButton(bar, text="Reset", width=56, command=self.reset)
-        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=130, command=self.apply_preset)
-        self.heat_switch = ctk.CTkSwitch(bar, text="Heatmap", width=60, command=self.redraw)
-        self.boxes_switch = ctk.CTkSwitch(bar, text="Boxes", width=60, command=self.redraw)
+        self.fit_button = ctk.CTkButton(bar, text="Fit", width=38, command=self.fit)
+        self.one_button = ctk.CTkButton(bar, text="1:1", width=38, command=lambda: self.one_to_one())
+        self.reset_button = ctk.CTkButton(bar, text="Reset", width=50, command=self.reset)
+        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=122, command=self.apply_preset)
+        self.heat_switch = ctk.CTkSwitch(bar, text="Heatmap", width=40, switch_width=32, command=self.redraw)
+        self.boxes_switch = ctk.CTkSwitch(bar, text="Boxes", width=40, switch_width=32, command=self.redraw)
         self.boxes_switch.select()
         for i, w in enumerate((self.fit_button, self.one_button, self.reset_button, self.preset_menu,
                                self.heat_switch, self.boxes_switch)):
             w.grid(row=0, column=i, padx=(0, 6))
-        self.readout = ctk.CTkLabel(bar, text="", anchor="e", width=150, font=ctk.CTkFont(size=11))
-        self.readout.grid(row=0, column=9, sticky="e")
-        bar.grid_columnconfigure(9, weight=1)
         self.canvas = tk.Canvas(self, bg=CANVAS_BG, highlightthickness=0, width=1, height=1, cursor="fleur")
         self.canvas.grid(row=1, column=0, sticky="nsew", padx=6)
         self.legend = tk.Canvas(self, bg=CANVAS_BG, highlightthickness=0, width=1, height=LEGEND_HEIGHT)
         self.legend.grid(row=2, column=0, sticky="ew", padx=6, pady=(0, 6))
+        self.legend.bind("<Configure>", lambda _e: self._draw_legend())
         c = self.canvas
         c.bind("<Configure>", self._on_configure)
         c.bind("<ButtonPress-1>", self._press)
@@ -315,7 +313,6 @@ class Viewer(ctk.CTkFrame):
         if pic is None:
             c.create_text(cw / 2, ch / 2, text=self.placeholder, fill="#b0b0b0", width=max(100, cw - 60),
                           font=("TkDefaultFont", 13), justify="center", tags="placeholder")
-            self.readout.configure(text="")
             self._photo = self.last_image = None
             self._draw_legend()
             return
@@ -335,9 +332,6 @@ class Viewer(ctk.CTkFrame):
         if self.boxes_on:
             self._draw_regions()
         self._draw_legend()
-        zoom = f"{'Fit ' if self.fit_mode else ''}{self.scale:.0%}"
-        level, width = self.window
-        self.readout.configure(text=f"{zoom} · W {width:.0f} L {level:.0f}")
         self.last_render_ms = (time.perf_counter() - start) * 1000
         if self.on_change:
             self.on_change()
@@ -358,11 +352,22 @@ class Viewer(ctk.CTkFrame):
                                       tags="region")
             c.tag_lower(back, label)
 
+    @property
+    def readout(self) -> str:
+        """Zoom and window, as shown at the right of the strip under the image."""
+        if self.picture is None:
+            return ""
+        level, width = self.window
+        return f"{'Fit ' if self.fit_mode else ''}{self.scale:.0%} · W {width:.0f} L {level:.0f}"
+
     def _draw_legend(self):
-        """Under the image: the heatmap's colour bar (absolute 0-1) and the boxes' score colours."""
+        """Under the image: the heatmap's colour bar (absolute 0-1), the boxes' score colours, and
+        at the right the zoom and window."""
         c = self.legend
         c.delete("all")
         x, y, font = 8, LEGEND_HEIGHT / 2, ("TkDefaultFont", 9)
+        c.create_text(c.winfo_width() - 8, y, text=self.readout, anchor="e", fill="#c8c8c8", font=font,
+                      tags="readout")
 
         def text(s, **kw):
             nonlocal x

@@ -17,7 +17,9 @@ import customtkinter as ctk
 
 from . import presentation as pres
 
-COLUMNS = (("#0", "Image", 150), ("finding", "Finding", 86), ("part", "Part", 66), ("prob", "p (thr.)", 84))
+# column, heading, the widest text it shows (its width is measured in the table's font)
+COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed ▲"),
+           ("part", "Part", "shoulder"), ("prob", "p (thr.)", "> 0.99 (0.68)"))
 ARROWS = {True: " ▼", False: " ▲"}
 
 
@@ -72,9 +74,11 @@ class Worklist(ctk.CTkFrame):
         style.configure("Worklist.Treeview.Heading", font=self.bold)
         self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS[1:]], show="tree headings",
                                   selectmode="browse", style="Worklist.Treeview")
-        for col, title, width in COLUMNS:
+        self.widths = {}
+        for col, title, widest in COLUMNS:
+            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(widest)) + 14
             self.table.heading(col, text=title, command=lambda c=col: self.sort_by(c))
-            self.table.column(col, width=width, minwidth=50, stretch=col == "#0",
+            self.table.column(col, width=width, minwidth=40, stretch=False,
                               anchor="w" if col in ("#0", "finding") else "center")
         self.scroll = ttk.Scrollbar(self, orient="vertical", command=self.table.yview)
         self.table.configure(yscrollcommand=self.scroll.set)
@@ -84,12 +88,23 @@ class Worklist(ctk.CTkFrame):
             self.table.tag_configure(finding, background=tint, foreground=colour if finding not in (
                 "not_supported", "error") else "#444444")
             self.table.tag_configure(f"study-{finding}", background=tint, foreground=colour, font=self.bold)
+        self.table.bind("<Configure>", self._fit_columns)
         self.table.bind("<<TreeviewSelect>>", self._selected)
         self.table.bind("<Return>", self._enter)
         self.table.bind("<Motion>", self._motion)
         self.table.bind("<Leave>", lambda _e: self.tooltip.hide())
         self.tooltip = Tooltip(self.table)
         self._headings()
+
+    def _fit_columns(self, event):
+        """The name column takes what the others leave; below a comfortable width for it the body
+        part column is left out (it stays in the detail panel, the tooltip and the CSV)."""
+        data = [c for c, *_ in COLUMNS[1:]]
+        if event.width - sum(self.widths[c] for c in data) < self.widths["#0"]:
+            data.remove("part")
+        if tuple(self.table.cget("displaycolumns")) != tuple(data):
+            self.table.configure(displaycolumns=data)
+        self.table.column("#0", width=max(80, event.width - sum(self.widths[c] for c in data) - 2))
 
     # --- content ---------------------------------------------------------------------
 
