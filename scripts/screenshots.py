@@ -50,7 +50,7 @@ def demo_folder(images: Path, out: Path) -> Path:
         d = out / f"patient{k:05d}" / "study1"
         d.mkdir(parents=True)
         for j, f in enumerate(files, 1):
-            shutil.copy(f, d / f"image{j}_{f.name}")
+            shutil.copy(f, d / f"image{j}.jpg")
     return out
 
 
