@@ -430,7 +430,7 @@ class App(_Base):
 
     def step(self, delta: int):
         """Select the next (+1) or previous (-1) image in the worklist's order."""
-        order = [int(i[1:]) for i in self.worklist._all_items() if i.startswith("v")]
+        order = [int(i[1:]) for i in self.worklist.rows() if i.startswith("v")]
         if not order:
             return
         k = order.index(self.current) if self.current in order else -1

@@ -164,7 +164,7 @@ class Worklist(ctk.CTkFrame):
             t.insert(parent, "end", iid=iid, text=text, values=values, tags=(tag,), open=iid.startswith("s"))
         self._rows[iid] = row
 
-    def _all_items(self):
+    def rows(self):
         for top in self.table.get_children():
             yield top
             yield from self.table.get_children(top)

@@ -94,7 +94,7 @@ def double_click(widget, x, y):
 
 
 def iid_of(app, name):
-    return next(i for i in app.worklist._all_items() if i.startswith("v") and app.views[int(i[1:])].path.name == name)
+    return next(i for i in app.worklist.rows() if i.startswith("v") and app.views[int(i[1:])].path.name == name)
 
 
 def inject(app, views, one_study=False):
@@ -317,7 +317,7 @@ def test_layout_stays_put_when_the_detail_changes(make_app, tmp_path):
     short, long_iid = iid_of(app, "short.jpg"), iid_of(app, long_name.name)
 
     def geometry():
-        rows = [t.bbox(i) for i in app.worklist._all_items()]
+        rows = [t.bbox(i) for i in app.worklist.rows()]
         return (t.winfo_rootx(), t.winfo_rooty(), t.winfo_height(), app.viewer.canvas.winfo_rooty(),
                 app.viewer.canvas.winfo_height(), rows)
 
@@ -427,7 +427,7 @@ def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app
     pump(app, lambda: finished(app) and len(app.views) == 42)
     settle(app, 0.5)
     t = app.worklist.table
-    rows = list(app.worklist._all_items())
+    rows = list(app.worklist.rows())
     assert len(rows) == 42 and all(r.startswith("v") for r in rows), "a flat folder of 42 films is not one study"
     assert t.yview() != (0.0, 1.0) and app.worklist.scroll.winfo_ismapped(), "the list scrolls"
     t.see(rows[-1])
@@ -450,7 +450,7 @@ def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app
     t.see(rows[-1])
     app.worklist.sort_by("#0")
     app.update()
-    names = [app.views[int(i[1:])].path.name.lower() for i in app.worklist._all_items()]
+    names = [app.views[int(i[1:])].path.name.lower() for i in app.worklist.rows()]
     assert names == sorted(names) and t.heading("#0", "text").endswith("▲")
     assert not t.heading("finding", "text").endswith(("▲", "▼"))
     sel = t.selection()[0]
@@ -464,10 +464,10 @@ def test_raw_probabilities_of_different_models_are_not_ranked_together(make_app)
     hand = with_finding(app, NORMAL, "fractured", part="hand", threshold=0.68, band=(0.07, 0.78))
     hand.prediction.fracture_probability = 0.90
     inject(app, [elbow, hand])
-    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist._all_items() if i.startswith("v")]
+    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
     assert order == ["hand", "elbow"], "a fracture at 0.90 ranks above an uncertain 0.91 of another model"
     app.worklist.sort_by("prob")
-    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist._all_items() if i.startswith("v")]
+    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
     assert order == ["hand", "elbow"], "0.90 is 0.22 above its threshold, 0.91 is 0.04 below its own"
 
 
@@ -499,7 +499,7 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
 def test_keyboard_moves_through_the_worklist(make_app):
     app = make_app([MURA / "valid" / "XR_HAND"])
     t = app.worklist.table
-    items = list(app.worklist._all_items())
+    items = list(app.worklist.rows())
     t.focus_set()
     t.focus(items[1])
     t.selection_set(items[1])
@@ -527,7 +527,7 @@ def test_long_names_get_a_tooltip(make_app, tmp_path):
     shutil.copy(XRAY, long_path)
     app = make_app([long_path])
     t = app.worklist.table
-    iid = next(i for i in app.worklist._all_items() if i.startswith("v"))
+    iid = next(i for i in app.worklist.rows() if i.startswith("v"))
     x, y, w, h = t.bbox(iid, "#0")
     t.event_generate("<Motion>", x=x + 40, y=y + h // 2)
     pump(app, lambda: app.worklist.tooltip.window is not None, timeout=5)
@@ -598,6 +598,50 @@ def test_report_of_the_current_study_shows_regions_and_legend(make_app, tmp_path
     assert "Study verdict" in pages[0] and "Likely FRACTURE (1 of 2 views)" in pages[0]
     fractured = next(t for t in pages[1:] if "Likely FRACTURE" in t.split("·")[-1][:60] or "Region boxes" in t)
     assert "Region boxes" in fractured and "score ≥ 0.80" in fractured and "most likely: 0.91" in fractured
+
+
+def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_app, tmp_path, monkeypatch):
+    from tkinter import filedialog
+
+    from fracture_detection.gui import ReportDialog
+    from fracture_detection.synthetic import write_dicom
+    pixels = (np.asarray(Image.open(XRAY).convert("L"), dtype=np.uint16) * 16)
+    dcm = write_dicom(tmp_path / "view.dcm", pixels, bits=12)
+    app = make_app([dcm, NORMAL])
+    out = tmp_path / "dicom.pdf"
+    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: str(out))
+    app.select(next(i for i, v in enumerate(app.views) if v.path == dcm))
+    dialog = ReportDialog(app)
+    settle(app)
+    field = dialog.entries["Patient or accession"]
+    assert field.get() == "", "nothing is read from the DICOM header unless the reader asks"
+    dialog.from_dicom()
+    assert field.get() == "SECRET-123"
+    dialog.entries["Reader"].insert(0, "Dr Mensah")
+    dialog.scope.set("worklist")
+    dialog.save()
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    reader, pages = pdf_text(out)
+    assert "SECRET-123" in pages[0] and "Dr Mensah" in pages[0] and len(pages) == 3
+
+
+def test_full_resolution_pictures_stay_within_their_budget(make_app, tmp_path, monkeypatch):
+    from fracture_detection import gui
+    folder = tmp_path / "large"
+    folder.mkdir()
+    paths = [big_xray(folder, (1600, 1300), f"film{k}.png")[0] for k in range(4)]
+    monkeypatch.setattr(gui, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
+    app = make_app([folder])
+    full = [v.picture.has_full for v in app.views]
+    assert sum(full) <= 2 and full[app.current], "older films keep only their small levels"
+    assert all(max(v.picture.levels[0].size) <= 512 for v, f in zip(app.views, full) if not f)
+    dropped = next(i for i, f in enumerate(full) if not f)
+    app.select(dropped)
+    pump(app, lambda: app.views[dropped].picture.has_full, timeout=30)
+    settle(app)
+    assert app.viewer.picture.has_full and app.viewer.picture.size == (1600, 1300)
+    assert sum(v.picture.has_full for v in app.views) <= 2
+    assert len(paths) == len(app.views)
 
 
 def test_export_csv(make_app, tmp_path):
