@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+import tkinter as tk
 from tkinter import filedialog
 
 import customtkinter as ctk
@@ -76,14 +77,14 @@ class Worker(threading.Thread):
                 self.results.put((kind, self._handle(kind, payload)))
             except Exception as exc:
                 self.results.put(("error", (kind, payload, _sentence(exc))))
+            if kind == "analyse":
+                from .visual import warm_up
+                warm_up()  # the heatmap's palette (matplotlib) is imported here, not in the event loop
 
     def _handle(self, kind, payload):
         if kind == "analyse":
             generation, paths = payload
-            views = self._views(paths)
-            from .visual import warm_up
-            warm_up()  # the heatmap's palette (matplotlib) is imported here, not in the event loop
-            return generation, views
+            return generation, self._views(paths)
         if kind == "picture":
             generation, index, path = payload
             from .predictor import safe_load
@@ -92,7 +93,11 @@ class Worker(threading.Thread):
         if kind == "report":
             from .report import write_report
             path, preds, studies, fields = payload
-            return write_report(path, preds, self.predictor, studies=studies, fields=fields)
+            try:
+                return write_report(path, preds, self.predictor, studies=studies, fields=fields)
+            except OSError as exc:
+                raise OSError(f"The report could not be written to {path.name}: "
+                              f"{exc.strerror or 'the disk refused it'}") from None
         raise ValueError(kind)
 
     def _views(self, paths) -> list[View]:
@@ -191,7 +196,7 @@ class App(_Base):
         self.viewer.heat_switch.configure(command=self._overlay_toggled)
         self.viewer.boxes_switch.configure(command=self._overlay_toggled)
 
-        side = self.side = ctk.CTkFrame(self, width=PANEL_WIDTH[1], corner_radius=6)
+        side = self.side = ctk.CTkFrame(self, width=self._panel_width(1180), corner_radius=6)
         side.grid(row=2, column=1, padx=(0, 10), pady=10, sticky="ns")
         side.grid_propagate(False)
         side.grid_columnconfigure(0, weight=1)
@@ -204,10 +209,12 @@ class App(_Base):
         self.name_label = ctk.CTkLabel(detail, text="", anchor="w", font=ctk.CTkFont(size=13), height=20)
         self.finding_label = ctk.CTkLabel(detail, text="", anchor="w", height=34,
                                           font=ctk.CTkFont(size=22, weight="bold"))
-        self.detail_text = ctk.CTkTextbox(detail, wrap="word", activate_scrollbars=True, border_width=0,
-                                          fg_color="transparent", font=ctk.CTkFont(size=12))
-        self.detail_text.tag_config("small", foreground="gray35")
-        self.detail_text.tag_config("grey", foreground="#555555")
+        # a plain Text (a tenth of a CTkTextbox's start-up time); it scrolls with the wheel if ever full
+        background = side._apply_appearance_mode(side.cget("fg_color"))
+        self.detail_text = tk.Text(detail, wrap="word", borderwidth=0, highlightthickness=0, background=background,
+                                   font=("TkDefaultFont", 10), padx=4, pady=4, cursor="arrow")
+        self.detail_text.tag_configure("small", foreground="#505050", font=("TkDefaultFont", 9))
+        self.detail_text.tag_configure("grey", foreground="#555555")
         self.detail_text.configure(state="disabled")
         self.name_label.grid(row=0, column=0, sticky="ew", padx=4)
         self.finding_label.grid(row=1, column=0, sticky="ew", padx=4)
@@ -225,10 +232,14 @@ class App(_Base):
         """The panel's width follows the window's (not its content), so that nothing moves when
         another image is selected and the viewer's tools fit at the smallest window."""
         if event.widget is self:
-            low, high = PANEL_WIDTH
-            width = max(low, min(high, round(0.4 * event.width / self._get_window_scaling())))
+            width = self._panel_width(event.width / self._get_window_scaling())
             if self.side.cget("width") != width:
                 self.side.configure(width=width)
+
+    @staticmethod
+    def _panel_width(window_width: float) -> int:
+        low, high = PANEL_WIDTH
+        return max(low, min(high, round(0.4 * window_width)))
 
     def _bind_keys(self):
         for seq, fn in (("<Control-o>", self.ask_open), ("<Control-O>", self.ask_folder),
@@ -239,8 +250,8 @@ class App(_Base):
                 "f": self.viewer.fit, "1": self.viewer.one_to_one, "r": self.viewer.reset,
                 "plus": lambda: self._zoom_centre(1.25), "equal": lambda: self._zoom_centre(1.25),
                 "minus": lambda: self._zoom_centre(0.8)}
-        for key, fn in keys.items():
-            for target in (self.viewer.canvas, self.worklist.table):
+        for key, fn in keys.items():  # the root's binding serves wherever else the focus is
+            for target in (self, self.viewer.canvas, self.worklist.table):
                 target.bind(f"<KeyPress-{key}>", lambda _e, f=fn: (f(), "break")[1])
         self.viewer.canvas.bind("<Up>", lambda _e: self.step(-1))
         self.viewer.canvas.bind("<Down>", lambda _e: self.step(1))
@@ -376,6 +387,7 @@ class App(_Base):
             self._refresh_worklist()
             first = self.worklist.first_view()
             self.select(first if first is not None else 0)
+            self.worklist.table.focus_set()  # the arrow keys work at once
             if TIMING:
                 self.update_idletasks()
                 self._milestone("first_result")

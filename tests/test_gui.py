@@ -644,6 +644,15 @@ def test_full_resolution_pictures_stay_within_their_budget(make_app, tmp_path, m
     assert len(paths) == len(app.views)
 
 
+def test_report_that_cannot_be_written_is_a_sentence(make_app, tmp_path):
+    app = make_app([XRAY])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    app.save_report(blocker / "report.pdf")
+    pump(app, lambda: "could not be written" in app.status.cget("text"))
+    assert app.status.cget("text").startswith("The report could not be written to report.pdf: ")
+
+
 def test_export_csv(make_app, tmp_path):
     app = make_app([MURA / "valid" / "XR_HAND"])
     app.export_csv(tmp_path / "out.csv")
