@@ -366,8 +366,8 @@ class Viewer(ctk.CTkFrame):
         c = self.legend
         c.delete("all")
         x, y, font = 8, LEGEND_HEIGHT / 2, ("TkDefaultFont", 9)
-        c.create_text(c.winfo_width() - 8, y, text=self.readout, anchor="e", fill="#c8c8c8", font=font,
-                      tags="readout")
+        readout = c.create_text(c.winfo_width() - 8, y, text=self.readout, anchor="e", fill="#c8c8c8", font=font,
+                                tags="readout")
 
         def text(s, **kw):
             nonlocal x
@@ -380,7 +380,7 @@ class Viewer(ctk.CTkFrame):
             text("Heatmap  0")
             c.create_image(x, y, image=self._legend_photo, anchor="w", tags=("legend", "colourbar"))
             x += 126
-            text("1  (absolute scale)")
+            text("1 (absolute)")
             x += 14
         if self.boxes_on and self.regions:
             text("Boxes:")
@@ -389,3 +389,7 @@ class Viewer(ctk.CTkFrame):
                 x += 14
                 text(label)
                 x += 4
+        if x > c.bbox(readout)[0] - 8:  # no room beside the legends: the readout goes over the image's corner
+            c.delete(readout)
+            self.canvas.create_text(self.canvas.winfo_width() - 8, 8, text=self.readout, anchor="ne",
+                                    fill="#e0e0e0", font=font, tags="readout")

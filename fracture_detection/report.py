@@ -236,7 +236,7 @@ class _Report:
                 pdf.set_xy(x - 3, yb + 3.6)
                 pdf.cell(6, 3, f"{value:g}", align="C")
             pdf.set_xy(88, yb)
-            pdf.cell(0, 4, "absolute fracture-map value, 0–1 (not rescaled per image)")
+            pdf.cell(0, 4, "fracture probability at each place, 0–1 (absolute: not rescaled per image)")
             yb += 8
         if p.regions:
             pdf.set_xy(10, yb)
