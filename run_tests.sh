@@ -6,7 +6,7 @@ if ! command -v Xvfb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool x11-utils >/dev/null
   else
-    echo "Xvfb is not installed: the GUI tests will be skipped (apt-get install xvfb xdotool)." >&2
+    echo "Xvfb is not installed: the GUI tests will fail (apt-get install xvfb xdotool)." >&2
   fi
 fi
 ./setup.sh --dev

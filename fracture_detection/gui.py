@@ -1,8 +1,13 @@
-"""The desktop app (customtkinter).
+"""The desktop app (customtkinter): a viewer with decision support.
 
-Threads: the Tk event loop runs on the main thread and never runs a model.
-One worker thread loads the models and then analyses images one request at a
-time; it hands results back through a queue that the event loop polls.
+Threads: the Tk event loop runs on the main thread and never runs a model, reads a file or
+builds an image pyramid.  One worker thread loads the models and then handles one request at a
+time (analyse a batch, re-read a picture, write a report); it hands results back through a queue
+that the event loop polls.
+
+Layout (fixed: nothing moves when a text changes length): toolbar; the study verdict as a
+coloured headline; the image view (left) beside a fixed-width panel with the detail of the
+current image (fixed height) above the worklist; the disclaimer.
 """
 from __future__ import annotations
 
@@ -11,28 +16,29 @@ import io
 import os
 import queue
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from tkinter import filedialog, ttk
+import tkinter as tk
+from tkinter import filedialog
 
 import customtkinter as ctk
-import numpy as np
-from PIL import Image
 
-from .images import SUPPORTED_SUFFIXES, ImageError, find_images
+from . import presentation as pres
+from . import settings
+from .gui_viewer import Picture, Viewer
+from .gui_worklist import Worklist
+from .images import SUPPORTED_SUFFIXES, find_images
 
-FINDING_STYLE = {  # text, colour
-    "fractured": ("Likely FRACTURE", "#d64545"),
-    "normal": ("No fracture found", "#2e9d5b"),
-    "uncertain": ("Uncertain: review closely", "#d69a1e"),
-    "not_supported": ("Not a supported X-ray", "#7a7a7a"),
-    "error": ("Could not be analysed", "#7a7a7a"),
-}
 TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
-IMAGE_BOX = 560
-SHOWN_SIDE = 1600  # the image kept for the window and the PDF report: more than either needs
-SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
+PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
+DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
+BATCH = 8                  # images per request to the worker
+FULL_BUDGET = 768 << 20    # bytes of full-resolution pictures kept; older ones keep 512 px levels
+REFRESH_MS = 300           # the worklist is refreshed at most this often while a folder is analysed
+PLACEHOLDER = "Open an X-ray (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here."
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD
@@ -46,8 +52,7 @@ class View:
     """One analysed image as the window shows it."""
     path: Path
     prediction: object            # fracture_detection.predictor.Prediction
-    image: Image.Image | None     # the X-ray, RGB, at most SHOWN_SIDE pixels a side
-    overlay: Image.Image | None   # the X-ray with the heatmap
+    picture: Picture | None       # None when the file could not be read
 
 
 class Worker(threading.Thread):
@@ -71,31 +76,41 @@ class Worker(threading.Thread):
             try:
                 self.results.put((kind, self._handle(kind, payload)))
             except Exception as exc:
-                self.results.put(("error", _sentence(exc)))
+                self.results.put(("error", (kind, payload, _sentence(exc))))
+            if kind == "analyse":
+                from .visual import warm_up
+                warm_up()  # the heatmap's palette (matplotlib) is imported here, not in the event loop
 
     def _handle(self, kind, payload):
         if kind == "analyse":
-            return [self._view(p) for p in payload]
+            generation, paths = payload
+            return generation, self._views(paths)
+        if kind == "picture":
+            generation, index, path = payload
+            from .predictor import safe_load
+            rgb = safe_load(path)
+            return generation, index, None if isinstance(rgb, Exception) else Picture.from_array(rgb)
         if kind == "report":
-            from .report import write_pdf
-            write_pdf(*payload)
-            return payload[0]
+            from .report import write_report
+            path, preds, studies, fields = payload
+            try:
+                return write_report(path, preds, self.predictor, studies=studies, fields=fields)
+            except OSError as exc:
+                raise OSError(f"The report could not be written to {path.name}: "
+                              f"{exc.strerror or 'the disk refused it'}") from None
         raise ValueError(kind)
 
-    def _view(self, path: Path) -> View:
-        from .images import load_image
-        from .visual import heatmap_overlay
-        try:
-            rgb = load_image(path)
-        except ImageError as exc:
-            from .predictor import Prediction
-            return View(path, Prediction(path=str(path), message=str(exc)), None, None)
-        pred = self.predictor.predict_loaded([str(path)], [rgb])[0]
-        shown = Image.fromarray(np.ascontiguousarray(rgb))
-        shown.thumbnail((SHOWN_SIDE, SHOWN_SIDE), Image.LANCZOS)
-        heat = pred.heatmap((shown.height, shown.width))
-        overlay = heatmap_overlay(np.asarray(shown), heat) if heat is not None else None
-        return View(path, pred, shown, overlay)
+    def _views(self, paths) -> list[View]:
+        """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
+        ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
+        from .predictor import safe_load
+        views = []
+        for p in paths:
+            rgb = safe_load(p)
+            pred = self.predictor.predict_loaded([str(p)], [rgb])[0]
+            views.append(View(Path(p), pred, None if isinstance(rgb, Exception) else
+                              Picture.from_array(rgb, pred.heatmap)))
+        return views
 
 
 def _sentence(exc: Exception) -> str:
@@ -114,10 +129,14 @@ class App(_Base):
         self.worker = Worker(weights_dir, self.results)
         self.predictor = None
         self.views: list[View] = []
-        self.current: View | None = None
-        self.is_study = False
+        self.studies: list[pres.Study] = []
+        self.current: int | None = None
+        self.one_study = False
         self.pending: list[Path] = []
         self.busy = False
+        self.generation = 0
+        self.full_kept: OrderedDict[int, int] = OrderedDict()   # view index -> bytes, least recent first
+        self._refresh_job = None
         self.dnd_available = False
         self._build()
         self._bind_keys()
@@ -127,76 +146,119 @@ class App(_Base):
             self.open_paths([Path(p) for p in paths])
         if start_worker:
             self.worker.start()
-        self.after(50, self._poll)
+        self._poll_job = self.after(30, self._poll)
         if TIMING:
             self.after_idle(lambda: self._milestone("window"))
 
+    def destroy(self):
+        for job in (self._poll_job, self._refresh_job, self.viewer._pending):
+            if job is not None:
+                self.after_cancel(job)
+        self.worklist.tooltip.hide()
+        super().destroy()
+
     def _milestone(self, name: str):
         import sys
-        import time
         print(f"milestone {name} {time.time():.3f}", file=sys.stderr, flush=True)
 
     # --- layout -----------------------------------------------------------------------
 
     def _build(self):
-        self.grid_columnconfigure(0, weight=3)
-        self.grid_columnconfigure(1, weight=2)
-        self.grid_rowconfigure(1, weight=1)
+        self.grid_columnconfigure(0, weight=1)
+        self.grid_columnconfigure(1, weight=0)
+        self.grid_rowconfigure(2, weight=1)
         bar = ctk.CTkFrame(self, corner_radius=0)
         bar.grid(row=0, column=0, columnspan=2, sticky="ew")
-        self.open_button = ctk.CTkButton(bar, text="Open X-rays…", width=120, command=self.ask_open)
-        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=120, command=self.ask_folder)
-        self.save_button = ctk.CTkButton(bar, text="Save report…", width=120, command=self.ask_save_report)
-        self.export_button = ctk.CTkButton(bar, text="Export CSV…", width=110, command=self.ask_export_csv)
-        self.heatmap_switch = ctk.CTkSwitch(bar, text="Heatmap", command=self._show_current)
-        for i, w in enumerate((self.open_button, self.folder_button, self.save_button, self.export_button,
-                               self.heatmap_switch)):
-            w.grid(row=0, column=i, padx=6, pady=8)
+        self.open_button = ctk.CTkButton(bar, text="Open X-rays…", width=116, command=self.ask_open)
+        self.folder_button = ctk.CTkButton(bar, text="Open folder…", width=116, command=self.ask_folder)
+        self.save_button = ctk.CTkButton(bar, text="Save report…", width=116, command=self.ask_save_report)
+        self.export_button = ctk.CTkButton(bar, text="Export CSV…", width=106, command=self.ask_export_csv)
+        for i, w in enumerate((self.open_button, self.folder_button, self.save_button, self.export_button)):
+            w.grid(row=0, column=i, padx=(8 if i == 0 else 0, 8), pady=8)
         self.status = ctk.CTkLabel(bar, text="", anchor="e")
-        self.status.grid(row=0, column=9, padx=12, sticky="e")
+        self.status.grid(row=0, column=9, padx=12, sticky="ew")
         bar.grid_columnconfigure(9, weight=1)
 
-        self.image_label = ctk.CTkLabel(self, text="Open an X-ray (Ctrl+O) or drop files here.",
-                                        width=IMAGE_BOX, height=IMAGE_BOX, fg_color=("gray85", "gray17"),
-                                        corner_radius=8)
-        self.image_label.grid(row=1, column=0, padx=10, pady=10, sticky="nsew")
+        # the study verdict: first in the window, in the finding's colours, fixed height
+        self.headline = ctk.CTkFrame(self, height=58, corner_radius=6, fg_color=("gray88", "gray20"))
+        self.headline.grid(row=1, column=0, columnspan=2, sticky="ew", padx=10, pady=(8, 0))
+        self.headline.grid_propagate(False)
+        self.headline.grid_columnconfigure(0, weight=1)
+        self.verdict_label = ctk.CTkLabel(self.headline, text="No study open", anchor="w",
+                                          font=ctk.CTkFont(size=20, weight="bold"), text_color="gray40")
+        self.verdict_label.grid(row=0, column=0, sticky="ew", padx=14, pady=(4, 0))
+        self.verdict_note = ctk.CTkLabel(self.headline, text="", anchor="w", font=ctk.CTkFont(size=11),
+                                         text_color=("gray30", "gray70"), height=16)
+        self.verdict_note.grid(row=1, column=0, sticky="ew", padx=14, pady=(0, 4))
 
-        side = ctk.CTkFrame(self)
-        side.grid(row=1, column=1, padx=(0, 10), pady=10, sticky="nsew")
+        self.viewer = Viewer(self, corner_radius=6)
+        self.viewer.grid(row=2, column=0, padx=10, pady=10, sticky="nsew")
+        self.viewer.heat_switch.configure(command=self._overlay_toggled)
+        self.viewer.boxes_switch.configure(command=self._overlay_toggled)
+
+        side = self.side = ctk.CTkFrame(self, width=self._panel_width(1180), corner_radius=6)
+        side.grid(row=2, column=1, padx=(0, 10), pady=10, sticky="ns")
+        side.grid_propagate(False)
         side.grid_columnconfigure(0, weight=1)
-        side.grid_rowconfigure(6, weight=1)
-        self.name_label = ctk.CTkLabel(side, text="", anchor="w", font=ctk.CTkFont(size=13))
-        self.finding_label = ctk.CTkLabel(side, text="", anchor="w", font=ctk.CTkFont(size=24, weight="bold"))
-        self.detail_label = ctk.CTkLabel(side, text="", anchor="w", justify="left", wraplength=420)
-        self.model_label = ctk.CTkLabel(side, text="", anchor="w", justify="left", wraplength=420,
-                                        font=ctk.CTkFont(size=11), text_color=("gray35", "gray65"))
-        self.study_label = ctk.CTkLabel(side, text="", anchor="w", justify="left", wraplength=420,
-                                        font=ctk.CTkFont(size=14, weight="bold"))
-        for r, w in enumerate((self.name_label, self.finding_label, self.detail_label, self.model_label,
-                               self.study_label)):
-            w.grid(row=r, column=0, padx=12, pady=(8 if r == 0 else 2, 2), sticky="ew")
+        side.grid_rowconfigure(1, weight=1)
+        detail = ctk.CTkFrame(side, height=DETAIL_HEIGHT, fg_color="transparent")
+        detail.grid(row=0, column=0, sticky="ew", padx=8, pady=(8, 0))
+        detail.grid_propagate(False)
+        detail.grid_columnconfigure(0, weight=1)
+        detail.grid_rowconfigure(2, weight=1)
+        self.name_label = ctk.CTkLabel(detail, text="", anchor="w", font=ctk.CTkFont(size=13), height=20)
+        self.finding_label = ctk.CTkLabel(detail, text="", anchor="w", height=34,
+                                          font=ctk.CTkFont(size=22, weight="bold"))
+        # a plain Text (a tenth of a CTkTextbox's start-up time); it scrolls with the wheel if ever full
+        background = side._apply_appearance_mode(side.cget("fg_color"))
+        self.detail_text = tk.Text(detail, wrap="word", borderwidth=0, highlightthickness=0, background=background,
+                                   font=("TkDefaultFont", 10), padx=4, pady=4, cursor="arrow")
+        self.detail_text.tag_configure("small", foreground="#505050", font=("TkDefaultFont", 9))
+        self.detail_text.tag_configure("grey", foreground="#555555")
+        self.detail_text.configure(state="disabled")
+        self.name_label.grid(row=0, column=0, sticky="ew", padx=4)
+        self.finding_label.grid(row=1, column=0, sticky="ew", padx=4)
+        self.detail_text.grid(row=2, column=0, sticky="nsew")
+        self.worklist = Worklist(side, on_select=self._on_row, fg_color="transparent")
+        self.worklist.grid(row=1, column=0, sticky="nsew", padx=8, pady=8)
 
-        style = ttk.Style(self)
-        style.configure("Treeview", rowheight=24)
-        columns = ("file", "part", "finding", "probability")
-        self.table = ttk.Treeview(side, columns=columns, show="headings", selectmode="browse", height=10)
-        for col, title, width in zip(columns, ("Image", "Body part", "Finding", "Fracture prob."),
-                                     (170, 80, 110, 90)):
-            self.table.heading(col, text=title, command=lambda c=col: self.sort_table(c))
-            self.table.column(col, width=width, anchor="w" if col == "file" else "center")
-        self.table.grid(row=6, column=0, padx=12, pady=8, sticky="nsew")
-        self.table.bind("<<TreeviewSelect>>", self._on_select)
-        self.sort_key, self.sort_reverse = "probability", True
-
-        self.disclaimer = ctk.CTkLabel(self, text=DISCLAIMER, text_color="#b36b00",
+        self.disclaimer = ctk.CTkLabel(self, text=DISCLAIMER, text_color="#a35c00",
                                        font=ctk.CTkFont(size=12, weight="bold"))
-        self.disclaimer.grid(row=2, column=0, columnspan=2, pady=(0, 8))
+        self.disclaimer.grid(row=3, column=0, columnspan=2, pady=(0, 6))
+        self.viewer.show(None, placeholder=PLACEHOLDER)
+        self.bind("<Configure>", self._fit_panel, add="+")
+
+    def _fit_panel(self, event):
+        """The panel's width follows the window's (not its content), so that nothing moves when
+        another image is selected and the viewer's tools fit at the smallest window."""
+        if event.widget is self:
+            width = self._panel_width(event.width / self._get_window_scaling())
+            if self.side.cget("width") != width:
+                self.side.configure(width=width)
+
+    @staticmethod
+    def _panel_width(window_width: float) -> int:
+        low, high = PANEL_WIDTH
+        return max(low, min(high, round(0.4 * window_width)))
 
     def _bind_keys(self):
         for seq, fn in (("<Control-o>", self.ask_open), ("<Control-O>", self.ask_folder),
                         ("<Control-s>", self.ask_save_report), ("<Control-e>", self.ask_export_csv),
-                        ("<Control-h>", self.heatmap_switch.toggle), ("<Control-q>", self.destroy)):
+                        ("<Control-h>", self.viewer.toggle_heat), ("<Control-q>", self.destroy)):
             self.bind(seq, lambda _e, f=fn: f())
+        keys = {"space": self.viewer.toggle_heat, "h": self.viewer.toggle_heat, "b": self.viewer.toggle_boxes,
+                "f": self.viewer.fit, "1": self.viewer.one_to_one, "r": self.viewer.reset,
+                "plus": lambda: self._zoom_centre(1.25), "equal": lambda: self._zoom_centre(1.25),
+                "minus": lambda: self._zoom_centre(0.8)}
+        for key, fn in keys.items():  # the root's binding serves wherever else the focus is
+            for target in (self, self.viewer.canvas, self.worklist.table):
+                target.bind(f"<KeyPress-{key}>", lambda _e, f=fn: (f(), "break")[1])
+        self.viewer.canvas.bind("<Up>", lambda _e: self.step(-1))
+        self.viewer.canvas.bind("<Down>", lambda _e: self.step(1))
+
+    def _zoom_centre(self, factor):
+        cw, ch = self.viewer._view_size()
+        self.viewer.zoom(factor, cw / 2, ch / 2)
 
     def _enable_drop(self):
         if TkinterDnD is None:
@@ -209,18 +271,21 @@ class App(_Base):
         except Exception:  # the window still works without drag and drop
             self.dnd_available = False
 
-    # --- user actions ----------------------------------------------------------------
+    # --- opening -----------------------------------------------------------------------
 
     def ask_open(self):
         types = [("X-ray images", " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES)), ("All files", "*")]
         paths = filedialog.askopenfilenames(parent=self, title="Open X-rays (several views of one study)",
-                                            filetypes=types)
+                                            filetypes=types, initialdir=str(settings.last_folder()))
         if paths:
+            settings.remember_folder(paths[0])
             self.open_paths([Path(p) for p in paths])
 
     def ask_folder(self):
-        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays")
+        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays",
+                                         initialdir=str(settings.last_folder()))
         if folder:
+            settings.remember_folder(folder)
             self.open_folder(Path(folder))
 
     def _on_drop(self, event):
@@ -235,7 +300,7 @@ class App(_Base):
         if not files:
             self.set_status(f"The folder {folder.name} contains no supported images.", error=True)
             return
-        self._start(files, study=False)
+        self._start(files, one_study=False)
 
     def open_paths(self, paths: list[Path]):
         files = [p for p in paths if not p.is_dir()]
@@ -244,11 +309,13 @@ class App(_Base):
         if not files:
             self.set_status("No image files were given.", error=True)
             return
-        self._start(files, study=len(paths) > 1 and not any(p.is_dir() for p in paths))
+        self._start(files, one_study=len(paths) > 1 and not any(p.is_dir() for p in paths))
 
-    def _start(self, files, study: bool):
-        self.views, self.current, self.is_study = [], None, study
-        self.table.delete(*self.table.get_children())
+    def _start(self, files, one_study: bool):
+        self.generation += 1
+        self.views, self.studies, self.current, self.one_study = [], [], None, one_study
+        self.full_kept.clear()
+        self.worklist.clear()
         self._show_current()
         self.pending = list(files)
         self._submit()
@@ -257,69 +324,22 @@ class App(_Base):
         if self.predictor is None or self.busy or not self.pending:
             return
         self.busy = True
-        batch, self.pending = self.pending[:8], self.pending[8:]
-        self.set_status(f"Analysing… ({len(self.views)} of {len(self.views) + len(batch) + len(self.pending)})")
-        self.worker.requests.put(("analyse", batch))
-
-    def ask_save_report(self):
-        if self.current is None:
-            self.set_status("Open an X-ray first; there is nothing to report yet.", error=True)
-            return
-        path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
-                                            filetypes=[("PDF", "*.pdf")],
-                                            initialfile=f"{self.current.path.stem}_report.pdf")
-        if path:
-            self.save_report(Path(path))
-
-    def save_report(self, path: Path):
-        views = self.views if self.is_study else [self.current]
-        pages = [{"name": v.path.name, "image": v.image or Image.new("RGB", (64, 64)),
-                  "heatmap": v.overlay, "lines": self._result_lines(v)} for v in views]
-        models = sorted({self._model_line(v) for v in views if self._model_line(v)})
-        self.worker.requests.put(("report", (path, pages, self._study_line() if self.is_study else None, models)))
-        self.set_status("Saving report…")
-
-    def ask_export_csv(self):
-        if not self.views:
-            self.set_status("Open X-rays first; there is nothing to export yet.", error=True)
-            return
-        path = filedialog.asksaveasfilename(parent=self, title="Export results", defaultextension=".csv",
-                                            filetypes=[("CSV", "*.csv")], initialfile="fracture_results.csv")
-        if path:
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path):
-        from .artifacts import atomic_write_text
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "body_part", "body_part_probability", "finding", "fracture_probability", "threshold",
-                    "message"])
-        for v in self._sorted_views():
-            p = v.prediction
-            w.writerow([v.path, p.body_part or "", p.body_part_probability or "", p.finding,
-                        "" if p.fracture_probability is None else p.fracture_probability,
-                        "" if p.threshold is None else p.threshold, p.message or ""])
-        try:
-            atomic_write_text(path, buf.getvalue())
-            self.set_status(f"Exported {len(self.views)} results to {path.name}.")
-        except OSError as exc:
-            self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
-
-    def sort_table(self, column: str):
-        self.sort_reverse = not self.sort_reverse if column == self.sort_key else column == "probability"
-        self.sort_key = column
-        self._fill_table()
+        batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
+        total = len(self.views) + len(batch) + len(self.pending)
+        self.set_status(f"Analysing… ({len(self.views)} of {total})")
+        self.worker.requests.put(("analyse", (self.generation, batch)))
 
     # --- results -----------------------------------------------------------------------
 
     def _poll(self):
-        try:
-            while True:
+        start = time.perf_counter()
+        try:  # at most ~20 ms of handling per tick, so that the window stays responsive
+            while time.perf_counter() - start < 0.02:
                 kind, payload = self.results.get_nowait()
                 self._handle_result(kind, payload)
         except queue.Empty:
             pass
-        self.after(50, self._poll)
+        self._poll_job = self.after(30, self._poll)
 
     def _handle_result(self, kind, payload):
         if kind == "ready":
@@ -328,138 +348,318 @@ class App(_Base):
             self._submit()
         elif kind == "fatal":
             self.set_status(payload, error=True)
-            self.image_label.configure(text=payload)
+            self.viewer.show(None, placeholder=payload)
         elif kind == "analyse":
+            generation, views = payload
             self.busy = False
-            self.views += payload
-            self._fill_table()
-            if self.current is None and self.views:
-                self.select(self._sorted_views()[0] if not self.is_study else self.views[0])
-                if TIMING:
-                    self.update_idletasks()
-                    self._milestone("first_result")
-            self._show_study()
-            if self.pending:
-                self._submit()
-            else:
-                errors = sum(v.prediction.finding == "error" for v in self.views)
-                self.set_status(f"Analysed {len(self.views)} image{'s' * (len(self.views) != 1)}"
-                                + (f"; {errors} could not be read." if errors else "."), error=bool(errors)
-                                and len(self.views) == errors)
-                if len(self.views) == 1 and errors:
-                    self.set_status(self.views[0].prediction.message, error=True)
+            if generation == self.generation:
+                self._add_views(views)
+            self._submit()
+            if generation == self.generation and not self.pending and not self.busy:
+                self.set_status(pres.batch_status([v.prediction for v in self.views]),
+                                error=all(v.prediction.finding == "error" for v in self.views))
+        elif kind == "picture":
+            generation, index, picture = payload
+            if generation == self.generation and picture is not None and index < len(self.views):
+                view = self.views[index]
+                if view.picture is not None:
+                    view.picture.with_full(picture)
+                    self._kept(index)
+                if index == self.current:
+                    self.viewer.show(view.picture, view.prediction.regions, keep_view=True)
         elif kind == "report":
             self.set_status(f"Report saved to {Path(payload).name}.")
         elif kind == "error":
-            self.busy = False
-            self.set_status(payload, error=True)
-            self._submit()
+            what, request, message = payload
+            if what == "analyse":
+                self.busy = False
+                self._submit()
+            self.set_status(message, error=True)
 
-    def _sorted_views(self):
-        def key(v):
-            p = v.prediction
-            if self.sort_key == "file":
-                return v.path.name.lower()
-            if self.sort_key == "part":
-                return p.body_part or "~"
-            if self.sort_key == "finding":
-                return SUSPICION_ORDER.get(p.finding, 9)
-            return -1.0 if p.fracture_probability is None else p.fracture_probability
-        return sorted(self.views, key=key, reverse=self.sort_reverse)
+    def _add_views(self, views: list[View]):
+        start = len(self.views)
+        self.views += views
+        for i, v in enumerate(views, start):
+            if v.picture is not None:
+                self._kept(i)
+        self.studies = pres.group_studies([v.path for v in self.views], one_study=self.one_study)
+        if self.current is None:
+            self._refresh_worklist()
+            first = self.worklist.first_view()
+            self.select(first if first is not None else 0)
+            self.worklist.table.focus_set()  # the arrow keys work at once
+            if TIMING:
+                self.update_idletasks()
+                self._milestone("first_result")
+        elif self.pending:
+            if self._refresh_job is None:
+                self._refresh_job = self.after(REFRESH_MS, self._refresh_worklist)
+        else:
+            self._refresh_worklist()
+            self._show_headline()
 
-    def _fill_table(self):
-        self.table.delete(*self.table.get_children())
-        for v in self._sorted_views():
-            p = v.prediction
-            prob = "–" if p.fracture_probability is None else f"{p.fracture_probability:.2f}"
-            self.table.insert("", "end", iid=str(self.views.index(v)),
-                              values=(v.path.name, p.body_part or "–", p.finding.replace("_", " "), prob))
-        if self.current is not None and self.current in self.views:
-            self.table.selection_set(str(self.views.index(self.current)))
+    def _refresh_worklist(self):
+        if self._refresh_job is not None:
+            self.after_cancel(self._refresh_job)
+            self._refresh_job = None
+        self.worklist.refresh(self.views, self.studies)
+        if self.current is not None and self.worklist.selected() is None:
+            self.worklist.select(f"v{self.current}")
+        self._show_headline()
 
-    def _on_select(self, _event=None):
-        sel = self.table.selection()
-        if sel and self.views[int(sel[0])] is not self.current:
-            self.select(self.views[int(sel[0])])
+    def _kept(self, index: int):
+        """Count a full-resolution picture against :data:`FULL_BUDGET`; drop the least recently
+        shown ones beyond it (they keep their small levels and are re-read when shown)."""
+        self.full_kept.pop(index, None)
+        self.full_kept[index] = self.views[index].picture.nbytes
+        while sum(self.full_kept.values()) > FULL_BUDGET and len(self.full_kept) > 1:
+            old = next(i for i in self.full_kept if i != self.current)
+            self.full_kept.pop(old)
+            self.views[old].picture.drop_full()
 
-    def select(self, view: View):
-        self.current = view
+    # --- selection -------------------------------------------------------------------
+
+    def _on_row(self, iid: str):
+        views = self.worklist.views_of(iid)
+        if iid.startswith("s"):  # a study row: its headline, and its most suspicious view
+            if views and views[0] != self.current:
+                self.select(views[0], from_table=True)
+            self._show_headline(self.worklist.views_of(iid))
+        elif views and views[0] != self.current:
+            self.select(views[0], from_table=True)
+
+    def select(self, index: int, from_table: bool = False):
+        self.current = index
+        view = self.views[index]
+        if not from_table:
+            self.worklist.select(f"v{index}")
+        if view.picture is not None and not view.picture.has_full:
+            self.worker.requests.put(("picture", (self.generation, index, view.path)))
+        elif index in self.full_kept:
+            self.full_kept.move_to_end(index)
         self._show_current()
+        self._show_headline()
 
-    def _result_lines(self, v: View) -> list[str]:
-        p = v.prediction
-        text, _ = FINDING_STYLE[p.finding]
-        lines = [f"Finding: {text}"]
-        if p.body_part:
-            lines.append(f"Body part: {p.body_part} ({p.body_part_probability:.0%})")
-        if p.fracture_probability is not None:
-            lo, hi = p.uncertain_band
-            lines.append(f"Fracture probability {p.fracture_probability:.2f} (threshold {p.threshold:.2f}; "
-                         f"uncertain between {lo:.2f} and {hi:.2f})")
-        if p.message:
-            lines.append(p.message)
-        return lines
+    def step(self, delta: int):
+        """Select the next (+1) or previous (-1) image in the worklist's order."""
+        order = [int(i[1:]) for i in self.worklist.rows() if i.startswith("v")]
+        if not order:
+            return
+        k = order.index(self.current) if self.current in order else -1
+        self.select(order[max(0, min(len(order) - 1, k + delta))])
 
-    def _model_line(self, v: View) -> str | None:
-        if self.predictor is None or not v.prediction.body_part:
-            return None
-        from .visual import model_summary
-        fm = self.predictor.fracture.get(v.prediction.body_part)
-        lines = [model_summary(self.predictor.body_info.meta)]
-        if fm is not None:
-            lines.append(model_summary(fm.info.meta))
-        return "Models: " + "; ".join(lines)
+    def current_view(self) -> View | None:
+        return None if self.current is None else self.views[self.current]
 
     def _show_current(self):
-        v = self.current
+        v = self.current_view()
         if v is None:
-            self._set_picture(None, "Open an X-ray (Ctrl+O) or drop files here.")
-            for w in (self.name_label, self.finding_label, self.detail_label, self.model_label):
-                w.configure(text="")
-            return
-        shown = v.overlay if (self.heatmap_switch.get() and v.overlay is not None) else v.image
-        if shown is not None:
-            box = max(IMAGE_BOX, min(self.image_label.winfo_width(), self.image_label.winfo_height()) - 16)
-            scale = min(box / shown.width, box / shown.height)
-            img = shown.resize((max(1, round(shown.width * scale)), max(1, round(shown.height * scale))),
-                               Image.LANCZOS)
-            self._set_picture(img, "")
+            self.viewer.show(None, placeholder=PLACEHOLDER)
         else:
-            self._set_picture(None, v.prediction.message or "")
-        text, colour = FINDING_STYLE[v.prediction.finding]
-        self.name_label.configure(text=v.path.name)
-        self.finding_label.configure(text=text, text_color=colour)
-        self.detail_label.configure(text="\n".join(self._result_lines(v)[1:]))
-        self.model_label.configure(text=self._model_line(v) or "")
-        if self.heatmap_switch.get() and v.overlay is None and v.image is not None:
-            self.set_status("No heatmap: no fracture model ran on this image.")
+            p = v.prediction
+            placeholder = "" if v.picture else f"No picture: {p.message or 'the file could not be read.'}"
+            self.viewer.show(v.picture, p.regions, placeholder=placeholder)
+        self._show_detail()
 
-    def _set_picture(self, img: Image.Image | None, text: str):
-        """Show a picture (or only text). The old CTkImage must outlive the reconfiguration."""
-        img = img if img is not None else Image.new("RGBA", (1, 1), (0, 0, 0, 0))
-        photo = ctk.CTkImage(light_image=img, dark_image=img, size=img.size)
-        self.image_label.configure(image=photo, text=text)
-        self._photo = photo
+    def _show_detail(self):
+        v = self.current_view()
+        if v is None:
+            self.name_label.configure(text="")
+            self.finding_label.configure(text="")
+            self._set_detail([])
+            return
+        p = v.prediction
+        self.name_label.configure(text=_elide(v.path.name, 56))
+        self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
+        lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
+                 for line in pres.detail_lines(p)]
+        lines += [(m, "small") for m in pres.model_lines(self.predictor, [p])]
+        if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
+            lines.append(("No heatmap: no fracture model ran on this image.", "small"))
+        self._set_detail(lines)
 
-    def _study_line(self) -> str | None:
-        probs = [v.prediction.fracture_probability for v in self.views
-                 if v.prediction.fracture_probability is not None]
-        if not self.is_study or len(self.views) < 2:
-            return None
-        if not probs:
-            return "Study: no view could be scored for fracture."
-        mean = sum(probs) / len(probs)
-        parts = {v.prediction.body_part for v in self.views if v.prediction.fracture_probability is not None}
-        verdict = "abnormal (likely fracture)" if mean > 0.5 else "normal"
-        note = "" if len(parts) == 1 else " Views were read as different body parts; check they are one study."
-        return (f"Study ({len(probs)} of {len(self.views)} views scored): mean fracture probability {mean:.2f}, "
-                f"{verdict} by the MURA rule (mean > 0.5).{note}")
+    def _set_detail(self, lines):
+        t = self.detail_text
+        t.configure(state="normal")
+        t.delete("1.0", "end")
+        for k, (line, tag) in enumerate(lines):
+            t.insert("end", ("\n" if k else "") + line, tag or ())
+        t.configure(state="disabled")
 
-    def _show_study(self):
-        self.study_label.configure(text=self._study_line() or "")
+    def _overlay_toggled(self):
+        self.viewer.redraw()
+        self._show_detail()
+
+    def study_of(self, index: int) -> pres.Study | None:
+        return next((s for s in self.studies if index in s.members), None)
+
+    def _show_headline(self, members: list[int] | None = None):
+        if members is None:
+            study = self.study_of(self.current) if self.current is not None else None
+            members = study.members if study else []
+        else:
+            study = self.study_of(members[0]) if members else None
+        if not members:
+            _configure(self.verdict_label, text="No study open", text_color="gray40")
+            _configure(self.verdict_note, text="")
+            return
+        preds = [self.views[i].prediction for i in members]
+        verdict = study.verdict([v.prediction for v in self.views]) if study else preds[0].finding
+        n = len(members)
+        what = f"Study {study.label}" if n > 1 else f"Image {self.views[members[0]].path.name}"
+        count = sum(p.finding == verdict for p in preds)
+        tail = f" — {count} of {n} views" if n > 1 and verdict in ("fractured", "uncertain") else \
+            f" — {n} views" if n > 1 else ""
+        _configure(self.verdict_label, text=_elide(f"{pres.finding_text(verdict)}{tail}", 70),
+                   text_color=pres.finding_colour(verdict))
+        notes = [_elide(what, 60)]
+        parts = {p.body_part for p in preds if p.body_part}
+        if len(parts) > 1:
+            notes.append("views read as different body parts: check they are one study")
+        mean = pres.mura_mean_line(preds)
+        if mean:
+            notes.append(mean[0].lower() + mean[1:])
+        _configure(self.verdict_note, text=" · ".join(notes))
+
+    # --- report and export -----------------------------------------------------------
+
+    def ask_save_report(self):
+        if self.current is None:
+            self.set_status("Open an X-ray first; there is nothing to report yet.", error=True)
+            return
+        ReportDialog(self)
+
+    def report_views(self, scope: str) -> list[int]:
+        """``study``: the current image's study; ``worklist``: everything open."""
+        if scope == "worklist":
+            return list(range(len(self.views)))
+        study = self.study_of(self.current)
+        return list(study.members) if study else [self.current]
+
+    def save_report(self, path: Path, scope: str = "study", fields: dict | None = None):
+        indices = self.report_views(scope)
+        preds = [self.views[i].prediction for i in indices]
+        position = {i: k for k, i in enumerate(indices)}
+        studies = [pres.Study(s.key, s.label, [position[i] for i in s.members])
+                   for s in self.studies if all(i in position for i in s.members)]
+        self.worker.requests.put(("report", (Path(path), preds, studies, fields or {})))
+        self.set_status("Saving report…")
+
+    def ask_export_csv(self):
+        if not self.views:
+            self.set_status("Open X-rays first; there is nothing to export yet.", error=True)
+            return
+        path = filedialog.asksaveasfilename(parent=self, title="Export results", defaultextension=".csv",
+                                            filetypes=[("CSV", "*.csv")], initialfile="fracture_results.csv",
+                                            initialdir=str(settings.last_folder()))
+        if path:
+            settings.remember_folder(Path(path).parent)
+            self.export_csv(Path(path))
+
+    def export_csv(self, path: Path):
+        from .artifacts import atomic_write_text
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
+                    "fracture_probability", "threshold", "message"])
+        preds = [v.prediction for v in self.views]
+        for i in sorted(range(len(self.views)), key=lambda i: pres.suspicion_key(preds[i])):
+            v, p, s = self.views[i], preds[i], self.study_of(i)
+            w.writerow([v.path, s.label if s else "", s.verdict(preds) if s else "", p.body_part or "",
+                        p.body_part_probability or "", p.finding,
+                        "" if p.fracture_probability is None else p.fracture_probability,
+                        "" if p.threshold is None else p.threshold, p.message or ""])
+        try:
+            atomic_write_text(path, buf.getvalue())
+            self.set_status(f"Exported {len(self.views)} results to {path.name}.")
+        except OSError as exc:
+            self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
 
     def set_status(self, text: str, error: bool = False):
-        self.status.configure(text=text, text_color="#d64545" if error else ("gray20", "gray80"))
+        _configure(self.status, text=_elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
+
+
+class ReportDialog(ctk.CTkToplevel):
+    """What goes into the report: the current study or the whole worklist, and the optional
+    fields the reader types (nothing is read from DICOM headers unless the reader asks)."""
+
+    def __init__(self, app: App):
+        super().__init__(app)
+        self.app = app
+        self.title("Save report")
+        self.resizable(False, False)
+        self.transient(app)
+        self.grid_columnconfigure(1, weight=1)
+        self.scope = ctk.StringVar(value="study")
+        n_study, n_all = len(app.report_views("study")), len(app.views)
+        ctk.CTkLabel(self, text="Report on", anchor="w").grid(row=0, column=0, padx=12, pady=(12, 4), sticky="w")
+        ctk.CTkRadioButton(self, text=f"the current study ({n_study} image{'s' * (n_study != 1)})",
+                           variable=self.scope, value="study").grid(row=0, column=1, padx=12, pady=(12, 4), sticky="w")
+        ctk.CTkRadioButton(self, text=f"the whole worklist ({n_all} image{'s' * (n_all != 1)})",
+                           variable=self.scope, value="worklist").grid(row=1, column=1, padx=12, pady=4, sticky="w")
+        self.entries = {}
+        for r, name in enumerate(("Patient or accession", "Reader"), start=2):
+            ctk.CTkLabel(self, text=f"{name} (optional)", anchor="w").grid(row=r, column=0, padx=12, pady=4,
+                                                                           sticky="w")
+            e = ctk.CTkEntry(self, width=260)
+            e.grid(row=r, column=1, padx=12, pady=4, sticky="ew")
+            self.entries[name] = e
+        view = app.current_view()
+        from .images import is_dicom
+        if view is not None and is_dicom(view.path):
+            ctk.CTkButton(self, text="Fill from the DICOM header", width=200, command=self.from_dicom).grid(
+                row=4, column=1, padx=12, pady=4, sticky="w")
+        buttons = ctk.CTkFrame(self, fg_color="transparent")
+        buttons.grid(row=5, column=0, columnspan=2, pady=12)
+        ctk.CTkButton(buttons, text="Save…", width=100, command=self.save).grid(row=0, column=0, padx=6)
+        ctk.CTkButton(buttons, text="Cancel", width=100, fg_color="gray50", command=self.destroy).grid(
+            row=0, column=1, padx=6)
+        self.bind("<Escape>", lambda _e: self.destroy())
+        self.after(50, self._focus)
+
+    def _focus(self):
+        try:
+            self.grab_set()
+            self.entries["Patient or accession"].focus_set()
+        except Exception:  # the window manager may refuse a grab; the dialog still works
+            pass
+
+    def from_dicom(self):
+        """Patient ID and accession number from the current file's header, at the reader's request."""
+        import pydicom
+        try:
+            ds = pydicom.dcmread(self.app.current_view().path, stop_before_pixels=True, force=True)
+        except Exception:
+            self.app.set_status("The DICOM header could not be read.", error=True)
+            return
+        text = " / ".join(str(v) for v in (ds.get("PatientID"), ds.get("AccessionNumber")) if v)
+        self.entries["Patient or accession"].delete(0, "end")
+        self.entries["Patient or accession"].insert(0, text)
+
+    def save(self):
+        fields = {k: e.get().strip() for k, e in self.entries.items() if e.get().strip()}
+        scope = self.scope.get()
+        view = self.app.current_view()
+        name = "worklist_report.pdf" if scope == "worklist" else f"{view.path.stem}_report.pdf"
+        self.grab_release()
+        path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
+                                            filetypes=[("PDF", "*.pdf")], initialfile=name,
+                                            initialdir=str(settings.last_folder()))
+        if path:
+            settings.remember_folder(Path(path).parent)
+            self.app.save_report(Path(path), scope, fields)
+        self.destroy()
+
+
+def _configure(widget, **options):
+    """Reconfigure a customtkinter widget only where something changed (each change redraws it)."""
+    changed = {k: v for k, v in options.items() if widget.cget(k) != v}
+    if changed:
+        widget.configure(**changed)
+
+
+def _elide(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 12] + "…" + text[-11:]
 
 
 def main(weights_dir, paths) -> None:

@@ -1,70 +1,282 @@
-"""PDF report of one analysis: image, heatmap, findings, models, time, disclaimer."""
+"""The PDF report of a batch: a summary page, then one page per image.
+
+Used by the app ("Save report…") and by ``predictions.py PATHS --report FILE.pdf``.
+
+Page 1: who and when (optional patient/accession and reader typed by the reader, with lines to
+sign), the study verdict(s) as coloured headlines, every image with its finding (most suspicious
+first), the models with their measured figures, and the disclaimer.  Then per image: the X-ray,
+the same with the heatmap and fracture regions and their legends, the finding, the figures behind
+it, the models, the date and time, and the disclaimer.  A file that could not be read gets a line
+saying why, not a picture.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from . import presentation as pres
 from .artifacts import atomic_write_bytes
 
 DISCLAIMER = ("Decision support only, not a diagnosis. The finding is the output of a machine-learning model "
               "trained on public research data; it must be reviewed by a qualified clinician together with "
               "the full study and the patient's history.")
+PICTURE_SIDE = 1000        # pixels of the longest side kept for a picture in the PDF
+FIELDS = ("Patient or accession", "Reader")
 
 
-def _font_path() -> str:
+def read_picture(pred) -> Image.Image | None:
+    """The X-ray of a prediction, at most :data:`PICTURE_SIDE` a side (None when unreadable)."""
+    from .images import ImageError, is_grey, load_image
+    if not pred.path or pred.finding == "error":
+        return None
+    try:
+        rgb = load_image(pred.path)
+    except (ImageError, OSError):
+        return None
+    img = Image.fromarray(rgb[:, :, 0] if is_grey(rgb) else rgb)
+    img.thumbnail((PICTURE_SIDE, PICTURE_SIDE), Image.LANCZOS)
+    return img
+
+
+@dataclass
+class _Fonts:
+    regular: str
+    bold: str
+
+
+def _fonts() -> _Fonts:
     import matplotlib
-    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return _Fonts(str(folder / "DejaVuSans.ttf"), str(folder / "DejaVuSans-Bold.ttf"))
 
 
-def _png(img: Image.Image, max_side: int = 900) -> io.BytesIO:
-    img = img.copy()
-    img.thumbnail((max_side, max_side))
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _jpeg(img: Image.Image) -> io.BytesIO:
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.convert("RGB").save(buf, format="JPEG", quality=90)
     buf.seek(0)
     return buf
 
 
-def write_pdf(path, views: list[dict], study_line: str | None, model_lines: list[str]) -> None:
-    """``views``: dicts with ``name``, ``image`` (PIL), ``heatmap`` (PIL or None) and ``lines`` (text)."""
-    from fpdf import FPDF
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_font("DejaVu", "", _font_path())
-    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    for k, view in enumerate(views):
-        pdf.add_page()
-        pdf.set_font("DejaVu", size=15)
-        pdf.cell(0, 9, "Fracture screening report", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("DejaVu", size=9)
-        pdf.cell(0, 5, f"Created {now} · view {k + 1} of {len(views)} · {view['name']}", new_x="LMARGIN",
-                 new_y="NEXT")
-        pdf.ln(2)
-        y = pdf.get_y()
-        pdf.image(_png(view["image"]), x=10, y=y, w=90)
-        if view.get("heatmap") is not None:
-            pdf.image(_png(view["heatmap"]), x=110, y=y, w=90)
-        h = 90 * view["image"].height / max(1, view["image"].width)
-        pdf.set_y(y + min(h, 120) + 3)
-        pdf.set_font("DejaVu", size=8)
-        pdf.cell(0, 4, "Left: the X-ray. Right: where the fracture model looked (class activation map)."
-                 if view.get("heatmap") is not None else "The X-ray.", new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(2)
-        pdf.set_font("DejaVu", size=11)
-        for line in view["lines"]:
-            pdf.multi_cell(0, 6, line, new_x="LMARGIN", new_y="NEXT")
-        if study_line and k == len(views) - 1:
-            pdf.ln(2)
-            pdf.multi_cell(0, 6, study_line, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(3)
-        pdf.set_font("DejaVu", size=8)
-        for line in model_lines:
-            pdf.multi_cell(0, 4, line, new_x="LMARGIN", new_y="NEXT")
-        pdf.ln(3)
-        pdf.set_font("DejaVu", size=9)
-        pdf.multi_cell(0, 5, DISCLAIMER, border=1, new_x="LMARGIN", new_y="NEXT")
-    atomic_write_bytes(Path(path), bytes(pdf.output()))
+def overlay_picture(img: Image.Image, pred, font=None) -> Image.Image | None:
+    """The X-ray with the heatmap (absolute scale) and the fracture regions, or None when there
+    is neither."""
+    from .visual import compose, draw_regions, heat_image
+    heat = pred.heatmap((img.height, img.width)) if getattr(pred, "cam", None) is not None else None
+    if heat is None and not pred.regions:
+        return None
+    out = compose(img, heat_image(heat) if heat is not None else None)
+    if pred.regions and pred.image_shape:
+        out = draw_regions(out, pred.regions, img.width / pred.image_shape[1], font)
+    return out
 
+
+class _Report:
+    def __init__(self, predictions, predictor, studies, fields, picture, now):
+        from fpdf import FPDF
+        self.preds = list(predictions)
+        self.predictor = predictor
+        self.studies = studies if studies is not None else pres.group_studies([p.path for p in self.preds])
+        self.study_of = {i: s for s in self.studies for i in s.members}
+        self.fields = fields or {}
+        self.picture = picture or read_picture
+        self.now = (now or _dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
+        self.order = sorted(range(len(self.preds)), key=lambda i: pres.suspicion_key(self.preds[i]))
+        fonts = _fonts()
+        self.pdf = FPDF(format="A4")
+        self.pdf.set_auto_page_break(True, margin=14)
+        self.pdf.add_font("DejaVu", "", fonts.regular)
+        self.pdf.add_font("DejaVu", "B", fonts.bold)
+        self.pdf.set_title("Fracture screening report")
+        self.pdf.set_creator("fracture_detection")
+        from PIL import ImageFont
+        self.label_font = ImageFont.truetype(fonts.bold, 18)
+
+    # --- small pieces ----------------------------------------------------------------
+
+    def text(self, line: str, size: float = 10, bold: bool = False, colour: str = "#000000", h: float = 5):
+        self.pdf.set_font("DejaVu", "B" if bold else "", size)
+        self.pdf.set_text_color(*_rgb(colour))
+        self.pdf.multi_cell(0, h, line, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.set_text_color(0, 0, 0)
+
+    def header(self, subtitle: str):
+        self.pdf.add_page()
+        self.text("Fracture screening report", 15, bold=True, h=8)
+        self.text(f"Created {self.now} · {subtitle}", 9, colour="#444444")
+        self.pdf.ln(2)
+
+    def models(self, preds):
+        lines = pres.model_lines(self.predictor, preds)
+        if lines:
+            self.pdf.ln(2)
+            self.text("Models and their measured figures:", 8, bold=True, h=4)
+            for line in lines:
+                self.text(line, 8, h=4)
+
+    def disclaimer(self):
+        self.pdf.ln(3)
+        self.pdf.set_font("DejaVu", "", 9)
+        self.pdf.multi_cell(0, 5, DISCLAIMER, border=1, new_x="LMARGIN", new_y="NEXT")
+
+    def verdict_line(self, study: pres.Study, size: float = 13):
+        verdict = study.verdict(self.preds)
+        n = len(study.members)
+        views = sum(self.preds[i].finding == verdict for i in study.members)
+        count = f" ({views} of {n} views)" if n > 1 and verdict in ("fractured", "uncertain") else \
+            f" ({n} views)" if n > 1 else ""
+        self.text(f"{study.label}: {pres.finding_text(verdict)}{count}", size, bold=True,
+                  colour=pres.finding_colour(verdict), h=size * 0.5)
+        mean = pres.mura_mean_line([self.preds[i] for i in study.members])
+        if mean:
+            self.text(mean, 8, colour="#555555", h=4)
+
+    # --- pages -----------------------------------------------------------------------
+
+    def summary(self):
+        n = len(self.preds)
+        self.header(f"{n} image{'s' * (n != 1)} in {len(self.studies)} stud{'ies' if len(self.studies) != 1 else 'y'}")
+        pdf = self.pdf
+        pdf.set_font("DejaVu", "", 10)
+        for name in FIELDS:
+            value = self.fields.get(name) or ""
+            pdf.cell(45, 7, f"{name}:")
+            pdf.cell(0, 7, value if value else "", border="B", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(45, 7, "Reviewed and signed:")
+        pdf.cell(0, 7, "", border="B", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(4)
+        ordered = sorted(self.studies, key=lambda s: pres.study_key(s, self.preds))
+        self.text("Study verdict" if len(ordered) == 1 else "Study verdicts, most suspicious first", 11, bold=True)
+        for study in ordered[:1] if len(ordered) == 1 else ordered:
+            self.verdict_line(study, 16 if len(ordered) == 1 else 11)
+        self.text("A study is fractured when any view is, else uncertain when any view is, each view at its own "
+                  "model's threshold and band.", 8, colour="#555555", h=4)
+        pdf.ln(3)
+        self.text("Images, most suspicious first", 11, bold=True)
+        self.table()
+        self.models(self.preds)
+        self.disclaimer()
+
+    def table(self):
+        pdf = self.pdf
+        widths = (10, 52, 36, 16, 46, 30)
+        heads = ("Page", "Image", "Study", "Part", "Finding", "p (threshold)")
+        pdf.set_font("DejaVu", "B", 8)
+        for w, h in zip(widths, heads):
+            pdf.cell(w, 6, h, border="B")
+        pdf.ln(6)
+        for page, i in enumerate(self.order, start=2):
+            p = self.preds[i]
+            study = self.study_of.get(i)
+            cells = (str(page), _fit(pdf, Path(p.path).name if p.path else "image", widths[1]),
+                     _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2]),
+                     p.body_part or "–", pres.finding_text(p.finding), pres.short_probability(p))
+            for k, (w, c) in enumerate(zip(widths, cells)):
+                pdf.set_font("DejaVu", "B" if k == 4 else "", 8)
+                pdf.set_text_color(*_rgb(pres.finding_colour(p.finding) if k == 4 else "#000000"))
+                pdf.set_fill_color(*_rgb(pres.FINDING_STYLE[p.finding][2]))
+                pdf.cell(w, 5.5, c, fill=(k == 4))
+            pdf.ln(5.5)
+        pdf.set_text_color(0, 0, 0)
+
+    def image_page(self, number: int, i: int):
+        p = self.preds[i]
+        name = Path(p.path).name if p.path else "image"
+        self.header(f"image {number} of {len(self.preds)} · {name}")
+        self.text(pres.finding_text(p.finding), 18, bold=True, colour=pres.finding_colour(p.finding), h=9)
+        study = self.study_of.get(i)
+        if study is not None and len(study.members) > 1:
+            self.verdict_line(study, 10)
+        self.pdf.ln(1)
+        img = self.picture(p) if p.finding != "error" else None
+        if img is None:
+            why = p.message or "The file could not be read."
+            self.text(f"No picture: {why}", 11, colour=pres.finding_colour("error"))
+        else:
+            self.pictures(img, p)
+        self.pdf.ln(2)
+        for line in pres.detail_lines(p) if img is not None else []:
+            grey = p.finding in ("not_supported", "error") and line == p.message
+            self.text(line, 10, colour="#555555" if grey else "#000000")
+        self.models([p])
+        self.disclaimer()
+
+    def pictures(self, img: Image.Image, p):
+        from .visual import REGION_BINS, colourbar
+        pdf = self.pdf
+        over = overlay_picture(img, p, self.label_font)
+        box_w, box_h = 90.0, 105.0
+        scale = min(box_w / img.width, box_h / img.height)
+        w, h = img.width * scale, img.height * scale
+        y = pdf.get_y()
+        pdf.image(_jpeg(img), x=10, y=y, w=w, h=h)
+        if over is not None:
+            pdf.image(_jpeg(over), x=110, y=y, w=w, h=h)
+        pdf.set_y(y + h + 2)
+        if over is None:
+            self.text("The X-ray." + (" No fracture model ran on this image, so there is no heatmap."
+                                      if p.fracture_probability is None else ""), 8, h=4)
+            return
+        self.text("Left: the X-ray. Right: the fracture model's map (heatmap)"
+                  + (" and the regions it marks." if p.regions else "."), 8, h=4)
+        yb = pdf.get_y() + 1
+        if getattr(p, "cam", None) is not None:
+            pdf.set_font("DejaVu", "", 7)
+            pdf.set_xy(10, yb)
+            pdf.cell(24, 4, "Heatmap scale:")
+            pdf.image(_jpeg(colourbar(256, 12, background=128)), x=34, y=yb + 0.5, w=50, h=3)
+            for value, x in ((0, 34), (0.5, 59), (1, 84)):
+                pdf.set_xy(x - 3, yb + 3.6)
+                pdf.cell(6, 3, f"{value:g}", align="C")
+            pdf.set_xy(88, yb)
+            pdf.cell(0, 4, "fracture probability at each place, 0–1 (absolute: not rescaled per image)")
+            yb += 8
+        if p.regions:
+            pdf.set_xy(10, yb)
+            pdf.set_font("DejaVu", "", 7)
+            pdf.cell(24, 4, "Region boxes:")
+            for _, colour, label in REGION_BINS:
+                pdf.set_fill_color(*_rgb(colour))
+                pdf.cell(4, 4, "", border=1, fill=True)
+                pdf.cell(24, 4, " " + label)
+            pdf.ln(4)
+            self.text(f"{len(p.regions)} region{'s' * (len(p.regions) != 1)}, labelled with their score "
+                      f"(most likely: {p.regions[0]['score']:.2f}).", 7, h=4)
+        pdf.set_y(max(pdf.get_y(), yb))
+
+    def build(self) -> bytes:
+        self.summary()
+        for number, i in enumerate(self.order, start=1):
+            self.image_page(number, i)
+        return bytes(self.pdf.output())
+
+
+def _fit(pdf, text: str, width: float) -> str:
+    """``text`` shortened with an ellipsis in the middle to fit ``width`` mm at the current font."""
+    pdf.set_font("DejaVu", "", 8)
+    if pdf.get_string_width(text) <= width - 1:
+        return text
+    keep = len(text)
+    while keep > 4 and pdf.get_string_width(text[:keep // 2] + "…" + text[-(keep // 2):]) > width - 1:
+        keep -= 1
+    return text[:keep // 2] + "…" + text[-(keep // 2):]
+
+
+def write_report(path, predictions, predictor=None, *, studies=None, fields: dict | None = None,
+                 picture=None, now: _dt.datetime | None = None) -> Path:
+    """Write the PDF for ``predictions`` (a batch, in any order) to ``path``, atomically.
+
+    ``predictor``: the :class:`Predictor` whose models made them (for the models' figures).
+    ``studies``: :class:`presentation.Study` groups (default: by folder).  ``fields``: what the
+    reader typed (keys of :data:`FIELDS`); nothing is read from DICOM headers here.
+    ``picture(prediction)``: the X-ray as a PIL image (default: read from the file)."""
+    data = _Report(predictions, predictor, studies, fields, picture, now).build()
+    atomic_write_bytes(Path(path), data)
+    return Path(path)

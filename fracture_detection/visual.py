@@ -1,17 +1,94 @@
-"""Pictures for people: the heatmap over the X-ray, and the model figures worth showing."""
+"""Pictures for people: the heatmap and fracture regions over the X-ray, their legends, and the
+model figures worth showing.
+
+The heatmap is drawn on an absolute 0-1 scale (a value means the same colour on every image; it
+is never rescaled per image), and regions are coloured by their score on fixed bins, so that the
+window and the PDF report read alike.
+"""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
+
+HEAT_ALPHA = 0.45          # opacity at a heat of 1; cool regions stay nearly transparent
+HEAT_GAMMA = 0.7
+# fracture regions: (lowest score, colour, legend text), highest bin first
+REGION_BINS = ((0.8, "#ff1744", "score ≥ 0.80"), (0.5, "#ff9100", "0.50–0.79"), (0.0, "#ffea00", "< 0.50"))
 
 
-def heatmap_overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """Blend a [0, 1] heatmap (same height and width) over the image with a perceptual colour map."""
+@lru_cache(maxsize=1)
+def _heat_tables() -> tuple[list[int], list[int]]:
+    """The palette (inferno, 256 entries) and the opacity of each heat level 0-255."""
     from matplotlib import colormaps
-    colours = (colormaps["inferno"](heat)[:, :, :3] * 255).astype(np.float32)
-    weight = (alpha * np.clip(heat, 0, 1) ** 0.7)[:, :, None]  # cool regions stay nearly transparent
-    out = rgb.astype(np.float32) * (1 - weight) + colours * weight
-    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+    palette = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    alpha = (255 * HEAT_ALPHA * np.linspace(0, 1, 256) ** HEAT_GAMMA).round().astype(np.uint8)
+    return palette.ravel().tolist(), alpha.tolist()
+
+
+def warm_up() -> None:
+    """Make the heatmap's tables now (importing matplotlib takes a few tenths of a second)."""
+    _heat_tables()
+
+
+def heat_image(heat: np.ndarray) -> Image.Image:
+    """A [0, 1] map as an 8-bit grey image on the absolute scale (0 -> 0, 1 -> 255)."""
+    return Image.fromarray((np.clip(np.asarray(heat, dtype=np.float32), 0, 1) * 255).round().astype(np.uint8))
+
+
+def heat_layer(heat: Image.Image) -> Image.Image:
+    """An RGBA layer for an 8-bit heat image: inferno colours, more opaque where hotter."""
+    palette, alpha = _heat_tables()
+    coloured = heat.copy()
+    coloured.putpalette(palette)
+    layer = coloured.convert("RGBA")
+    layer.putalpha(heat.point(alpha))
+    return layer
+
+
+def compose(base: Image.Image, heat: Image.Image | None) -> Image.Image:
+    """``base`` (grey or RGB) with the heat layer of the same size over it, as RGB."""
+    if heat is None:
+        return base.convert("RGB")
+    return Image.alpha_composite(base.convert("RGBA"), heat_layer(heat)).convert("RGB")
+
+
+def heatmap_overlay(rgb: np.ndarray, heat: np.ndarray) -> Image.Image:
+    """Blend a [0, 1] heatmap (same height and width as ``rgb``) over the image."""
+    return compose(Image.fromarray(np.ascontiguousarray(rgb)), heat_image(heat))
+
+
+def colourbar(length: int, thickness: int, background: int = 128) -> Image.Image:
+    """The heatmap's colour scale from 0 (left) to 1 (right), as drawn over a grey of ``background``."""
+    ramp = Image.fromarray(np.tile(np.linspace(0, 255, length).round().astype(np.uint8), (thickness, 1)))
+    return compose(Image.new("L", (length, thickness), background), ramp)
+
+
+def region_colour(score: float) -> str:
+    for low, colour, _ in REGION_BINS:
+        if score >= low:
+            return colour
+    return REGION_BINS[-1][1]
+
+
+def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None) -> Image.Image:
+    """A copy of ``img`` with each region's box (in original pixels, times ``scale``) drawn in its
+    score's colour with a dark outline, labelled with the score."""
+    out = img.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    width = max(2, round(max(out.size) / 300))
+    for region in regions:
+        x0, y0, x1, y1 = (v * scale for v in region["box"])
+        colour = region_colour(region["score"])
+        draw.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), outline="black", width=width + 2)
+        draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
+        text = f"{region['score']:.2f}"
+        tx, ty = x0, max(0, y0 - (font.size if font else 11) - 4)
+        box = draw.textbbox((tx, ty), text, font=font)
+        draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill="black")
+        draw.text((tx, ty), text, fill=colour, font=font)
+    return out
 
 
 def model_summary(meta: dict) -> str:

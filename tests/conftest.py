@@ -47,23 +47,34 @@ def image_dir(tmp_path):
 
 @pytest.fixture(scope="session")
 def display():
-    """An X display: the current one, or a virtual one (Xvfb) started for the tests."""
+    """An X display: the current one, or a virtual one (Xvfb) started for the tests.  No display
+    and no working Xvfb is a failure that says so, not a skip: the GUI tests must run."""
     if os.environ.get("DISPLAY"):
         yield os.environ["DISPLAY"]
         return
     if shutil.which("Xvfb") is None:
-        pytest.skip("no X display and no Xvfb (run_tests.sh installs it)")
+        pytest.fail("No X display and Xvfb is not installed, so the GUI tests cannot run: "
+                    "install it (apt-get install xvfb) or run ./run_tests.sh, which does.", pytrace=False)
     for n in range(90, 110):
         if not Path(f"/tmp/.X{n}-lock").exists():
             break
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ["DISPLAY"] = f":{n}"
+    import tempfile
     import time
-    for _ in range(50):
-        if Path(f"/tmp/.X11-unix/X{n}").exists():
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{n}").exists() or proc.poll() is not None:
             break
         time.sleep(0.1)
+    if not Path(f"/tmp/.X11-unix/X{n}").exists():
+        proc.kill()
+        proc.wait()
+        log.seek(0)
+        err = log.read().decode(errors="replace").strip().splitlines()
+        pytest.fail(f"Xvfb did not start on display :{n}, so the GUI tests cannot run"
+                    + (f" (it said: {err[-1]})." if err else "."), pytrace=False)
+    os.environ["DISPLAY"] = f":{n}"
     yield f":{n}"
     proc.terminate()
     del os.environ["DISPLAY"]

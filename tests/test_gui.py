@@ -1,19 +1,25 @@
-"""The desktop app in a real window on a (virtual) X server."""
+"""The desktop app in a real window on a (virtual) X server, with the tiny real models.
+
+Each test builds its own window and opens what it needs (no test relies on another's state).
+Events are real Tk events (event_generate): clicks, drags, the wheel, keys, resizes.
+"""
 import csv
 import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import FOLDERS, ROOT
+from conftest import FOLDERS, MURA, ROOT
 
 XRAY = sorted((FOLDERS / "Hand" / "fractured").glob("*.jpg"))[0]
-FINDING_TEXTS = {"Likely FRACTURE", "No fracture found", "Uncertain: review closely", "Not a supported X-ray"}
+NORMAL = sorted((FOLDERS / "Hand" / "normal").glob("*.jpg"))[0]
 
 
 def pump(app, done, timeout=120):
@@ -21,63 +27,369 @@ def pump(app, done, timeout=120):
     while time.time() < end:
         app.update()
         if done():
+            app.update()
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out; status: {app.status.cget('text')}")
 
 
-@pytest.fixture(scope="module")
-def app(display, tiny_weights):
-    from fracture_detection.gui import App
-    a = App(tiny_weights, [XRAY])
-    pump(a, lambda: a.views and not a.busy and not a.pending)
-    yield a
-    a.destroy()
+def settle(app, seconds=0.15):
+    end = time.time() + seconds
+    while time.time() < end:
+        app.update()
+        time.sleep(0.01)
 
 
-def screenshot(app):
+def finished(app):
+    return app.predictor is not None and app.views and not app.busy and not app.pending
+
+
+@pytest.fixture
+def make_app(display, tiny_weights, tmp_path, monkeypatch):
+    """Build a window (1180×800 unless told), open ``paths`` and wait for the results."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    apps = []
+
+    def make(paths=(), size="1180x800"):
+        from fracture_detection.gui import App
+        app = App(tiny_weights, [Path(p) for p in paths])
+        app.geometry(f"{size}+0+0")
+        apps.append(app)
+        pump(app, (lambda: finished(app)) if paths else (lambda: app.predictor is not None))
+        settle(app)
+        return app
+
+    yield make
+    for app in apps:
+        try:
+            app.destroy()
+        except Exception:  # already closed by the test
+            pass
+
+
+def screenshot(widget):
     from PIL import ImageGrab
-    app.update()
-    x, y = app.winfo_rootx(), app.winfo_rooty()
-    return np.asarray(ImageGrab.grab(bbox=(x, y, x + app.winfo_width(), y + app.winfo_height()),
+    widget.update()
+    x, y = widget.winfo_rootx(), widget.winfo_rooty()
+    return np.asarray(ImageGrab.grab(bbox=(x, y, x + widget.winfo_width(), y + widget.winfo_height()),
                                      xdisplay=os.environ["DISPLAY"]))
 
 
-def test_opens_an_xray_and_shows_the_result(app):
-    assert app.finding_label.cget("text") in FINDING_TEXTS
+def big_xray(tmp_path, size=(1500, 1200), name="big.png"):
+    """A real fixture X-ray enlarged, with a pixel pattern to check 1:1 against."""
+    img = Image.open(XRAY).convert("L").resize(size, Image.BICUBIC)
+    arr = np.asarray(img).copy()
+    arr[::7, ::5] = 255 - arr[::7, ::5]     # fine detail that any resampling would smear
+    path = tmp_path / name
+    Image.fromarray(arr).save(path)
+    return path, arr
+
+
+def double_click(widget, x, y):
+    """Two clicks 50 ms apart (event time), well after any earlier click."""
+    start = double_click.time = getattr(double_click, "time", 10_000) + 10_000
+    for t in (start, start + 50):
+        widget.event_generate("<ButtonPress-1>", x=x, y=y, time=t)
+        widget.event_generate("<ButtonRelease-1>", x=x, y=y, time=t + 10)
+
+
+def iid_of(app, name):
+    return next(i for i in app.worklist.rows() if i.startswith("v") and app.views[int(i[1:])].path.name == name)
+
+
+def inject(app, views, one_study=False):
+    """Show views made from real predictions (possibly edited: data, not a mocked model)."""
+    app._start([], one_study)
+    app._handle_result("analyse", (app.generation, views))
+    settle(app)
+
+
+def view_of(app, path, **changes):
+    """A real tiny-model prediction for ``path``, with fields changed as given."""
+    from fracture_detection.gui import View
+    from fracture_detection.gui_viewer import Picture
+    from fracture_detection.images import load_image
+    rgb = load_image(path)
+    pred = app.predictor.predict_loaded([str(path)], [rgb])[0]
+    for k, v in changes.items():
+        setattr(pred, k, v)
+    if pred.cam is None and changes.get("finding") in ("fractured", "uncertain", "normal"):
+        pred.cam = np.linspace(0, 1, 49, dtype=np.float32).reshape(7, 7)
+        pred.image_shape = rgb.shape[:2]
+    return View(Path(path), pred, Picture.from_array(rgb, pred.heatmap))
+
+
+def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8)):
+    """A prediction whose probability the decision rule puts in ``finding``."""
+    from fracture_detection import decisions
+    p = {"fractured": 0.9, "uncertain": 0.65, "normal": 0.2}[finding]
+    v = view_of(app, path, body_part=part, body_part_probability=0.97, fracture_probability=p, threshold=threshold,
+                uncertain_band=list(band), finding=finding, message=None, rejection=None)
+    assert decisions.fracture_finding(p, threshold, band) == finding
+    return v
+
+
+# --- results as the reader sees them -----------------------------------------------------
+
+def test_opens_an_xray_and_shows_its_finding(make_app):
+    from fracture_detection import decisions, presentation as pres
+    app = make_app([XRAY])
+    pred = app.views[0].prediction
+    assert app.finding_label.cget("text") == pres.finding_text(pred.finding)
+    assert app.finding_label.cget("text_color") == pres.finding_colour(pred.finding)
     assert app.name_label.cget("text") == XRAY.name
-    detail = app.detail_label.cget("text")
-    assert "Body part:" in detail or app.views[0].prediction.finding == "not_supported"
-    if app.views[0].prediction.fracture_probability is not None:
-        assert "threshold" in detail and "Models:" in app.model_label.cget("text")
+    detail = app.detail_text.get("1.0", "end")
+    if pred.fracture_probability is not None:
+        p, thr, *_ = decisions.format_probabilities(pred.fracture_probability, pred.threshold, *pred.uncertain_band)
+        assert f"Fracture probability {p} (threshold {thr};" in detail
+        assert "fracture_" in detail, "the model and its measured figures are shown"
+    else:
+        assert pred.message in detail
+    assert "1.00" not in detail
+    assert app.verdict_label.cget("text").startswith(pres.finding_text(pred.finding))
     assert "not a diagnosis" in app.disclaimer.cget("text")
     shot = screenshot(app)
-    assert shot.shape[0] > 300 and shot.std() > 20, "the window looks blank"
+    assert shot.shape[0] > 600 and shot.std() > 20, "the window looks blank"
+    canvas = screenshot(app.viewer.canvas)
+    assert canvas.std() > 10, "the X-ray is not on screen"
 
 
-def test_heatmap_toggle_switches_the_picture(app):
-    view = app.views[0]
-    if view.overlay is None:
-        pytest.skip("the tiny body-part model did not route this image to a fracture model")
+def test_finding_label_matches_the_prediction_for_every_kind(make_app, tmp_path):
+    from fracture_detection import presentation as pres
+    app = make_app()
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(XRAY.read_bytes()[:300])
+    from fracture_detection.gui import View
+    from fracture_detection.predictor import Prediction, safe_load
+    error = View(broken, app.predictor.predict_loaded([str(broken)], [safe_load(broken)])[0], None)
+    rejected = view_of(app, NORMAL, finding="not_supported", body_part=None, fracture_probability=None,
+                       rejection="other_region", cam=None,
+                       message="Not an elbow, hand or shoulder radiograph: the body-part model reads it as "
+                               "another region.")
+    views = [with_finding(app, XRAY, f) for f in ("fractured", "uncertain", "normal")] + [rejected, error]
+    assert isinstance(error.prediction, Prediction) and error.prediction.finding == "error"
+    inject(app, views)
+    for i, v in enumerate(app.views):
+        app.worklist.select(f"v{i}")
+        settle(app, 0.05)
+        f = v.prediction.finding
+        assert app.current == i
+        assert app.finding_label.cget("text") == pres.finding_text(f)
+        assert app.finding_label.cget("text_color") == pres.finding_colour(f)
+        assert app.worklist.table.item(f"v{i}", "tags")[0] == f
+        assert app.worklist.table.item(f"v{i}", "values")[0] == pres.TABLE_TEXT[f]
+        if f in ("not_supported", "error"):
+            assert pres.finding_colour(f) == pres.FINDING_STYLE["error"][1], "not analysed is grey, never red"
+            assert v.prediction.message in app.detail_text.get("1.0", "end")
+    app.worklist.select("v4")
+    settle(app)
+    texts = [app.viewer.canvas.itemcget(i, "text") for i in app.viewer.canvas.find_withtag("placeholder")]
+    assert texts and "broken.jpg" in texts[0] and texts[0].startswith("No picture:")
 
-    def shown():
-        return np.asarray(app._photo.cget("light_image")).astype(int)
 
-    def fitted(img):
-        return np.asarray(img.resize(app._photo.cget("size"))).astype(int)
-
-    app.heatmap_switch.deselect()
-    app._show_current()
-    assert np.abs(shown() - fitted(view.image)).mean() < 1
-    app.heatmap_switch.toggle()  # as a click does: flips the switch and redraws
-    app.update()
-    assert np.abs(shown() - fitted(view.overlay)).mean() < 1
-    app.heatmap_switch.deselect()
-    app._show_current()
+def test_warning_and_appliance_are_shown(make_app):
+    app = make_app()
+    v = with_finding(app, XRAY, "fractured")
+    v.prediction.warning = "The file ends early; the missing part was filled with grey."
+    v.prediction.appliance = "cast or implant"
+    inject(app, [v])
+    detail = app.detail_text.get("1.0", "end")
+    assert "Warning: The file ends early" in detail
+    assert "Cast or implant visible — may be a known, treated fracture." in detail
 
 
-def test_heatmap_overlay_marks_hot_regions():
-    from fracture_detection.visual import heatmap_overlay
+def test_corrupt_file_is_a_sentence_not_a_crash(make_app, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(XRAY.read_bytes()[:300])
+    app = make_app([bad])
+    assert app.finding_label.cget("text") == "Could not be read"
+    status = app.status.cget("text")
+    assert "broken.jpg" in status and status.endswith(".")
+
+
+def test_status_counts_what_was_found(make_app, tmp_path):
+    from fracture_detection import presentation as pres
+    for k in range(3):
+        (tmp_path / f"bad{k}.jpg").write_bytes(b"not an image at all")
+    app = make_app([tmp_path / f"bad{k}.jpg" for k in range(3)])
+    assert app.status.cget("text") == "None of the 3 images could be read."
+    preds = [SimpleNamespace(finding=f) for f in ("fractured", "normal", "error")]
+    assert pres.batch_status(preds) == "3 images: 1 fractured, 1 normal, 1 unreadable."
+
+
+# --- the image view ------------------------------------------------------------------------
+
+def test_wheel_drag_double_click_and_one_to_one(make_app, tmp_path):
+    path, pixels = big_xray(tmp_path)
+    app = make_app([path])
+    v, c = app.viewer, app.viewer.canvas
+    assert v.fit_mode and v.picture.size == (1500, 1200)
+    cw, ch = c.winfo_width(), c.winfo_height()
+    assert abs(v.scale - min(cw / 1500, ch / 1200)) < 1e-6
+    x, y = 200, 150
+    before = ((x - v.ox) / v.scale, (y - v.oy) / v.scale)
+    c.event_generate("<Button-4>", x=x, y=y)            # wheel up on X11
+    settle(app)
+    assert v.scale > 1.2 * min(cw / 1500, ch / 1200) and not v.fit_mode
+    after = ((x - v.ox) / v.scale, (y - v.oy) / v.scale)
+    assert np.allclose(before, after, atol=0.5), "the point under the pointer stays put"
+    c.event_generate("<Button-5>", x=x, y=y)
+    settle(app)
+    ox, oy = v.ox, v.oy
+    c.event_generate("<ButtonPress-1>", x=100, y=100)
+    c.event_generate("<B1-Motion>", x=140, y=90)
+    c.event_generate("<B1-Motion>", x=160, y=70)
+    c.event_generate("<ButtonRelease-1>", x=160, y=70)
+    settle(app)
+    assert (v.ox - ox, v.oy - oy) == (60, -30), "a drag pans by the pointer's movement"
+    double_click(c, 300, 200)
+    settle(app)
+    assert v.scale == 1.0
+    # 1:1 shows the real pixels: the drawn frame is the original, pixel for pixel
+    img = np.asarray(v.last_image)
+    left, top = v.last_origin
+    ix, iy = round(left - v.ox), round(top - v.oy)
+    assert np.array_equal(img, pixels[iy:iy + img.shape[0], ix:ix + img.shape[1]])
+    shot = screenshot(c)[top:top + 50, left:left + 50, 0].astype(int)
+    assert np.abs(shot - pixels[iy:iy + 50, ix:ix + 50]).max() <= 1, "and so is the screen"
+    double_click(c, 300, 200)
+    settle(app)
+    assert v.fit_mode
+    assert "Fit" in v.readout
+
+
+def test_small_film_is_not_upscaled_beyond_fit_and_zoom_shows_pixels(make_app, tmp_path):
+    from fracture_detection.gui_viewer import Picture
+    small = np.tile(np.array([[0, 255], [255, 0]], np.uint8), (100, 120))     # 240 × 200 checkerboard
+    pic = Picture.from_array(np.stack([small] * 3, axis=2))
+    fit = np.asarray(pic.render((0, 0, 240, 200), (480, 400), smooth=True))
+    zoom = np.asarray(pic.render((0, 0, 240, 200), (960, 800), smooth=False))
+    assert set(np.unique(zoom)) == {0, 255}, "an explicit 4× zoom shows real pixels, not a blur"
+    assert len(np.unique(fit)) > 2, "fit enlarges with a smoothing filter"
+    one = np.asarray(pic.render((10, 20, 110, 120), (100, 100)))
+    assert np.array_equal(one[..., 0], small[20:120, 10:110])
+
+
+def test_window_level_by_right_drag_presets_and_reset(make_app, tmp_path):
+    path, pixels = big_xray(tmp_path)
+    app = make_app([path])
+    v, c = app.viewer, app.viewer.canvas
+    stored = np.asarray(v.last_image).astype(int)
+    c.event_generate("<ButtonPress-3>", x=300, y=300)
+    c.event_generate("<B3-Motion>", x=240, y=320)         # narrower window, higher level
+    c.event_generate("<ButtonRelease-3>", x=240, y=320)
+    settle(app)
+    assert v.window == (148.0, 136.0)
+    narrow = np.asarray(v.last_image).astype(int)
+    assert narrow.std() > stored.std() * 1.2, "a narrower window shows more contrast"
+    assert v.preset_menu.get() == "Custom" and "W 136 L 148" in v.readout
+    v.apply_preset("Auto contrast")
+    settle(app)
+    assert v.window != (128.0, 256.0)
+    app.viewer.canvas.focus_set()
+    c.event_generate("<KeyPress-r>")
+    settle(app)
+    assert v.window == (128.0, 256.0) and v.fit_mode
+    assert np.array_equal(np.asarray(v.last_image).astype(int), stored), "reset gives back the stored pixels"
+
+
+def test_view_follows_the_window_size(make_app, tmp_path):
+    path, _ = big_xray(tmp_path)
+    app = make_app([path])
+    v = app.viewer
+    for size in ("900x640", "1600x1000", "1180x800"):
+        app.geometry(size)
+        settle(app, 0.4)
+        cw, ch = v.canvas.winfo_width(), v.canvas.winfo_height()
+        w, h = v.last_image.size
+        assert w <= cw and h <= ch and (abs(w - cw) <= 1 or abs(h - ch) <= 1), (size, (w, h), (cw, ch))
+        left, top = v.last_origin
+        assert left >= 0 and top >= 0, "scaled to fit, not clipped"
+
+
+def test_layout_stays_put_when_the_detail_changes(make_app, tmp_path):
+    """Selecting an image with a long message moves neither the worklist nor its rows."""
+    long_name = tmp_path / ("a_very_long_file_name_from_the_scanner_" + "x" * 60 + ".jpg")
+    long_name.write_bytes(XRAY.read_bytes()[:300])
+    shutil.copy(XRAY, tmp_path / "short.jpg")
+    app = make_app([long_name, tmp_path / "short.jpg"])
+    t = app.worklist.table
+    short, long_iid = iid_of(app, "short.jpg"), iid_of(app, long_name.name)
+
+    def geometry():
+        rows = [t.bbox(i) for i in app.worklist.rows()]
+        return (t.winfo_rootx(), t.winfo_rooty(), t.winfo_height(), app.viewer.canvas.winfo_rooty(),
+                app.viewer.canvas.winfo_height(), rows)
+
+    app.worklist.select(short)
+    settle(app)
+    before = geometry()
+    first = screenshot(app.worklist)
+    app.worklist.select(long_iid)
+    settle(app)
+    assert len(app.detail_text.get("1.0", "end")) > 60
+    assert geometry() == before
+    app.worklist.select(short)
+    settle(app)
+    assert geometry() == before
+    assert np.abs(screenshot(app.worklist).astype(int) - first.astype(int)).mean() < 1
+
+
+def test_minimum_size_keeps_everything_on_screen(make_app):
+    app = make_app([MURA / "valid" / "XR_SHOULDER"], size="900x640")
+    settle(app, 0.3)
+    t, v = app.worklist.table, app.viewer
+    assert t.winfo_width() > 300 and v.canvas.winfo_width() > 300
+    label = app.finding_label
+    assert label.winfo_width() >= label._font.measure(label.cget("text")), "the finding is not cut"
+    shown = ["#0", *t.cget("displaycolumns")]
+    assert "finding" in shown and "prob" in shown
+    assert sum(t.column(c, "width") for c in shown) <= t.winfo_width(), "every shown column is on screen"
+    tools = (v.fit_button, v.one_button, v.reset_button, v.preset_menu, v.heat_switch, v.boxes_switch)
+    right = max(w.winfo_rootx() + w.winfo_width() for w in tools)
+    assert right <= v.winfo_rootx() + v.winfo_width(), "the view's tools are all on screen"
+    app.geometry("1400x900")
+    settle(app, 0.4)
+    assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"
+
+
+# --- regions and heatmap -----------------------------------------------------------------
+
+def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
+    from fracture_detection.visual import REGION_BINS, region_colour
+    app = make_app()
+    regions = [{"box": [20, 30, 120, 150], "score": 0.91}, {"box": [150, 40, 200, 90], "score": 0.42}]
+    v = with_finding(app, XRAY, "fractured")
+    v.prediction.regions = regions
+    inject(app, [v])
+    c = app.viewer.canvas
+    boxes = c.find_withtag("region-box")
+    assert len(boxes) == 2
+    for item, r in zip(boxes, regions):
+        x0, y0 = app.viewer.image_to_canvas(*r["box"][:2])
+        x1, y1 = app.viewer.image_to_canvas(*r["box"][2:])
+        assert np.allclose(c.coords(item), [x0, y0, x1, y1], atol=1)
+        assert c.itemcget(item, "outline") == region_colour(r["score"])
+    assert [c.itemcget(i, "text") for i in c.find_withtag("region-label")] == ["0.91", "0.42"]
+    legend = " ".join(app.viewer.legend.itemcget(i, "text") for i in app.viewer.legend.find_withtag("legend")
+                      if app.viewer.legend.type(i) == "text")
+    assert "Boxes" in legend and REGION_BINS[0][2] in legend
+    app.viewer.canvas.focus_set()
+    c.event_generate("<KeyPress-b>")
+    settle(app)
+    assert not c.find_withtag("region-box") and not app.viewer.boxes_on
+    c.event_generate("<KeyPress-b>")
+    settle(app)
+    assert len(c.find_withtag("region-box")) == 2
+
+
+def test_heatmap_is_on_an_absolute_scale():
+    from fracture_detection.visual import heat_image, heat_layer, heatmap_overlay
+    weak, strong = np.full((20, 20), 0.3), np.full((20, 20), 1.0)
+    assert abs(int(np.asarray(heat_image(weak)).max()) - 0.3 * 255) <= 0.5, "0.3 stays 0.3: never rescaled"
+    a_weak = np.asarray(heat_layer(heat_image(weak)))[..., 3].mean()
+    a_strong = np.asarray(heat_layer(heat_image(strong)))[..., 3].mean()
+    assert 0 < a_weak < a_strong
     rgb = np.full((40, 60, 3), 100, np.uint8)
     heat = np.zeros((40, 60))
     heat[10:20, 30:50] = 1.0
@@ -86,66 +398,342 @@ def test_heatmap_overlay_marks_hot_regions():
     assert np.abs(out[12:18, 32:48] - 100).mean() > 30
 
 
-def test_saves_a_pdf_report_with_the_finding(app, tmp_path):
-    from pypdf import PdfReader
-    out = tmp_path / "report.pdf"
-    app.save_report(out)
-    pump(app, lambda: "Report saved" in app.status.cget("text"))
-    assert out.read_bytes()[:5] == b"%PDF-"
-    text = " ".join(" ".join(page.extract_text() for page in PdfReader(out).pages).split())
-    assert app.finding_label.cget("text") in text
-    assert "not a diagnosis" in text and XRAY.name in text
+def test_space_toggles_the_heatmap_and_its_legend(make_app):
+    app = make_app()
+    inject(app, [with_finding(app, XRAY, "fractured")])
+    plain = np.asarray(app.viewer.last_image.convert("RGB")).astype(int)
+    app.worklist.table.focus_set()
+    app.worklist.table.event_generate("<KeyPress-space>")
+    settle(app)
+    assert app.viewer.heat_on
+    assert app.viewer.legend.find_withtag("colourbar"), "the heatmap's colour bar is shown"
+    assert np.abs(np.asarray(app.viewer.last_image).astype(int) - plain).mean() > 1
+    app.worklist.table.event_generate("<KeyPress-space>")
+    settle(app)
+    assert not app.viewer.heat_on and not app.viewer.legend.find_withtag("colourbar")
 
 
-def test_corrupt_file_shows_a_message_not_a_crash(app, tmp_path):
-    bad = tmp_path / "broken.jpg"
-    bad.write_bytes(XRAY.read_bytes()[:300])
-    app.open_paths([bad])
-    pump(app, lambda: app.views and not app.busy)
-    assert app.finding_label.cget("text") == "Could not be analysed"
-    assert "broken.jpg" in app.status.cget("text") and app.status.cget("text").endswith(".")
-    assert app.winfo_exists()
+# --- the worklist --------------------------------------------------------------------------
 
-
-def test_folder_table_sorted_and_exported(app, tmp_path):
-    folder = tmp_path / "folder"
-    shutil.copytree(FOLDERS / "Elbow", folder)
+def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app, tmp_path):
+    from fracture_detection import presentation as pres
+    folder = tmp_path / "films"
+    folder.mkdir()
+    films = sorted(FOLDERS.rglob("*.jpg"))
+    for k in range(42):
+        shutil.copy(films[k % len(films)], folder / f"{k:02d}_{films[k % len(films)].name}")
+    app = make_app()
     app.open_folder(folder)
-    pump(app, lambda: len(app.views) == 8 and not app.busy and not app.pending)
-    rows = [app.table.item(i, "values") for i in app.table.get_children()]
-    assert len(rows) == 8
-    probs = [float(r[3]) if r[3] != "–" else -1 for r in rows]
-    assert probs == sorted(probs, reverse=True), "most suspicious first"
-    app.sort_table("file")
-    names = [app.table.item(i, "values")[0] for i in app.table.get_children()]
-    assert names == sorted(names)
-    app.table.selection_set(app.table.get_children()[-1])
+    pump(app, lambda: finished(app) and len(app.views) == 42)
+    settle(app, 0.5)
+    t = app.worklist.table
+    rows = list(app.worklist.rows())
+    assert len(rows) == 42 and all(r.startswith("v") for r in rows), "a flat folder of 42 films is not one study"
+    assert t.yview() != (0.0, 1.0) and app.worklist.scroll.winfo_ismapped(), "the list scrolls"
+    t.see(rows[-1])
     app.update()
-    assert app.name_label.cget("text") == names[-1]
+    assert t.bbox(rows[-1]), "the last row can be reached"
+    keys = [pres.suspicion_key(app.views[int(r[1:])].prediction) for r in rows]
+    assert keys == sorted(keys), "most suspicious first, by finding then by distance above the threshold"
+    for r in rows:
+        assert t.item(r, "tags")[0] == app.views[int(r[1:])].prediction.finding
+    assert t.heading("finding", "text").endswith("▼")
+    # colour on screen: an unselected row is painted in its finding's tint
+    t.yview_moveto(0)
+    app.update()
+    r = next(r for r in rows if r not in t.selection() and t.bbox(r))
+    x, y, w, h = t.bbox(r, "prob")
+    tint = pres.FINDING_STYLE[app.views[int(r[1:])].prediction.finding][2]
+    pixel = screenshot(t)[y + 2, x + 3]
+    assert np.abs(pixel.astype(int) - [int(tint[i:i + 2], 16) for i in (1, 3, 5)]).max() < 8
+    # re-sorting shows the arrow and goes back to the top (or to the selected row)
+    t.see(rows[-1])
+    app.worklist.sort_by("#0")
+    app.update()
+    names = [app.views[int(i[1:])].path.name.lower() for i in app.worklist.rows()]
+    assert names == sorted(names) and t.heading("#0", "text").endswith("▲")
+    assert not t.heading("finding", "text").endswith(("▲", "▼"))
+    sel = t.selection()[0]
+    assert t.bbox(sel), "the selected row is in view after sorting"
+
+
+def test_raw_probabilities_of_different_models_are_not_ranked_together(make_app):
+    app = make_app()
+    elbow = with_finding(app, XRAY, "uncertain", part="elbow", threshold=0.95, band=(0.5, 0.97))
+    elbow.prediction.fracture_probability = 0.91
+    hand = with_finding(app, NORMAL, "fractured", part="hand", threshold=0.68, band=(0.07, 0.78))
+    hand.prediction.fracture_probability = 0.90
+    inject(app, [elbow, hand])
+    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
+    assert order == ["hand", "elbow"], "a fracture at 0.90 ranks above an uncertain 0.91 of another model"
+    app.worklist.sort_by("prob")
+    order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
+    assert order == ["hand", "elbow"], "0.90 is 0.22 above its threshold, 0.91 is 0.04 below its own"
+
+
+def test_mura_studies_are_grouped_with_their_verdict(make_app):
+    from fracture_detection import decisions, presentation as pres
+    app = make_app([MURA / "valid" / "XR_HAND", MURA / "valid" / "XR_ELBOW"])
+    t = app.worklist.table
+    studies = [i for i in t.get_children() if i.startswith("s")]
+    assert len(studies) == 4
+    for s in studies:
+        children = [app.views[int(c[1:])].prediction.finding for c in t.get_children(s)]
+        assert len(children) == 2
+        verdict = decisions.study_verdict(children)
+        assert t.item(s, "values")[0] == pres.TABLE_TEXT[verdict]
+        assert t.item(s, "tags")[0] == f"study-{verdict}"
+        assert t.item(s, "text").startswith("patient") and " / study1_" in t.item(s, "text")
+    first = studies[0]
+    app.worklist.select(first)
+    settle(app)
+    verdict = decisions.study_verdict(app.views[int(c[1:])].prediction.finding for c in t.get_children(first))
+    assert app.verdict_label.cget("text").startswith(pres.finding_text(verdict))
+    assert app.verdict_label.cget("text_color") == pres.finding_colour(verdict)
+    note = app.verdict_note.cget("text")
+    assert "mean > 0.5" not in note
+    if "mean of the views" in note:
+        assert "MURA's rule calls a study abnormal above 0.5" in note
+
+
+def test_keyboard_moves_through_the_worklist(make_app):
+    app = make_app([MURA / "valid" / "XR_HAND"])
+    t = app.worklist.table
+    items = list(app.worklist.rows())
+    t.focus_set()
+    t.focus(items[1])
+    t.selection_set(items[1])
+    settle(app)
+    assert app.current == int(items[1][1:])
+    t.event_generate("<Down>")
+    settle(app)
+    assert t.selection()[0] == items[2] and app.current == int(items[2][1:])
+    study = items[0]
+    t.focus(study)
+    t.event_generate("<Return>")
+    settle(app)
+    assert not t.item(study, "open"), "Enter folds a study"
+    t.event_generate("<Return>")
+    settle(app)
+    assert t.item(study, "open")
+    app.viewer.canvas.focus_set()
+    app.viewer.canvas.event_generate("<Down>")
+    settle(app)
+    assert app.current != int(items[2][1:]) or len(items) == 3
+
+
+def test_long_names_get_a_tooltip(make_app, tmp_path):
+    long_path = tmp_path / ("radiograph_" + "left_wrist_lateral_" * 4 + "final.jpg")
+    shutil.copy(XRAY, long_path)
+    app = make_app([long_path])
+    t = app.worklist.table
+    iid = next(i for i in app.worklist.rows() if i.startswith("v"))
+    x, y, w, h = t.bbox(iid, "#0")
+    t.event_generate("<Motion>", x=x + 40, y=y + h // 2)
+    pump(app, lambda: app.worklist.tooltip.window is not None, timeout=5)
+    assert str(long_path) in app.worklist.tooltip.text
+    t.event_generate("<Leave>")
+    app.update()
+    assert app.worklist.tooltip.window is None
+
+
+# --- reports, export, settings -------------------------------------------------------------
+
+def pdf_text(path):
+    from pypdf import PdfReader
+    reader = PdfReader(path)
+    return reader, [" ".join(page.extract_text().split()) for page in reader.pages]
+
+
+def test_report_of_the_whole_worklist(make_app, tmp_path):
+    from fracture_detection import decisions, presentation as pres
+    folder = tmp_path / "study"
+    folder.mkdir()
+    shutil.copy(XRAY, folder / "view1.jpg")
+    shutil.copy(NORMAL, folder / "view2.jpg")
+    (folder / "broken.jpg").write_bytes(XRAY.read_bytes()[:300])
+    app = make_app()
+    app.open_folder(folder)
+    pump(app, lambda: finished(app) and len(app.views) == 3)
+    out = tmp_path / "report.pdf"
+    app.save_report(out, "worklist", {"Patient or accession": "ACC-20931", "Reader": "Dr Okafor"})
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    reader, pages = pdf_text(out)
+    assert len(pages) == 1 + 3, "a summary page, then one page per image"
+    summary = pages[0]
+    assert "ACC-20931" in summary and "Dr Okafor" in summary and "Reviewed and signed" in summary
+    verdict = decisions.study_verdict(v.prediction.finding for v in app.views)
+    assert f"study: {pres.finding_text(verdict)}" in summary
+    assert all(name in summary for name in ("view1.jpg", "view2.jpg", "broken.jpg"))
+    assert time.strftime("%Y-%m-%d") in summary and "not a diagnosis" in summary
+    for v in app.views:
+        p = v.prediction
+        page_no = next(k for k, text in enumerate(pages[1:], 1) if f"· {v.path.name}" in text)
+        text, page = pages[page_no], reader.pages[page_no]
+        assert pres.finding_text(p.finding) in text and time.strftime("%Y-%m-%d") in text
+        assert "not a diagnosis" in text
+        if p.finding == "error":
+            assert "No picture: " in text and not page.images, "an unreadable file gets a line, not a picture"
+            continue
+        assert page.images, "the X-ray is embedded"
+        embedded = page.images[0].image
+        assert embedded.size[0] >= 100 and np.asarray(embedded.convert("L")).std() > 10
+        if p.fracture_probability is not None:
+            prob, thr, *_ = decisions.format_probabilities(p.fracture_probability, p.threshold, *p.uncertain_band)
+            assert f"Fracture probability {prob} (threshold {thr};" in text
+            assert "fracture_" in text and "Models and their measured figures" in text
+            assert "Heatmap scale" in text and len(page.images) == 3, "X-ray, overlay and colour bar"
+
+
+def test_report_of_the_current_study_shows_regions_and_legend(make_app, tmp_path):
+    app = make_app()
+    v = with_finding(app, XRAY, "fractured")
+    v.prediction.regions = [{"box": [20, 30, 120, 150], "score": 0.91}]
+    inject(app, [v, with_finding(app, NORMAL, "normal")], one_study=True)
+    out = tmp_path / "study.pdf"
+    app.save_report(out, "study")
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    reader, pages = pdf_text(out)
+    assert len(pages) == 3
+    assert "Study verdict" in pages[0] and "Likely FRACTURE (1 of 2 views)" in pages[0]
+    fractured = next(t for t in pages[1:] if "Likely FRACTURE" in t.split("·")[-1][:60] or "Region boxes" in t)
+    assert "Region boxes" in fractured and "score ≥ 0.80" in fractured and "most likely: 0.91" in fractured
+
+
+def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_app, tmp_path, monkeypatch):
+    from tkinter import filedialog
+
+    from fracture_detection.gui import ReportDialog
+    from fracture_detection.synthetic import write_dicom
+    pixels = (np.asarray(Image.open(XRAY).convert("L"), dtype=np.uint16) * 16)
+    dcm = write_dicom(tmp_path / "view.dcm", pixels, bits=12)
+    app = make_app([dcm, NORMAL])
+    out = tmp_path / "dicom.pdf"
+    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: str(out))
+    app.select(next(i for i, v in enumerate(app.views) if v.path == dcm))
+    dialog = ReportDialog(app)
+    settle(app)
+    field = dialog.entries["Patient or accession"]
+    assert field.get() == "", "nothing is read from the DICOM header unless the reader asks"
+    dialog.from_dicom()
+    assert field.get() == "SECRET-123"
+    dialog.entries["Reader"].insert(0, "Dr Mensah")
+    dialog.scope.set("worklist")
+    dialog.save()
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    reader, pages = pdf_text(out)
+    assert "SECRET-123" in pages[0] and "Dr Mensah" in pages[0] and len(pages) == 3
+
+
+def test_full_resolution_pictures_stay_within_their_budget(make_app, tmp_path, monkeypatch):
+    from fracture_detection import gui
+    folder = tmp_path / "large"
+    folder.mkdir()
+    paths = [big_xray(folder, (1600, 1300), f"film{k}.png")[0] for k in range(4)]
+    monkeypatch.setattr(gui, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
+    app = make_app([folder])
+    full = [v.picture.has_full for v in app.views]
+    assert sum(full) <= 2 and full[app.current], "older films keep only their small levels"
+    assert all(max(v.picture.levels[0].size) <= 512 for v, f in zip(app.views, full) if not f)
+    dropped = next(i for i, f in enumerate(full) if not f)
+    app.select(dropped)
+    pump(app, lambda: app.views[dropped].picture.has_full, timeout=30)
+    settle(app)
+    assert app.viewer.picture.has_full and app.viewer.picture.size == (1600, 1300)
+    assert sum(v.picture.has_full for v in app.views) <= 2
+    assert len(paths) == len(app.views)
+
+
+def test_report_that_cannot_be_written_is_a_sentence(make_app, tmp_path):
+    app = make_app([XRAY])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    app.save_report(blocker / "report.pdf")
+    pump(app, lambda: "could not be written" in app.status.cget("text"))
+    assert app.status.cget("text").startswith("The report could not be written to report.pdf: ")
+
+
+def test_export_csv(make_app, tmp_path):
+    app = make_app([MURA / "valid" / "XR_HAND"])
     app.export_csv(tmp_path / "out.csv")
     with open(tmp_path / "out.csv") as fh:
-        exported = list(csv.DictReader(fh))
-    assert len(exported) == 8 and {"path", "finding", "fracture_probability"} <= set(exported[0])
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(app.views) == 4
+    assert {"path", "study", "study_verdict", "finding", "fracture_probability", "threshold"} <= set(rows[0])
 
 
-def test_study_of_several_views_and_drop(app, tmp_path):
-    a = tmp_path / "view one.jpg"
-    b = tmp_path / "view two.jpg"
-    shutil.copy(XRAY, a)
-    shutil.copy(sorted((FOLDERS / "Hand" / "normal").glob("*.jpg"))[0], b)
-    app._on_drop(SimpleNamespace(data=f"{{{a}}} {{{b}}}"))  # how tkdnd hands over paths with spaces
-    pump(app, lambda: len(app.views) == 2 and not app.busy)
-    probs = [v.prediction.fracture_probability for v in app.views if v.prediction.fracture_probability is not None]
-    study = app.study_label.cget("text")
-    if probs:
-        assert f"mean fracture probability {sum(probs) / len(probs):.2f}" in study
-    else:
-        assert "no view could be scored" in study
+def test_file_dialogs_start_in_the_last_folder(make_app, tmp_path, monkeypatch):
+    from tkinter import filedialog
+
+    from fracture_detection import settings
+    asked = []
+    folder = tmp_path / "xrays"
+    shutil.copytree(MURA / "valid" / "XR_HAND" / "patient00012", folder)
+    monkeypatch.setattr(filedialog, "askdirectory", lambda **kw: asked.append(kw["initialdir"]) or str(folder))
+    app = make_app()
+    app.ask_folder()
+    assert asked == [str(Path.home())], "the first time: the home folder, not the program's"
+    pump(app, lambda: finished(app))
+    app.destroy()
+    app2 = make_app()
+    app2.ask_folder()
+    assert asked[-1] == str(folder), "remembered across runs"
+    settings.settings_path().write_text("{ not json")
+    assert settings.last_folder() == Path.home(), "a broken settings file is ignored"
+    settings.remember_folder(folder)
+    assert settings.last_folder() == folder and not list(settings.settings_path().parent.glob(".*tmp"))
+
+
+# --- responsiveness and the real program -----------------------------------------------------
+
+def test_event_loop_keeps_ticking_while_a_folder_is_analysed(make_app, tmp_path):
+    """The largest gap between ticks of an ``after`` timer in the real event loop, while a folder
+    (with one large film) is analysed and the view is zoomed and panned, stays under 100 ms.
+
+    A gap counts for as long as this process was computing in it (its CPU time over the gap,
+    all threads): a window blocked by its own work, or by the worker holding Python's lock,
+    computes all along; on a machine busy with other jobs the process may simply wait for a
+    core, which is not the app's doing.  Both figures are printed."""
+    folder = tmp_path / "folder"
+    shutil.copytree(FOLDERS, folder)
+    big_xray(folder, (3000, 2400), "large.png")
+    app = make_app()
+    gaps, last = [], [time.perf_counter(), time.process_time()]
+
+    def tick():
+        now, cpu = time.perf_counter(), time.process_time()
+        gaps.append((now - last[0], cpu - last[1]))
+        last[:] = now, cpu
+        if finished(app) and len(gaps) > 20:
+            app.quit()
+        else:
+            app.after(10, tick)
+
+    def interact(k=0):
+        c = app.viewer.canvas
+        c.event_generate("<Button-4>" if k % 4 < 2 else "<Button-5>", x=200, y=200)
+        c.event_generate("<ButtonPress-1>", x=200, y=200)
+        c.event_generate("<B1-Motion>", x=220 + k % 7, y=210)
+        c.event_generate("<ButtonRelease-1>", x=220, y=210)
+        if not finished(app):
+            app.after(40, interact, k + 1)
+
+    app.open_folder(folder)
+    app.after(10, tick)
+    app.after(50, interact)
+    app.after(120_000, app.quit)
+    app.mainloop()
+    assert finished(app) and len(app.views) == len(list(FOLDERS.rglob("*.jpg"))) + 1
+    wall = max(g for g, _ in gaps[1:])
+    busy = max(min(g, cpu) for g, cpu in gaps[1:])
+    print(f"largest gap between event-loop ticks: {wall * 1000:.0f} ms wall-clock, {busy * 1000:.0f} ms "
+          f"of it computing, over {len(gaps)} ticks")
+    assert busy <= 0.100, f"the event loop was blocked for {busy * 1000:.0f} ms"
 
 
 def test_gui_script_opens_a_window(display, tiny_weights):
     if shutil.which("xdotool") is None:
-        pytest.skip("xdotool is not installed")
+        pytest.fail("xdotool is not installed (run_tests.sh installs it)")
     proc = subprocess.Popen([sys.executable, str(ROOT / "GUI.py"), "--weights", str(tiny_weights), str(XRAY)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,0 +1,169 @@
+"""What a reader sees of a prediction, shared by the app and the PDF report.
+
+Finding texts and colours, the probability text (through :func:`decisions.format_probabilities`,
+so a number never reads the same as its threshold while the finding says the other side), the
+order "most suspicious first" across models with different thresholds, and the grouping of
+views into studies with the study verdict of :func:`decisions.study_verdict`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import decisions
+
+# finding -> (headline text, strong colour for text and boxes, light tint for table rows)
+FINDING_STYLE = {
+    "fractured": ("Likely FRACTURE", "#c62828", "#f9d4d4"),
+    "uncertain": ("Uncertain: review closely", "#b26a00", "#fbe8c4"),
+    "normal": ("No fracture found", "#2e7d32", "#d5ecd7"),
+    "not_supported": ("Not analysed", "#616161", "#e4e4e4"),
+    "error": ("Could not be read", "#616161", "#e4e4e4"),
+}
+TABLE_TEXT = {"fractured": "Fracture", "uncertain": "Uncertain", "normal": "Normal",
+              "not_supported": "Not analysed", "error": "Unreadable"}
+SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
+MAX_STUDY_VIEWS = 8          # a folder with more images than this is a list of films, not one study
+_MURA_STUDY = re.compile(r"^study\d+(_(positive|negative))?$", re.IGNORECASE)
+
+
+def finding_text(finding: str) -> str:
+    return FINDING_STYLE[finding][0]
+
+
+def finding_colour(finding: str) -> str:
+    return FINDING_STYLE[finding][1]
+
+
+def margin(pred) -> float | None:
+    """How far the fracture probability lies from its own model's threshold (p minus threshold):
+    comparable across models, unlike the raw probabilities."""
+    if pred.fracture_probability is None or pred.threshold is None:
+        return None
+    return pred.fracture_probability - pred.threshold
+
+
+def suspicion_key(pred) -> tuple:
+    """Sort key, ascending = most suspicious first: the finding, then the distance above the
+    model's threshold (never the raw probability of one model against another's)."""
+    m = margin(pred)
+    return SUSPICION_ORDER.get(pred.finding, 9), -(m if m is not None else -2.0)
+
+
+def probability_texts(pred) -> tuple[str, str, str, str] | None:
+    """``(p, threshold, band low, band high)`` as text that never contradicts the finding."""
+    if pred.fracture_probability is None or pred.threshold is None:
+        return None
+    low, high = pred.uncertain_band or (pred.threshold, pred.threshold)
+    return decisions.format_probabilities(pred.fracture_probability, pred.threshold, low, high)
+
+
+def short_probability(pred) -> str:
+    """For a table cell: ``0.87 (0.68)``, the probability and its model's threshold, or a dash."""
+    texts = probability_texts(pred)
+    return "–" if texts is None else f"{texts[0]} ({texts[1]})"
+
+
+def detail_lines(pred) -> list[str]:
+    """The figures and sentences behind a finding, one line each."""
+    lines = []
+    if pred.body_part:
+        lines.append(f"Body part: {pred.body_part} ({pred.body_part_probability:.0%})")
+    texts = probability_texts(pred)
+    if texts is not None:
+        p, thr, low, high = texts
+        lines.append(f"Fracture probability {p} (threshold {thr}; uncertain band {low}–{high})")
+    if pred.appliance:
+        lines.append(f"{pred.appliance[:1].upper()}{pred.appliance[1:]} visible — may be a known, treated "
+                     "fracture.")
+    if pred.message:
+        lines.append(pred.message)
+    if pred.warning:
+        lines.append(f"Warning: {pred.warning}")
+    return lines
+
+
+def mura_mean_line(preds) -> str | None:
+    """MURA's study rule as a secondary figure, worded so that it cannot read as the verdict."""
+    probs = [p.fracture_probability for p in preds if p.fracture_probability is not None]
+    if len(probs) < 2:
+        return None
+    return (f"Mean of the views {sum(probs) / len(probs):.2f}; MURA's rule calls a study abnormal above "
+            f"{decisions.MURA_RULE_CUT:g}.")
+
+
+def batch_status(preds) -> str:
+    """One sentence for a finished batch: how many of each finding."""
+    n = len(preds)
+    counts = {f: sum(p.finding == f for p in preds) for f in SUSPICION_ORDER}
+    if n and counts["error"] == n:
+        return (f"None of the {n} images could be read." if n > 1 else
+                (preds[0].message or "The image could not be read."))
+    parts = [f"{counts[f]} {word}" for f, word in (("fractured", "fractured"), ("uncertain", "uncertain"),
+                                                    ("normal", "normal"), ("not_supported", "not analysed"),
+                                                    ("error", "unreadable")) if counts[f]]
+    return f"{n} image{'s' * (n != 1)}: " + ", ".join(parts) + "."
+
+
+# --- studies ---------------------------------------------------------------------------
+
+@dataclass
+class Study:
+    """Views of one study: ``members`` are indices into the list that was grouped."""
+    key: str
+    label: str
+    members: list[int] = field(default_factory=list)
+
+    def verdict(self, preds) -> str:
+        return decisions.study_verdict(preds[i].finding for i in self.members)
+
+
+def study_label(folder: Path) -> str:
+    """``patient00012 / study1_positive`` for MURA's layout, else the folder's name."""
+    if _MURA_STUDY.match(folder.name) and folder.parent.name:
+        return f"{folder.parent.name} / {folder.name}"
+    return folder.name or str(folder)
+
+
+def group_studies(paths, one_study: bool = False) -> list[Study]:
+    """Group views into studies: images in one folder are one study (MURA's patient/study folders
+    are), unless the folder holds more than :data:`MAX_STUDY_VIEWS` images and is not named like a
+    MURA study, in which case each image stands alone.  ``one_study``: all paths are one study
+    (several files opened together).  Unnamed sources (None) stand alone."""
+    paths = [None if p is None else Path(p) for p in paths]
+    if one_study and paths:
+        folder = paths[0].parent if paths[0] is not None else Path("study")
+        return [Study("study", study_label(folder), list(range(len(paths))))]
+    folders: dict[Path, list[int]] = {}
+    for i, p in enumerate(paths):
+        if p is not None:
+            folders.setdefault(p.parent, []).append(i)
+    studies, grouped = [], set()
+    for folder, idx in folders.items():
+        if len(idx) > 1 and (len(idx) <= MAX_STUDY_VIEWS or _MURA_STUDY.match(folder.name)):
+            studies.append(Study(str(folder), study_label(folder), idx))
+            grouped.update(idx)
+    for i, p in enumerate(paths):
+        if i not in grouped:
+            studies.append(Study(f"{p}#{i}", p.name if p is not None else f"image {i + 1}", [i]))
+    studies.sort(key=lambda s: s.members[0])
+    return studies
+
+
+def study_key(study: Study, preds) -> tuple:
+    """Most suspicious study first: its verdict, then its most suspicious view."""
+    return (SUSPICION_ORDER.get(study.verdict(preds), 9), min(suspicion_key(preds[i]) for i in study.members))
+
+
+def model_lines(predictor, preds) -> list[str]:
+    """One line per model that produced these predictions, with its measured figures."""
+    from .visual import model_summary
+    if predictor is None:
+        return []
+    lines = [model_summary(predictor.body_info.meta)] if any(p.part_probabilities for p in preds) else []
+    for part in sorted({p.body_part for p in preds if p.body_part}):
+        fm = predictor.fracture.get(part)
+        if fm is not None:
+            lines.append(model_summary(fm.info.meta))
+    return lines
