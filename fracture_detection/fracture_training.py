@@ -32,11 +32,11 @@ MAX_REGIONS = 3
 @dataclass(frozen=True)
 class HeadConfig:
     """How the dense fracture head learns (see :mod:`locator`)."""
-    cell_weight: float = 1.0            # the location loss's weight beside the image loss (0: image labels only)
-    positive_cell_weight: float = 10.0  # a fracture cell counts this much more than a normal one
+    cell_weight: float = 5.0            # the location loss's weight beside the image loss (0: image labels only)
+    positive_cell_weight: float = 30.0  # a fracture cell counts this much more than a normal one
     sharpness: float = 5.0              # log-sum-exp pooling: larger is closer to the single highest cell
     width: int = 64                     # channels of the head's convolutions
-    box_pooling: bool = False           # a fractured image's label is pooled over its box cells only
+    box_pooling: bool = True            # a fractured image's label is pooled over its box cells only
 
 
 # --- data ------------------------------------------------------------------------------
@@ -316,8 +316,9 @@ def choose_region_threshold(maps, y, box_lists, shapes) -> float:
     return float(decisions.reported(false[k - 1] if len(false) >= k else 0.02)) if false else 0.5
 
 
-def validate(trainer: LocatorTrainer, val: Examples, verbose=1) -> dict:
-    """Validation outputs with and without test-time mirroring; keeps mirroring where it raises the AUC."""
+def validate(trainer: LocatorTrainer, val: Examples, verbose=1, mirroring: str = "off") -> dict:
+    """Validation outputs with and without test-time mirroring; with ``mirroring="auto"`` mirroring is
+    kept where it raises the validation AUC (it doubles the model's time per image), else never."""
     inputs = trainer.inputs(val.pixels, verbose, "validation", f"val|{_key(val)}")
     inputs_m = trainer.inputs(np.stack([mirror(p) for p in val.pixels]), verbose, "validation mirrored",
                               f"val mirrored|{_key(val)}") if len(val.pixels) else inputs
@@ -326,7 +327,7 @@ def validate(trainer: LocatorTrainer, val: Examples, verbose=1) -> dict:
     p2, m2 = with_mirror(p, m, pm, mm)
     plain = metrics.binary_metrics(val.y, p)["auc"]
     mirrored = metrics.binary_metrics(val.y, p2)["auc"]
-    use_mirror = bool(np.isfinite(mirrored) and np.isfinite(plain) and mirrored > plain)
+    use_mirror = mirroring == "auto" and bool(np.isfinite(mirrored) and np.isfinite(plain) and mirrored > plain)
     probs, maps = (p2, m2) if use_mirror else (p, m)
     return {"probs": probs, "maps": maps, "auc_plain": plain, "auc_mirrored": mirrored, "mirror": use_mirror}
 
@@ -364,7 +365,7 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
-                   head: HeadConfig = HeadConfig()) -> list[Path]:
+                   head: HeadConfig = HeadConfig(), mirroring: str = "off") -> list[Path]:
     """One fracture model per part, each with its threshold, band and region threshold from validation.
 
     ``feature_cache``: a folder where frozen-trunk features are kept between runs (the slow part on a
@@ -412,7 +413,7 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
                                  else "fractured")
         meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
         meta["training"]["head"] = dataclasses.asdict(head)
-        meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose)))
+        meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
         path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
         v = meta["validation"]
         print(f"Saved {path} (validation AUC {v['auc']:.3f}, threshold {meta['threshold']:.3f}, "
