@@ -35,8 +35,25 @@ def test_study_aggregation_is_mean_of_images():
     assert studies == ["a", "b", "c"]
     np.testing.assert_allclose(p, [0.55, 0.4, 0.51])
     assert list(y) == [1, 0, 1]
-    m = metrics.binary_metrics(y, p, 0.5)  # MURA rule: abnormal when the mean > 0.5
+    m = metrics.binary_metrics(y, p, predicted=decisions.mura_rule(p))  # abnormal when the mean > 0.5
     assert m["accuracy"] == 1.0 and m["kappa"] == 1.0
+
+
+def test_study_figures_count_a_mean_of_exactly_one_half_as_normal():
+    """One rule for 0.5 everywhere: MURA's study rule (mean > 0.5) in the evaluation figures, as in
+    decisions.mura_rule; a model's own threshold decides p >= threshold, as a finding does."""
+    from fracture_detection.evaluation import fracture_figures
+    studies = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    y = [0, 0, 1, 1, 1, 1, 0, 0]
+    p = [0.25, 0.75, 0.375, 0.625, 0.9, 0.7, 0.1, 0.2]  # study means 0.5, 0.5, 0.8, 0.15
+    f = fracture_figures(y, p, studies, 0.5, n_boot=20)
+    mura = f["study_mura_rule"]  # a (normal, mean 0.5) right, b (abnormal, mean 0.5) missed
+    assert (mura["tp"], mura["fn"], mura["tn"], mura["fp"]) == (1, 1, 2, 0) and "threshold" not in mura
+    study = f["study"]  # at threshold 0.5: both means of 0.5 are positive
+    assert (study["tp"], study["fn"], study["tn"], study["fp"]) == (2, 0, 1, 1) and study["threshold"] == 0.5
+    image = f["image"]  # 0.75 (normal) and 0.375 (fractured) are the two mistakes
+    assert (image["tp"], image["fn"], image["tn"], image["fp"]) == (3, 1, 3, 1) and f["n_studies"] == 4
+    assert mura["auc"] == study["auc"] == pytest.approx(3.5 / 4)  # AUC of the means, whatever decides
 
 
 def test_bootstrap_interval_contains_the_estimate():
