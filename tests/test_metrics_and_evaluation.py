@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from fracture_detection import decisions, metrics
+from fracture_detection import data, decisions, metrics
 
-from conftest import MURA, run_script
+from conftest import FOLDERS, MURA, run_script
 
 
 def test_binary_metrics_by_hand():
@@ -95,17 +95,37 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in (out / "report.md").read_text()
     assert "| hand |" in proc.stdout
+    # the figures are those of the hand model on MURA's valid hand images, worked out here
+    from sklearn.metrics import roc_auc_score
+    from fracture_detection.predictor import Predictor
+    predictor = Predictor(tiny_weights)
+    recs = [r for r in data.read_dataset(MURA) if r.split == "test" and r.part == "hand"]
+    p = predictor.fracture_probabilities([predictor.prepare(r.path) for r in recs], "hand")
+    y = np.array([r.label for r in recs])
+    assert hand["image"]["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+    thr = hand["threshold"]
+    assert (hand["image"]["tp"], hand["image"]["fp"]) == (int(((p >= thr) & (y == 1)).sum()),
+                                                          int(((p >= thr) & (y == 0)).sum()))
+    studies = sorted({r.study for r in recs})
+    means = np.array([np.mean([q for r, q in zip(recs, p) if r.study == s]) for s in studies])
+    labels = np.array([next(r.label for r in recs if r.study == s) for s in studies])
+    mura = hand["study_mura_rule"]
+    assert (mura["tp"], mura["fp"]) == (int(((means > 0.5) & (labels == 1)).sum()),
+                                        int(((means > 0.5) & (labels == 0)).sum()))
 
 
 def test_predictions_test_default_uses_saved_test_split(tiny_weights, tmp_path):
-    proc = run_script("predictions_test.py", "--weights", tiny_weights, "--out", tmp_path, "--bootstrap", "20",
-                      "--quiet", check=False)
-    # the fixture split may leave the test part empty; either way the answer is one clear sentence or a report
-    assert "Traceback" not in proc.stderr
-    if proc.returncode == 0:
-        assert "test split" in json.loads((tmp_path / "metrics.json").read_text())["description"]
-    else:
-        assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    """Without --data: exactly the test rows of the weights' split.csv (3 fixture images: an elbow,
+    a hand, a leg), plus the body-part model's generated non-radiographs of its test split."""
+    run_script("predictions_test.py", "--weights", tiny_weights, "--out", tmp_path, "--bootstrap", "20", "--quiet")
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    test = [r for r in data.read_split(tiny_weights / "split.csv", FOLDERS) if r.split == "test"]
+    assert "test split" in m["description"] and m["images"] == len(test) > 0
+    for part in ("elbow", "hand", "shoulder"):
+        n = sum(r.part == part for r in test)
+        assert (m["fracture"][part]["image"]["n"] if part in m["fracture"] else 0) == n, part
+    assert m["body_part"]["n_non_target"] == sum(r.part not in ("elbow", "hand", "shoulder") for r in test)
+    assert m["body_part"]["non_radiographs"]["n"] == 1  # 6 generated, the last one is in the test split
 
 
 def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):
