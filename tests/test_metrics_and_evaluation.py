@@ -125,7 +125,9 @@ def test_predictions_test_default_uses_saved_test_split(tiny_weights, tmp_path):
         n = sum(r.part == part for r in test)
         assert (m["fracture"][part]["image"]["n"] if part in m["fracture"] else 0) == n, part
     assert m["body_part"]["n_non_target"] == sum(r.part not in ("elbow", "hand", "shoulder") for r in test)
-    assert m["body_part"]["non_radiographs"]["n"] == 1  # 6 generated, the last one is in the test split
+    from fracture_detection.synthetic import split_of
+    n = json.loads((tiny_weights / "body_part.json").read_text())["synthetic_non_radiographs"]["count"]
+    assert m["body_part"]["non_radiographs"]["n"] == sum(split_of(i, n) == "test" for i in range(n))
 
 
 def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):
