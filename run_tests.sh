@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Install what the tests need (Python packages, and Xvfb for the GUI tests) and run them.
+#   ./run_tests.sh            the whole suite (what CI runs)
+#   ./run_tests.sh --fast     every decision and contract test, no model training (under a minute)
+# Further arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
+select=()
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  select=(-m "not slow")
+fi
 if ! command -v Xvfb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool x11-utils >/dev/null
@@ -10,4 +18,4 @@ if ! command -v Xvfb >/dev/null 2>&1; then
   fi
 fi
 ./setup.sh --dev
-exec .venv/bin/python -m pytest -q tests "$@"
+exec .venv/bin/python -m pytest -q tests ${select[@]+"${select[@]}"} "$@"

@@ -130,33 +130,42 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         if not idx:
             continue
         y = np.array([records[i].label for i in idx])
-        p = probs[idx]
-        studies, ys, ps = metrics.study_level([records[i].study for i in idx], y, p)
+        p = np.round(probs[idx], decisions.DECIMALS)  # as reported and decided on
+        studies = [records[i].study for i in idx]
         findings = [fm.finding(v) for v in p]
-        entry = {
+        out["fracture"][part] = {
             "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": fm.band,
-            "image": metrics.with_intervals(y, p, fm.threshold, n_boot),
+            **fracture_figures(y, p, studies, fm.threshold, n_boot),
             "findings": decided_figures(findings, y),
-            "study_verdict": study_verdicts([records[i].study for i in idx], findings, y),
+            "study_verdict": study_verdicts(studies, findings, y),
             "localisation": _localisation(records, idx, results, fm, n_boot),
-            "study": metrics.with_intervals(ys, ps, fm.threshold, n_boot),
-            "study_mura_rule": metrics.with_intervals(ys, ps, 0.5, n_boot),
-            "n_studies": len(studies),
             "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
         }
-        out["fracture"][part] = entry
         pooled["y"] += list(y)
-        pooled["pred"] += list((p >= fm.threshold).astype(float))  # each model at its own threshold
+        pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
         pooled["p"] += list(p)
-        pooled["study"] += [records[i].study for i in idx]
+        pooled["study"] += studies
     if pooled["y"]:
-        y, decided = np.array(pooled["y"]), np.array(pooled["pred"])
+        y, p = np.array(pooled["y"]), np.array(pooled["p"])
         out["fracture_overall"] = {
-            "image": metrics.with_intervals(y, decided, 0.5, n_boot),
-            "image_auc_pooled_probabilities": metrics.binary_metrics(y, np.array(pooled["p"]))["auc"],
+            "image": metrics.with_intervals(y, p, n_boot=n_boot, predicted=pooled["pred"]),
+            "image_auc_pooled_probabilities": metrics.binary_metrics(y, p)["auc"],
+            "study_mura_rule": fracture_figures(y, p, pooled["study"], None, n_boot)["study_mura_rule"],
         }
-        _, ys, ps = metrics.study_level(pooled["study"], y, np.array(pooled["p"]))
-        out["fracture_overall"]["study_mura_rule"] = metrics.with_intervals(ys, ps, 0.5, n_boot)
+    return out
+
+
+def fracture_figures(y, p, studies, threshold: float | None, n_boot: int = 1000) -> dict:
+    """A fracture model's figures on images with labels ``y`` and probabilities ``p``: per image and
+    per study (mean probability) at ``threshold`` (``p >= threshold``, as a finding is decided; left
+    out when None), and per study by MURA's rule (mean > 0.5, :func:`decisions.mura_rule`)."""
+    ids, ys, ps = metrics.study_level(studies, y, p)
+    out = {}
+    if threshold is not None:
+        out["image"] = metrics.with_intervals(y, p, threshold, n_boot)
+        out["study"] = metrics.with_intervals(ys, ps, threshold, n_boot)
+    out["study_mura_rule"] = metrics.with_intervals(ys, ps, n_boot=n_boot, predicted=decisions.mura_rule(ps))
+    out["n_studies"] = len(ids)
     return out
 
 

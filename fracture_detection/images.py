@@ -170,10 +170,16 @@ def _read_dicom(path: Path) -> np.ndarray:
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric.startswith("MONOCHROME"):
         voi = "WindowCenter" in ds or "VOILUTSequence" in ds
+        # pydicom takes a window's output range from the rescaled stored range, which a negative
+        # slope turns upside down; the standard's window rises with its input (PS3.3 C.11.2.1.2)
+        flip = "VOILUTSequence" not in ds and "WindowCenter" in ds and float(ds.get("RescaleSlope", 1) or 1) < 0
 
         def stored_to_display(values):
             values = apply_modality_lut(values, ds)
-            return apply_voi_lut(values, ds, index=0) if voi else values
+            if not voi:
+                return values
+            shown = apply_voi_lut(values, ds, index=0)
+            return -shown if flip else shown
 
         grey = _to_uint8(pixels, stored_to_display)
         return _as_rgb(255 - grey if photometric == "MONOCHROME1" else grey)

@@ -10,11 +10,13 @@ from collections import defaultdict
 import numpy as np
 
 
-def binary_metrics(y_true, prob, threshold: float = 0.5) -> dict:
-    """Accuracy, sensitivity, specificity, AUC and Cohen's kappa at ``threshold`` (NaN where undefined)."""
+def binary_metrics(y_true, prob, threshold: float = 0.5, predicted=None) -> dict:
+    """Accuracy, sensitivity, specificity, AUC and Cohen's kappa (NaN where undefined) of the
+    decisions ``prob >= threshold`` (as a finding is decided), or of ``predicted`` (1 = positive)
+    where another rule decides, e.g. :func:`decisions.mura_rule`; the AUC is always of ``prob``."""
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(prob, dtype=float)
-    pred = (p >= threshold).astype(int)
+    pred = (p >= threshold if predicted is None else np.asarray(predicted, dtype=bool)).astype(int)
     tp = int(((pred == 1) & (y == 1)).sum())
     tn = int(((pred == 0) & (y == 0)).sum())
     fp = int(((pred == 1) & (y == 0)).sum())
@@ -42,15 +44,16 @@ def _kappa(y, pred) -> float:
 
 
 def bootstrap_intervals(y_true, prob, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
-                        keys=("accuracy", "sensitivity", "specificity", "auc", "kappa")) -> dict:
+                        keys=("accuracy", "sensitivity", "specificity", "auc", "kappa"), predicted=None) -> dict:
     """95 % percentile intervals over ``n_boot`` resamples (with replacement) of the items."""
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(prob, dtype=float)
+    pred = None if predicted is None else np.asarray(predicted, dtype=bool)
     rng = np.random.default_rng(seed)
     samples = defaultdict(list)
     for _ in range(n_boot if len(y) else 0):
         idx = rng.integers(0, len(y), len(y))
-        m = binary_metrics(y[idx], p[idx], threshold)
+        m = binary_metrics(y[idx], p[idx], threshold, None if pred is None else pred[idx])
         for k in keys:
             if np.isfinite(m[k]):
                 samples[k].append(m[k])
@@ -58,15 +61,20 @@ def bootstrap_intervals(y_true, prob, threshold: float = 0.5, n_boot: int = 1000
             for k in keys for v in [samples[k]]}
 
 
-def with_intervals(y_true, prob, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0) -> dict:
-    m = binary_metrics(y_true, prob, threshold)
-    m["ci95"] = bootstrap_intervals(y_true, prob, threshold, n_boot, seed)
-    m["threshold"] = float(threshold)
+def with_intervals(y_true, prob, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0,
+                   predicted=None) -> dict:
+    """:func:`binary_metrics` with bootstrap intervals; ``threshold`` is recorded unless ``predicted``
+    gives the decisions."""
+    m = binary_metrics(y_true, prob, threshold, predicted)
+    m["ci95"] = bootstrap_intervals(y_true, prob, threshold, n_boot, seed, predicted=predicted)
+    if predicted is None:
+        m["threshold"] = float(threshold)
     return m
 
 
 def study_level(study_ids, y_true, prob):
-    """Mean probability per study (the MURA rule); a study's label is its images' label."""
+    """Mean probability per study (what MURA's rule, :func:`decisions.mura_rule`, decides on); a
+    study's label is its images' label."""
     sums, counts, labels = defaultdict(float), defaultdict(int), {}
     for s, y, p in zip(study_ids, y_true, prob):
         sums[s] += float(p)

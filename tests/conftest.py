@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny real models trained on the committed fixture images."""
+"""Shared fixtures: tiny real models trained on the committed fixture images, and the JSON contract
+every prediction keeps.
+
+Tests that need the tiny models (or train, or import TensorFlow) are marked ``slow``:
+``./run_tests.sh --fast`` leaves them out and runs every decision and contract test in under a minute.
+"""
 import os
 import shutil
 import subprocess
@@ -11,10 +16,25 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FOLDERS = FIXTURES / "folders"
 MURA = FIXTURES / "MURA-v1.1"
-TINY = ["--image-size", "64", "--epochs", "1", "--head-epochs", "0", "--batch-size", "8", "--quiet"]
+BUNDLED = ROOT / "weights"
+# one epoch, pinned backbone and ImageNet weights (installed by setup.sh, nothing downloaded)
+TRAIN = ["--epochs", "1", "--head-epochs", "0", "--batch-size", "8", "--quiet", "--backbone", "mobilenetv2",
+         "--weights", "offline"]
+TINY = ["--image-size", "64", *TRAIN]
+PARTS = ["elbow", "hand", "shoulder"]
+BODY_SIZE, FRACTURE_SIZE = 64, 96  # different, so that each model must get its own input size
 
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SLOW_FIXTURES = {"tiny_weights"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the tiny trained models is slow (they train for minutes, once per run)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def run_script(script, *args, check=True, **kw):
@@ -28,11 +48,84 @@ def run_script(script, *args, check=True, **kw):
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
-    """A body-part model and three fracture models, trained for one epoch on the fixtures."""
+    """A body-part model (64 px) and three fracture models (96 px), trained for one epoch on the
+    fixtures, once per test run."""
     out = tmp_path_factory.mktemp("weights")
-    run_script("training_parts.py", "--data", FOLDERS, "--out", out, "--synthetic-negatives", "6", *TINY)
-    run_script("training_fracture.py", "--data", FOLDERS, "--out", out, *TINY)
+    run_script("training_parts.py", "--data", FOLDERS, "--out", out, "--synthetic-negatives", "6",
+               "--image-size", BODY_SIZE, "--parts", *PARTS, *TRAIN)
+    run_script("training_fracture.py", "--data", FOLDERS, "--out", out, "--image-size", FRACTURE_SIZE,
+               "--parts", *PARTS, *TRAIN)
     return out
+
+
+def stretch_to_uint8(values):
+    """The reader's documented scaling of a high-bit image, per pixel: the 0.5-99.5 % window of the
+    values mapped linearly to 0-255."""
+    import numpy as np
+    values = np.asarray(values, dtype="float64")
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = values.min(), values.max()
+    if hi <= lo:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.clip((values - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)
+
+
+# --- what every prediction promises (README, predictions.py --json) ------------------------
+
+DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
+                   "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
+                   "appliance", "appliance_probability", "warning"}
+ANALYSED = ("fractured", "normal", "uncertain")
+
+
+def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
+    """Assert the contract of one prediction (a ``Prediction.to_json()`` or a ``--json`` line):
+    the finding follows from the reported probability, threshold and band; the body part is null
+    exactly when nothing was analysed; every probability is in [0, 1]; regions lie inside the
+    image (``(height, width)``) and exist only for an analysed, not-normal image."""
+    from fracture_detection.decisions import FINDINGS
+    assert DOCUMENTED_KEYS <= set(obj), DOCUMENTED_KEYS - set(obj)
+    finding, p = obj["finding"], obj["fracture_probability"]
+    assert finding in FINDINGS, obj
+    probabilities = [obj["body_part_probability"], p, obj["threshold"], obj["appliance_probability"],
+                     *(obj["uncertain_band"] or []), *obj["part_probabilities"].values(),
+                     *(r["score"] for r in obj["regions"])]
+    assert all(0.0 <= v <= 1.0 for v in probabilities if v is not None), obj
+    message = obj["message"]
+    assert message is None or (message.endswith(".") and "\n" not in message), obj
+    if finding in ANALYSED:
+        low, high = obj["uncertain_band"]
+        assert obj["body_part"] in parts and obj["model"] and obj["rejection"] is None, obj
+        assert obj["body_part_probability"] == obj["part_probabilities"][obj["body_part"]], obj
+        assert low <= obj["threshold"] <= high, obj
+        expected = "fractured" if p >= high else "normal" if p < low else "uncertain"
+        assert finding == expected, f"{finding} for p={p}, band [{low}, {high}]: {obj}"
+        assert finding != "uncertain" or message, obj
+    else:
+        assert obj["body_part"] is None and obj["body_part_probability"] is None, obj
+        assert p is None and obj["threshold"] is None and obj["uncertain_band"] is None, obj
+        assert message, obj
+        if finding == "not_supported":
+            from fracture_detection import decisions
+            assert obj["rejection"] in (decisions.REJECT_OTHER, decisions.REJECT_DOUBT,
+                                        decisions.REJECT_UNFAMILIAR, decisions.REJECT_COLOUR), obj
+        else:
+            assert obj["rejection"] is None and obj["part_probabilities"] == {}, obj
+    if obj["part_probabilities"]:
+        assert abs(sum(obj["part_probabilities"].values()) - 1.0) < 2e-3, obj
+    if finding in ("normal", "not_supported", "error"):
+        assert obj["regions"] == [], obj
+    scores = [r["score"] for r in obj["regions"]]
+    assert scores == sorted(scores, reverse=True), "regions: most likely first"
+    for r in obj["regions"]:
+        x0, y0, x1, y1 = r["box"]
+        assert 0 <= x0 < x1 and 0 <= y0 < y1, r
+        if image_shape is not None:
+            assert x1 <= image_shape[1] and y1 <= image_shape[0], (r, image_shape)
+    if obj["appliance"] is not None:
+        assert obj["appliance"] == "cast or implant" and obj["appliance_probability"] is not None, obj
+    assert obj["warning"] is None or isinstance(obj["warning"], str)
 
 
 @pytest.fixture

@@ -2,11 +2,14 @@
 import json
 
 import numpy as np
+import pytest
 
 from fracture_detection import artifacts, cache, data, training
 from fracture_detection.images import load_image, to_model_input
 
 from conftest import FOLDERS, TINY, run_script
+
+pytestmark = pytest.mark.slow  # trains a model
 
 
 def test_training_from_a_cache_keeps_its_split_and_points_at_the_original_data(tmp_path):

@@ -160,6 +160,18 @@ def test_split_never_puts_a_patient_on_two_sides(tmp_path):
     assert abs(share["test"] / len(many) - 0.10) < 0.02
 
 
+def test_a_patient_with_studies_of_two_parts_stays_on_one_side():
+    """MURA numbers patients across study types: patient00001 has an elbow and a hand study in the
+    fixture. Grouping by study (or by part) instead of patient would put them apart for some seed."""
+    recs = [r for r in read_dataset(MURA) if r.patient == "mura:patient00001"]
+    assert {r.part for r in recs} == {"elbow", "hand"} and len({r.study for r in recs}) == 2
+    assert {r.label for r in recs} == {0, 1}  # two strata: each study is placed in its own pass
+    for seed in range(10):
+        recs = assign_splits(read_dataset(MURA), seed=seed)
+        _assert_grouped(recs)
+        assert len({r.split for r in recs if r.patient == "mura:patient00001"}) == 1, f"seed {seed}"
+
+
 def test_split_is_seeded_and_saved(tmp_path):
     a = assign_splits(read_dataset(FOLDERS), seed=7)
     b = assign_splits(read_dataset(FOLDERS), seed=7)

@@ -6,7 +6,7 @@ from PIL import Image
 from fracture_detection import images
 from fracture_detection.images import ImageError, load_image, to_model_input
 
-from conftest import FOLDERS
+from conftest import FOLDERS, stretch_to_uint8
 
 SAMPLE = sorted((FOLDERS / "Hand").rglob("*.jpg"))[0]
 
@@ -120,17 +120,6 @@ def test_heatmap_is_the_bilinear_resize_of_the_letterboxed_map():
         np.testing.assert_allclose(cam_to_image(cam, (h, w)), square[top:top + h, left:left + w], atol=1e-5)
 
 
-def _reference_uint8(values):
-    """The per-pixel definition the lookup table must reproduce: 0.5-99.5 % window to 0-255."""
-    values = np.asarray(values, dtype="float64")
-    lo, hi = np.percentile(values, [0.5, 99.5])
-    if hi <= lo:
-        lo, hi = values.min(), values.max()
-    if hi <= lo:
-        return np.zeros(values.shape, dtype=np.uint8)
-    return np.clip((values - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)
-
-
 @pytest.mark.parametrize("dtype, low, high", [(np.uint16, 0, 4096), (np.int16, -1024, 3000), (np.uint8, 0, 256)])
 @pytest.mark.parametrize("transform", [None, lambda v: 1000.0 - 0.5 * v.astype("float64"),
                                        lambda v: np.clip((v.astype("float64") - 900) / 800, 0, 1)])
@@ -138,7 +127,7 @@ def test_integer_pixels_scale_through_a_lookup_table_exactly(dtype, low, high, t
     rng = np.random.default_rng(3)
     pixels = (rng.normal((low + high) / 2, (high - low) / 6, (300, 200))).clip(low, high - 1).astype(dtype)
     got = images._to_uint8(pixels, transform)
-    expected = _reference_uint8(transform(pixels) if transform else pixels)
+    expected = stretch_to_uint8(transform(pixels) if transform else pixels)  # per pixel
     if dtype == np.uint8 and transform is None:
         expected = pixels  # 8-bit input is used as it is
     assert got.shape == pixels.shape and got.dtype == np.uint8

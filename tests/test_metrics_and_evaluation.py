@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from fracture_detection import decisions, metrics
+from fracture_detection import data, decisions, metrics
 
-from conftest import MURA, run_script
+from conftest import FOLDERS, MURA, run_script
 
 
 def test_binary_metrics_by_hand():
@@ -35,8 +35,25 @@ def test_study_aggregation_is_mean_of_images():
     assert studies == ["a", "b", "c"]
     np.testing.assert_allclose(p, [0.55, 0.4, 0.51])
     assert list(y) == [1, 0, 1]
-    m = metrics.binary_metrics(y, p, 0.5)  # MURA rule: abnormal when the mean > 0.5
+    m = metrics.binary_metrics(y, p, predicted=decisions.mura_rule(p))  # abnormal when the mean > 0.5
     assert m["accuracy"] == 1.0 and m["kappa"] == 1.0
+
+
+def test_study_figures_count_a_mean_of_exactly_one_half_as_normal():
+    """One rule for 0.5 everywhere: MURA's study rule (mean > 0.5) in the evaluation figures, as in
+    decisions.mura_rule; a model's own threshold decides p >= threshold, as a finding does."""
+    from fracture_detection.evaluation import fracture_figures
+    studies = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    y = [0, 0, 1, 1, 1, 1, 0, 0]
+    p = [0.25, 0.75, 0.375, 0.625, 0.9, 0.7, 0.1, 0.2]  # study means 0.5, 0.5, 0.8, 0.15
+    f = fracture_figures(y, p, studies, 0.5, n_boot=20)
+    mura = f["study_mura_rule"]  # a (normal, mean 0.5) right, b (abnormal, mean 0.5) missed
+    assert (mura["tp"], mura["fn"], mura["tn"], mura["fp"]) == (1, 1, 2, 0) and "threshold" not in mura
+    study = f["study"]  # at threshold 0.5: both means of 0.5 are positive
+    assert (study["tp"], study["fn"], study["tn"], study["fp"]) == (2, 0, 1, 1) and study["threshold"] == 0.5
+    image = f["image"]  # 0.75 (normal) and 0.375 (fractured) are the two mistakes
+    assert (image["tp"], image["fn"], image["tn"], image["fp"]) == (3, 1, 3, 1) and f["n_studies"] == 4
+    assert mura["auc"] == study["auc"] == pytest.approx(3.5 / 4)  # AUC of the means, whatever decides
 
 
 def test_bootstrap_interval_contains_the_estimate():
@@ -78,17 +95,39 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in (out / "report.md").read_text()
     assert "| hand |" in proc.stdout
+    # the figures are those of the hand model on MURA's valid hand images, worked out here
+    from sklearn.metrics import roc_auc_score
+    from fracture_detection.predictor import Predictor
+    predictor = Predictor(tiny_weights)
+    recs = [r for r in data.read_dataset(MURA) if r.split == "test" and r.part == "hand"]
+    p = predictor.fracture_probabilities([predictor.prepare(r.path) for r in recs], "hand")
+    y = np.array([r.label for r in recs])
+    assert hand["image"]["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+    thr = hand["threshold"]
+    assert (hand["image"]["tp"], hand["image"]["fp"]) == (int(((p >= thr) & (y == 1)).sum()),
+                                                          int(((p >= thr) & (y == 0)).sum()))
+    studies = sorted({r.study for r in recs})
+    means = np.array([np.mean([q for r, q in zip(recs, p) if r.study == s]) for s in studies])
+    labels = np.array([next(r.label for r in recs if r.study == s) for s in studies])
+    mura = hand["study_mura_rule"]
+    assert (mura["tp"], mura["fp"]) == (int(((means > 0.5) & (labels == 1)).sum()),
+                                        int(((means > 0.5) & (labels == 0)).sum()))
 
 
 def test_predictions_test_default_uses_saved_test_split(tiny_weights, tmp_path):
-    proc = run_script("predictions_test.py", "--weights", tiny_weights, "--out", tmp_path, "--bootstrap", "20",
-                      "--quiet", check=False)
-    # the fixture split may leave the test part empty; either way the answer is one clear sentence or a report
-    assert "Traceback" not in proc.stderr
-    if proc.returncode == 0:
-        assert "test split" in json.loads((tmp_path / "metrics.json").read_text())["description"]
-    else:
-        assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+    """Without --data: exactly the test rows of the weights' split.csv (3 fixture images: an elbow,
+    a hand, a leg), plus the body-part model's generated non-radiographs of its test split."""
+    run_script("predictions_test.py", "--weights", tiny_weights, "--out", tmp_path, "--bootstrap", "20", "--quiet")
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    test = [r for r in data.read_split(tiny_weights / "split.csv", FOLDERS) if r.split == "test"]
+    assert "test split" in m["description"] and m["images"] == len(test) > 0
+    for part in ("elbow", "hand", "shoulder"):
+        n = sum(r.part == part for r in test)
+        assert (m["fracture"][part]["image"]["n"] if part in m["fracture"] else 0) == n, part
+    assert m["body_part"]["n_non_target"] == sum(r.part not in ("elbow", "hand", "shoulder") for r in test)
+    from fracture_detection.synthetic import split_of
+    n = json.loads((tiny_weights / "body_part.json").read_text())["synthetic_non_radiographs"]["count"]
+    assert m["body_part"]["non_radiographs"]["n"] == sum(split_of(i, n) == "test" for i in range(n))
 
 
 def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):

@@ -6,6 +6,8 @@ from PIL import Image
 from fracture_detection import models
 from fracture_detection.pretrained import efficientnet_lite_path, load_pth, torchvision_mobilenet_v2_path
 
+pytestmark = pytest.mark.slow  # builds Keras models
+
 
 def test_offline_imagenet_weights_classify_a_photo():
     """torchvision's weights, read without torch into our MobileNetV2: a pagoda must look like one.

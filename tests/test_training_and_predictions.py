@@ -5,13 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-from fracture_detection import artifacts, data, training
+from fracture_detection import artifacts, data, decisions, metrics, training
 from fracture_detection.images import load_image, to_model_input
 from fracture_detection.predictor import Predictor
 
-from conftest import FOLDERS, MURA, TINY, run_script
-
-REQUIRED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message"}
+from conftest import BODY_SIZE, FOLDERS, FRACTURE_SIZE, MURA, TINY, check_prediction, run_script
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +25,29 @@ def test_training_writes_models_metadata_and_split(tiny_weights):
     body = json.loads((tiny_weights / "body_part.json").read_text())
     assert body["litert"]["file"] == "body_part.tflite" and body["litert"]["max_difference_to_keras"] < 1e-4
     assert body["classes"] == ["elbow", "hand", "shoulder", "other"] and body["reject_class"] == "other"
-    assert body["image_size"] == 64 and body["backbone"] == "mobilenetv2"
+    assert body["image_size"] == BODY_SIZE and body["backbone"] == "mobilenetv2"
     assert len(body["history"]["loss"]) == 1 and "val_accuracy" in body["history"]
     frac = json.loads((tiny_weights / "fracture_hand.json").read_text())
     assert frac["part"] == "hand" and frac["classes"] == ["normal", "fractured"]
-    low, high = frac["uncertain_band"]
-    assert 0 <= low <= frac["threshold"] <= high <= 1
+    assert frac["image_size"] == FRACTURE_SIZE and frac["backbone"] == "mobilenetv2"
     assert set(frac["validation"]) >= {"auc", "accuracy", "sensitivity", "specificity", "kappa"}
     # both scripts used one split, saved once, relative to the data root
     recs = data.read_split(tiny_weights / "split.csv", FOLDERS)
     assert {r.split for r in recs} <= set(data.SPLITS) and all(FOLDERS.as_posix() in r.path for r in recs)
+
+
+def test_threshold_and_band_are_chosen_on_validation(tiny_weights):
+    """The stored threshold and band are what the decision rules choose on this model's predictions
+    for the validation images (not the training or test images, not a default)."""
+    hand = next(m for m in artifacts.find_models(tiny_weights) if m.part == "hand")
+    recs = [r for r in training.fracture_records(data.read_split(tiny_weights / "split.csv", FOLDERS), "hand")
+            if r.split == "val"]
+    x, kept = training.load_pixels([r.path for r in recs], hand.image_size, verbose=0)
+    y, p = [recs[i].label for i in kept], training.predict(hand.load(), x)
+    assert len(y) >= 2 and len(set(y)) == 2, "the fixture split gives the hand model both classes to tune on"
+    thr = decisions.reported(metrics.youden_threshold(y, p))
+    assert hand.meta["threshold"] == pytest.approx(thr, abs=2e-4)
+    assert hand.meta["uncertain_band"] == pytest.approx(decisions.select_band(y, p, thr), abs=2e-4)
 
 
 def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
@@ -123,8 +134,8 @@ def test_predictor_api_on_path_and_array(predictor):
     f = sorted((FOLDERS / "Elbow").rglob("*.jpg"))[0]
     a = predictor.predict_one(f)
     b = predictor.predict_one(load_image(f))
-    assert a.finding in ("fractured", "normal", "uncertain", "not_supported")
-    assert a.part_probabilities == b.part_probabilities and b.path is None
+    check_prediction(a.to_json(), load_image(f).shape[:2])
+    assert a.to_json() == dict(b.to_json(), path=str(f)) and b.path is None
     assert sum(a.part_probabilities.values()) == pytest.approx(1.0, abs=1e-3)
     if a.fracture_probability is not None:
         heat = a.heatmap()
@@ -156,7 +167,25 @@ def test_colour_photo_is_not_supported(predictor):
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     r = predictor.predict_one(photo)
-    assert r.finding == "not_supported" and r.body_part is None and r.message
+    assert r.rejection == decisions.REJECT_COLOUR and r.part_probabilities == {}
+    check_prediction(r.to_json())
+
+
+def test_each_model_gets_its_own_input_size(predictor):
+    """The body-part model takes 64 px, the fracture models 96 px: the chain's probabilities are
+    each model's on its own size (the LiteRT files refuse any other)."""
+    assert predictor.body_info.image_size == BODY_SIZE and predictor.fracture["hand"].size == FRACTURE_SIZE
+    files = sorted((FOLDERS / "Hand").rglob("*.jpg"))
+    chain = predictor.predict(files)
+    images = [load_image(f) for f in files]
+    body = predictor.body(np.stack([to_model_input(im, BODY_SIZE) for im in images]))[0]
+    np.testing.assert_allclose([list(r.part_probabilities.values()) for r in chain], body, atol=2e-4)
+    hand = predictor.fracture["hand"].run
+    own = hand(np.stack([to_model_input(im, FRACTURE_SIZE) for im in images]))[0][:, 0]
+    routed = [(r.fracture_probability, p) for r, p in zip(chain, own) if r.body_part == "hand"]
+    assert routed, "the tiny body-part model should call some fixture hands a hand"
+    for got, p in routed:
+        assert got == pytest.approx(p, abs=1e-4)
 
 
 def test_cli_json_lines_on_a_folder(tiny_weights, image_dir):
@@ -166,9 +195,7 @@ def test_cli_json_lines_on_a_folder(tiny_weights, image_dir):
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == len(list(image_dir.iterdir()))
     for obj in lines:
-        assert REQUIRED_KEYS <= set(obj)
-        assert obj["finding"] in ("fractured", "normal", "uncertain", "not_supported", "error")
-        assert obj["body_part"] in ("elbow", "hand", "shoulder", None)
+        check_prediction(obj, None if obj["finding"] == "error" else load_image(obj["path"]).shape[:2])
     broken = [o for o in lines if o["path"].endswith("broken.png")][0]
     assert broken["finding"] == "error" and broken["message"].endswith(".")
     assert sum(o["finding"] != "error" for o in lines) == len(lines) - 1
@@ -229,6 +256,7 @@ def test_litert_only_and_keras_only_weights(tiny_weights, image_dir, tmp_path):
         artifacts.find_models(keras_only)[0].load()
 
 
+@pytest.mark.slow
 def test_mura_training_run(tmp_path):
     """A researcher's MURA run: official valid split kept as test, labels read as 'abnormal'."""
     run_script("training_fracture.py", "--data", MURA, "--out", tmp_path, "--parts", "wrist", *TINY)
@@ -239,6 +267,7 @@ def test_mura_training_run(tmp_path):
     assert not any(r.split == "test" for r in recs if "/train/" in r.path)
 
 
+@pytest.mark.slow
 def test_training_errors_are_one_sentence(tmp_path):
     proc = run_script("training_parts.py", "--data", tmp_path / "nowhere", "--out", tmp_path, check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr

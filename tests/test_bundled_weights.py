@@ -1,0 +1,162 @@
+"""The shipped weights/ as a user runs them (LiteRT, no TensorFlow): stored outputs on three fixture
+images, the JSON contract on every fixture, the metadata's rules driving the chain, and no patient
+data in any output. A second or two in all."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fracture_detection import decisions
+from fracture_detection.images import load_image
+from fracture_detection.predictor import Predictor
+from fracture_detection.synthetic import write_dicom
+
+from conftest import BUNDLED, FIXTURES, FOLDERS, MURA, ROOT, check_prediction
+
+EXPECTED = json.loads((FIXTURES / "bundled_expected.json").read_text())
+REGENERATE = "if the bundled weights were retrained on purpose, run python tests/fixtures/make_bundled_expected.py"
+PATIENT = ("Doe", "Jane", "SECRET-123")  # synthetic.write_dicom's patient name and id
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return Predictor(BUNDLED, runtime="litert")
+
+
+def test_bundled_weights_are_those_the_outputs_were_stored_for():
+    import runpy
+    fingerprint = runpy.run_path(str(FIXTURES / "make_bundled_expected.py"))["fingerprint"]
+    assert fingerprint(BUNDLED) == EXPECTED["models"], REGENERATE
+
+
+def test_bundled_weights_give_the_stored_outputs(bundled):
+    """A hand and an elbow at each model's own input size, and a leg the body-part model rejects:
+    a broken bundle, a wrong input size, pixels in [0, 1] or any preprocessing change shows here."""
+    tol = EXPECTED["tolerance"]
+    results = bundled.predict([FIXTURES / e["path"] for e in EXPECTED["images"]])
+    for e, r in zip(EXPECTED["images"], results):
+        got = r.to_json()
+        assert {k: got[k] for k in ("finding", "body_part", "rejection", "model")} == \
+            {k: e[k] for k in ("finding", "body_part", "rejection", "model")}, (e["role"], REGENERATE)
+        assert got["part_probabilities"] == pytest.approx(e["part_probabilities"], abs=tol), e["role"]
+        if e["fracture_probability"] is None:
+            assert got["fracture_probability"] is None
+        else:
+            assert got["fracture_probability"] == pytest.approx(e["fracture_probability"], abs=tol), e["role"]
+        check_prediction(got, load_image(r.path).shape[:2])
+    assert [e["finding"] for e in EXPECTED["images"]][2] == "not_supported"
+
+
+def _predictions(*args):
+    proc = subprocess.run([sys.executable, str(ROOT / "predictions.py"), *map(str, args), "--weights", str(BUNDLED)],
+                          capture_output=True, text=True, timeout=300)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory):
+    """Grey and colour pictures, a DICOM with a patient's name, one without pixels, a broken file."""
+    d = tmp_path_factory.mktemp("odd")
+    grey = np.asarray(load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0]))[:, :, 0]
+    write_dicom(d / "hand.dcm", grey.astype(np.uint16) * 16, bits=12)
+    import pydicom
+    empty = write_dicom(d / "empty.dcm", np.zeros((40, 40), np.uint16), bits=12)
+    ds = pydicom.dcmread(empty)
+    del ds.PixelData
+    ds.save_as(empty)
+    rng = np.random.default_rng(0)
+    from PIL import Image
+    Image.fromarray(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)).save(d / "colour.png")
+    (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return d
+
+
+@pytest.fixture(scope="module")
+def json_run(odd_folder):
+    return _predictions(FOLDERS, MURA, odd_folder, "--json")
+
+
+def test_json_contract_on_every_fixture_and_odd_file(json_run, odd_folder):
+    proc = json_run
+    assert proc.returncode == 1, proc.stderr  # the broken file and the empty DICOM could not be read
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    n_files = len(list(FOLDERS.rglob("*.jpg"))) + len(list(MURA.rglob("*.png"))) + len(list(odd_folder.iterdir()))
+    assert len(lines) == n_files and "Traceback" not in proc.stderr
+    for obj in lines:
+        check_prediction(obj, load_image(obj["path"]).shape[:2] if obj["finding"] != "error" else None)
+    by_name = {obj["path"].rsplit("/", 1)[-1]: obj for obj in lines if obj["path"].startswith(str(odd_folder))}
+    assert by_name["colour.png"]["rejection"] == decisions.REJECT_COLOUR
+    assert by_name["hand.dcm"]["body_part"] == "hand"
+    assert by_name["broken.png"]["finding"] == by_name["empty.dcm"]["finding"] == "error"
+    findings = {obj["finding"] for obj in lines}
+    assert findings == {"fractured", "normal", "uncertain", "not_supported", "error"}, "every finding shows"
+
+
+def test_no_patient_data_in_any_output(json_run, odd_folder):
+    """A DICOM header carries the patient's name and id: they reach no output, JSON or text, and no
+    message on stderr, whether the file is analysed or cannot be read."""
+    for proc in (json_run, _predictions(odd_folder)):
+        assert proc.returncode == 1 and "hand.dcm" in proc.stdout and "empty.dcm" in proc.stdout
+        for word in PATIENT:
+            assert word not in proc.stdout and word not in proc.stderr, word
+
+
+def test_colour_rule_and_model_rule_are_separate(bundled):
+    """Colour noise stops at the colour rule, before the body-part model runs; the same noise in grey
+    passes it and is left to the body-part model, which must not take it for a part."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    colour, grey = bundled.predict([noise, np.ascontiguousarray(noise[:, :, 0])])
+    assert colour.rejection == decisions.REJECT_COLOUR and colour.part_probabilities == {}
+    assert grey.rejection != decisions.REJECT_COLOUR and set(grey.part_probabilities) == set(bundled.classes)
+    assert grey.finding == "not_supported"
+
+
+def _weights_with(tmp_path, **edits):
+    """The bundled models (linked, not copied) with some metadata changed: {model name: {key: value}}."""
+    d = tmp_path / "weights"
+    d.mkdir(parents=True)
+    for f in BUNDLED.glob("*.tflite"):
+        (d / f.name).symlink_to(f)
+    for f in BUNDLED.glob("*.json"):
+        meta = json.loads(f.read_text())
+        meta.update(edits.get(f.stem, {}))
+        (d / f.name).write_text(json.dumps(meta))
+    return d
+
+
+def _role(name):
+    return next(FIXTURES / e["path"] for e in EXPECTED["images"] if e["role"] == name)
+
+
+def test_body_part_rules_come_from_the_metadata(tmp_path):
+    hand, leg = _role("hand"), _role("not_supported")
+    rejecting = Predictor(_weights_with(tmp_path / "a", body_part={"reject_threshold": 0.0}))
+    assert [r.rejection for r in rejecting.predict([hand, leg])] == [decisions.REJECT_OTHER] * 2
+    # a floor no probability reaches: the hand is doubtful, the leg still 'another region' (checked first)
+    floor = Predictor(_weights_with(tmp_path / "b", body_part={"gate": {"floor": 1.01}}))
+    h, g = floor.predict([hand, leg])
+    assert (h.finding, h.rejection, g.rejection) == ("not_supported", decisions.REJECT_DOUBT, decisions.REJECT_OTHER)
+    assert "unsure which part" in h.message and h.body_part is None
+    low_floor = Predictor(_weights_with(tmp_path / "c", body_part={"gate": {"floor": 0.5}}))
+    assert low_floor.predict_one(hand).body_part == "hand"
+
+
+def test_fracture_threshold_and_band_come_from_the_metadata(tmp_path, bundled):
+    """The finding flips exactly at the reported probability, through the whole chain."""
+    hand = _role("hand")
+    p = bundled.predict_one(hand).fracture_probability
+    step = 10 ** -decisions.DECIMALS
+    for i, (thr, band, finding) in enumerate([
+            (p, [p, p], "fractured"),                   # p >= threshold
+            (p + step, [p + step, p + step], "normal"),  # one reported step above p
+            (p, [p - step, p + step], "uncertain"),      # inside the band
+            (p - step, [p - step, p], "fractured"),      # on the band's high edge
+            (p, [p + step, p + 2 * step], "uncertain"),  # the band widened down to the threshold
+    ]):
+        w = _weights_with(tmp_path / str(i), fracture_hand={"threshold": thr, "uncertain_band": band})
+        r = Predictor(w).predict_one(hand)
+        assert (r.fracture_probability, r.finding) == (p, finding), (thr, band)
+        check_prediction(r.to_json())
