@@ -27,6 +27,7 @@ REJECT_OTHER = "other_region"      # the body-part model reads another region
 REJECT_DOUBT = "doubtful_part"     # no part is probable enough
 REJECT_UNFAMILIAR = "unfamiliar"   # the image is unlike every training image of the three parts
 REJECT_COLOUR = "colour"           # a colour picture, not a radiograph
+REJECT_NO_MODEL = "no_fracture_model"  # a supported part whose fracture model is not installed
 
 
 def reported(p) -> float | None:

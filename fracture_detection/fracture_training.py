@@ -270,8 +270,15 @@ class LocatorTrainer:
         if cfg.weights != "none" and cfg.head_epochs > 0:
             backbone_part.trainable = False
             run(cfg.head_epochs, cfg.head_learning_rate, "head")
+        after_head = (min(history.get("val_loss", [np.inf])), self.trained.get_weights())
         backbone_part.trainable = True
         run(cfg.epochs, cfg.learning_rate if cfg.weights != "none" else cfg.head_learning_rate, "fine_tune")
+        fine_tuned = [v for v, ph in zip(history.get("val_loss", []), history.get("phase", [])) if ph == "fine_tune"]
+        if fine_tuned and min(fine_tuned) > after_head[0]:
+            # fine-tuning the backbone's upper layers never beat the head alone on validation (small data
+            # over-fits at once): keep the head phase's weights
+            self.trained.set_weights(after_head[1])
+            history["kept"] = "head"
         history["frozen_through"] = self.cut
         history["time_limit_reached"] = deadline.reached
         return history

@@ -201,11 +201,11 @@ class Predictor:
                 res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
                                                           self.rule.floor)
                 continue
-            res.body_part, res.body_part_probability = self.classes[k], reported(p[k])
-            if res.body_part not in self.fracture:
-                res.finding = "not_supported"
-                res.message = f"No fracture model for the {res.body_part} is installed."
+            if self.classes[k] not in self.fracture:  # not analysed, so no body part is reported either
+                res.finding, res.rejection = "not_supported", decisions.REJECT_NO_MODEL
+                res.message = f"Read as {self.classes[k]}, but no fracture model for the {self.classes[k]} is installed."
                 continue
+            res.body_part, res.body_part_probability = self.classes[k], reported(p[k])
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]

@@ -45,10 +45,11 @@ def margin(pred) -> float | None:
 
 
 def suspicion_key(pred) -> tuple:
-    """Sort key, ascending = most suspicious first: the finding, then the distance above the
+    """Sort key, ascending = most suspicious first: the finding, then films without a visible cast or
+    implant before those with one (often a known, treated fracture), then the distance above the
     model's threshold (never the raw probability of one model against another's)."""
     m = margin(pred)
-    return SUSPICION_ORDER.get(pred.finding, 9), -(m if m is not None else -2.0)
+    return SUSPICION_ORDER.get(pred.finding, 9), bool(getattr(pred, "appliance", None)), -(m if m is not None else -2.0)
 
 
 def probability_texts(pred) -> tuple[str, str, str, str] | None:

@@ -274,3 +274,14 @@ def test_format_probabilities_never_contradicts_the_numbers():
         for e, t in zip(edges, texts[1:]):
             if decisions.reported(e) != decisions.reported(p):
                 assert t != texts[0], (p, e, texts)
+
+
+def test_worklist_order_puts_a_cast_or_implant_after_other_films_of_the_same_finding():
+    """A follow-up film of a known, treated fracture must not top the worklist."""
+    from fracture_detection import presentation as pres
+    from fracture_detection.predictor import Prediction
+    cast = Prediction(path="a", finding="fractured", fracture_probability=0.99, threshold=0.5,
+                      appliance="cast or implant", appliance_probability=0.9)
+    plain = Prediction(path="b", finding="fractured", fracture_probability=0.80, threshold=0.5)
+    unsure = Prediction(path="c", finding="uncertain", fracture_probability=0.45, threshold=0.5)
+    assert sorted([unsure, cast, plain], key=pres.suspicion_key) == [plain, cast, unsure]
