@@ -121,7 +121,7 @@ class TrunkFeatures:
 
 
 def _fingerprint(bp: BodyPartData, cfg: TrainConfig, cut) -> str:
-    names = [s if isinstance(s, str) else f"generated:{i}" for i, s in enumerate(bp.sources)]
+    names = [str(Path(s).resolve()) if isinstance(s, str) else f"generated:{i}" for i, s in enumerate(bp.sources)]
     spec = {"sources": names, "split": bp.split.tolist(), "size": cfg.image_size, "backbone": cfg.backbone,
             "weights": cfg.weights, "cut": cut, "seed": cfg.seed, "copies": cfg.augment_copies,
             "synthetic": bp.synthetic}
