@@ -7,6 +7,13 @@
 
 Writes metrics.json, report.md and PNG plots (training curves, confusion matrices, ROC,
 calibration, kappa against the MURA paper) to --out.
+
+    python predictions_test.py --leave-one-region-out [--trunk-cache .cache/body-part-trunk.npz]
+
+also retrains the body-part model's top layers and gate once per non-target region, without that
+region, and reports how much of the left-out region is rejected (see
+fracture_detection/loro.py; about an hour on a 2-core CPU, less with a trunk cache that
+training_parts.py --trunk-cache wrote).
 """
 import argparse
 from pathlib import Path
@@ -18,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv=None):
     from fracture_detection.data import LAYOUTS
+    from fracture_detection.loro import EPOCHS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="labelled dataset (default: the weights' saved test split)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
@@ -29,13 +37,28 @@ def main(argv=None):
     parser.add_argument("--write-model-card", action="store_true",
                         help="store the test figures in the weights' metadata and write weights/MODEL_CARD.md "
                              "(only with the saved test split)")
+    parser.add_argument("--leave-one-region-out", action="store_true",
+                        help="also retrain the body-part model's top layers and gate without each non-target "
+                             "region in turn and report how much of it is rejected (needs the training data)")
+    parser.add_argument("--loro-epochs", type=int, default=EPOCHS,
+                        help="fine-tuning epochs per left-out region (default: %(default)s)")
+    parser.add_argument("--trunk-cache", type=Path, metavar="FILE.npz",
+                        help="the frozen trunk's features, shared with training_parts.py --trunk-cache")
     args = parser.parse_args(argv)
     if args.write_model_card and args.data is not None:
         parser.error("--write-model-card needs the saved test split (leave out --data)")
+    if args.leave_one_region_out and args.data is not None:
+        parser.error("--leave-one-region-out retrains on the weights' own data and split (leave out --data)")
 
     from fracture_detection.evaluation import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
                  verbose=not args.quiet)
+    if args.leave_one_region_out:
+        from fracture_detection import loro
+        m["leave_one_region_out"] = loro.leave_one_region_out(
+            args.weights, epochs=args.loro_epochs, trunk_cache=args.trunk_cache,
+            verbose=not args.quiet)
+        loro.write_results(args.out, m, args.weights)
     if args.write_model_card:
         from fracture_detection.model_card import store_test_figures, write_model_card
         store_test_figures(args.weights, m)

@@ -5,7 +5,9 @@
     python training_parts.py --data /path/to/MURA-v1.1 --backbone resnet50 --weights imagenet
 
 Writes body_part.keras, body_part.tflite (what the app runs), body_part.json and split.csv to --out
-(default: weights/).
+(default: weights/).  The model returns the class probabilities, an out-of-distribution score and
+P(cast or implant); the floor, the score's threshold and the appliance threshold are chosen on the
+validation images and stored in body_part.json (see fracture_detection/gate.py).
 """
 import argparse
 from pathlib import Path
@@ -21,10 +23,14 @@ def main(argv=None):
     cli.add_training_args(parser, default_out=HERE / "weights", image_size=IMAGE_SIZE)
     parser.add_argument("--synthetic-negatives", type=int, default=300,
                         help="generated non-radiographs (photos, documents) added to the 'other' class")
+    parser.add_argument("--trunk-cache", type=Path, metavar="FILE.npz",
+                        help="keep the frozen trunk's features of every image in this file and reuse them when "
+                             "the images, split and trunk are the same (predictions_test.py "
+                             "--leave-one-region-out reads the same file)")
     args = parser.parse_args(argv)
-    from fracture_detection.training import train_body_part
+    from fracture_detection.body_part import train_body_part
     train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
-                    synthetic=args.synthetic_negatives)
+                    synthetic=args.synthetic_negatives, trunk_cache=args.trunk_cache)
 
 
 if __name__ == "__main__":

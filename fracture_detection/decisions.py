@@ -28,6 +28,7 @@ REJECT_DOUBT = "doubtful_part"     # no part is probable enough
 REJECT_UNFAMILIAR = "unfamiliar"   # the image is unlike every training image of the three parts
 REJECT_COLOUR = "colour"           # a colour picture, not a radiograph
 REJECT_NO_MODEL = "no_fracture_model"  # a supported part whose fracture model is not installed
+REJECT_REASONS = (REJECT_OTHER, REJECT_DOUBT, REJECT_UNFAMILIAR, REJECT_COLOUR)
 
 
 def reported(p) -> float | None:
@@ -135,8 +136,12 @@ class BodyPartRule:
 def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.ndarray, list[str | None]]:
     """Per row: the chosen class index (``rule.reject_index`` when rejected) and why it was
     rejected (None when accepted; :data:`REJECT_OTHER`, :data:`REJECT_UNFAMILIAR` or
-    :data:`REJECT_DOUBT`, checked in that order).  Without a reject class it is the argmax."""
-    probs = np.asarray(probs, dtype=float)
+    :data:`REJECT_DOUBT`, checked in that order).  Without a reject class it is the argmax.
+
+    Probabilities are compared as reported (rounded to :data:`DECIMALS` places), so a shown
+    probability is never on the wrong side of the floor; the out-of-distribution score (not a
+    probability, never shown) is compared as it is."""
+    probs = np.round(np.asarray(probs, dtype=float), DECIMALS)
     n = len(probs)
     if n == 0:
         return np.zeros(0, dtype=int), []
@@ -149,14 +154,14 @@ def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.nd
     reasons: list[str | None] = [None] * n
     if reject is None:
         return probs.argmax(axis=1), reasons
-    scores = None if ood_scores is None else np.asarray(ood_scores, dtype=float)
+    scores = None if ood_scores is None else np.asarray(ood_scores, dtype=float).reshape(n)
     for i in range(n):
         if rule.reject_threshold is not None and probs[i, reject] >= rule.reject_threshold:
             reasons[i] = REJECT_OTHER
         elif rule.reject_threshold is None and probs[i].argmax() == reject:
             reasons[i] = REJECT_OTHER
-        elif rule.ood_threshold is not None and scores is not None and scores[i] > rule.ood_threshold:
-            reasons[i] = REJECT_UNFAMILIAR
+        elif rule.ood_threshold is not None and scores is not None and not scores[i] <= rule.ood_threshold:
+            reasons[i] = REJECT_UNFAMILIAR  # (a NaN score is unfamiliar too)
         elif rule.floor is not None and best_p[i] < rule.floor:
             reasons[i] = REJECT_DOUBT
     chosen = np.where([r is not None for r in reasons], reject, best)
@@ -165,19 +170,23 @@ def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.nd
 
 def rejection_message(reason: str, parts, best_part: str | None = None, best_p: float | None = None,
                       floor: float | None = None) -> str:
-    """One sentence saying why an image was not analysed."""
-    what = "an " + _join(parts) if _join(parts)[:1] in "aeiou" else "a " + _join(parts)
+    """One plain sentence saying that an image was not analysed, and why (no finding is given)."""
+    what = _join(parts)
+    article = "an" if what[:1] in "aeiou" else "a"
     if reason == REJECT_COLOUR:
         return "Not analysed: this is a colour picture, not a radiograph."
     if reason == REJECT_OTHER:
-        return f"Not {what} radiograph: the body-part model reads it as another region."
+        return f"Not {article} {what} radiograph: it looks like another part of the body, so no finding is given."
     if reason == REJECT_UNFAMILIAR:
-        return (f"Not {what} radiograph, or one unlike any the models were trained on; "
-                "no finding is given.")
-    if reason == REJECT_DOUBT and best_part is not None and floor is not None:
-        return (f"Not analysed: the body-part model is unsure which part this is (best: {best_part} "
-                f"{best_p:.0%}, {floor:.0%} needed).")
-    return f"Not {what} radiograph."
+        return (f"Not {article} {what} radiograph, or not one like those the tool was trained on, "
+                "so no finding is given.")
+    if reason == REJECT_DOUBT and best_part is not None and best_p is not None and floor is not None:
+        p, needed = format_probabilities(best_p, floor)
+        return (f"Not analysed: the tool cannot tell whether this is {article} {what} radiograph "
+                f"(most likely {best_part}, probability {p}; at least {needed} needed).")
+    if reason == REJECT_DOUBT:
+        return f"Not analysed: the tool cannot tell whether this is {article} {what} radiograph."
+    return f"Not {article} {what} radiograph, so no finding is given."
 
 
 def _join(parts) -> str:

@@ -120,6 +120,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
     synth = chain[len(records):]
     out["body_part"]["non_radiographs"] = {
         "n": len(synth), "rejected": float(np.mean([p.finding == NOT_SUPPORTED for p in synth])) if synth else None}
+    out["gate"] = gate_metrics(records, chain, parts)
 
     # fracture models on their true part, image and study level
     out["fracture"] = {}
@@ -219,6 +220,75 @@ def _end_to_end(preds, y, part) -> dict:
     return {"n": len(preds), "routed_to_this_model": float(np.mean(routed)), "findings": dict(findings),
             "accuracy_of_decided_findings": correct / len(decided) if decided else None,
             "n_decided": len(decided)}
+
+
+# --- the gate: what is rejected, per region, and the appliance head ----------------------
+
+GENERATED = "generated"
+
+
+def gate_metrics(records, chain, parts) -> dict:
+    """Per region (the records' parts, and ``generated`` for the non-radiographs after them): images,
+    share rejected and why, findings; elbow/hand/shoulder images rejected and the body part's
+    accuracy on the accepted ones; non-target images called fractured; the appliance head on the
+    analysed images whose cast/implant label is known."""
+    from .body_part import UNKNOWN, appliance_label
+    regions = [r.part for r in records] + [GENERATED] * (len(chain) - len(records))
+    by_region: dict = {}
+    for region in sorted(set(regions)):
+        preds = [p for p, g in zip(chain, regions) if g == region and p.finding != "error"]
+        if not preds:
+            continue
+        by_region[region] = {
+            "n": len(preds), "rejected": float(np.mean([p.finding == NOT_SUPPORTED for p in preds])),
+            "reasons": dict(sorted(Counter(p.rejection for p in preds if p.rejection).items())),
+            "findings": dict(sorted(Counter(p.finding for p in preds).items())),
+            "target": region in parts}
+    non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
+    target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
+    accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
+    known = [(p, appliance_label(r)) for p, r in zip(chain, records)
+             if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and appliance_label(r) != UNKNOWN]
+    pos = [p.appliance is not None for p, a in known if a == 1]
+    neg = [p.appliance is None for p, a in known if a == 0]
+    return {
+        "by_region": by_region,
+        "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
+        "n_target": len(target),
+        "part_accuracy_on_accepted": float(np.mean([p.body_part == g for p, g in accepted])) if accepted else None,
+        "non_target_called_fractured": sum(p.finding == "fractured" for p in non_target),
+        "non_target_given_a_finding": sum(p.finding in ("fractured", "normal", "uncertain") for p in non_target),
+        "n_non_target": len(non_target),
+        "appliance": {"positives": len(pos), "negatives": len(neg),
+                      "sensitivity": float(np.mean(pos)) if pos else None,
+                      "specificity": float(np.mean(neg)) if neg else None},
+    }
+
+
+def gate_markdown(g: dict | None) -> list[str]:
+    """The rejection section of a report: per region, what was not analysed and why."""
+    if not g:
+        return []
+    lines = ["", "### What is not analysed, per region", "",
+             "| region | images | not analysed | why | findings |", "|---|---:|---:|---|---|"]
+    for region, e in g["by_region"].items():
+        name = f"**{region}**" if e["target"] else region
+        lines.append(f"| {name} | {e['n']} | {e['rejected']:.1%} | "
+                     f"{', '.join(f'{k} {v}' for k, v in e['reasons'].items()) or '–'} | "
+                     f"{', '.join(f'{k} {v}' for k, v in e['findings'].items())} |")
+    lines += ["", f"Elbow, hand or shoulder images not analysed: {_share(g['target_rejected'])} of {g['n_target']}; "
+                  f"body part right on {_share(g['part_accuracy_on_accepted'])} of the analysed ones. "
+                  f"Other images given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "
+                  f"{g['non_target_called_fractured']} of them *fractured*."]
+    a = g["appliance"]
+    if a["positives"] or a["negatives"]:
+        lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {_share(a['sensitivity'])} "
+                      f"({a['positives']} with one), specificity {_share(a['specificity'])} ({a['negatives']} without)."]
+    return lines
+
+
+def _share(v) -> str:
+    return "–" if v is None else f"{v:.1%}"
 
 
 # --- plots and report ----------------------------------------------------------------
@@ -361,6 +431,7 @@ def report_markdown(m: dict, plots: list[str]) -> str:
     if bp["non_radiographs"]["n"]:
         lines += [f"- generated non-radiographs rejected: {bp['non_radiographs']['rejected']:.1%} of "
                   f"{bp['non_radiographs']['n']}"]
+    lines += gate_markdown(m.get("gate"))
     lines += ["", "## Fracture models on the true body part", "",
               "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
               "image probabilities (MURA rule: abnormal when > 0.5).", "",

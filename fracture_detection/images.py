@@ -5,9 +5,17 @@ into an 8-bit RGB array; :func:`to_model_input` letterboxes it to the square
 size a model was trained at.  Training and inference both go through these two
 functions.  Every problem a user can cause raises :class:`ImageError` with one
 sentence that says what is wrong.
+
+A JPEG that ends early (a few bytes short, as some exports and copies are) is read as far
+as it goes, the way image viewers show it: :func:`read_image` returns the pixels with a
+warning saying so, the part that could not be decoded is uniform grey, and only a file with
+less than :data:`MIN_DECODED_SHARE` of its rows decoded is refused.  This is done per file
+(the missing end-of-image marker is supplied to the decoder, as Pillow itself does with its
+process-wide ``LOAD_TRUNCATED_IMAGES`` switch, which stays off: readers run in threads).
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +28,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 SUPPORTED_SUFFIXES = IMAGE_SUFFIXES + DICOM_SUFFIXES
 MIN_SIDE = 32                      # smaller than this cannot be a radiograph
 MAX_PIXELS = 120_000_000           # larger is treated as a decompression bomb
+MIN_DECODED_SHARE = 0.9            # a JPEG that ends early is analysed when at least this share of its rows decoded
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
@@ -126,22 +135,31 @@ def is_grey(rgb: np.ndarray) -> bool:
     return rgb.ndim == 3 and rgb.strides[2] == 0
 
 
-def _read_pil(path: Path) -> np.ndarray:
+def _read_pil(path) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ImageError(f"The image is too large ({im.width}×{im.height} pixels) to analyse safely.")
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
-                return _as_rgb(np.asarray(im))
-            if im.mode == "1":
-                return _as_rgb(np.asarray(im.convert("L")))
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-                im = Image.alpha_composite(background, im)
-            return _as_rgb(np.asarray(im.convert("RGB")))
+            _check_size(im)
+            return _pil_rgb(im)
+
+
+def _check_size(im) -> None:
+    if im.width * im.height > MAX_PIXELS:
+        raise ImageError(f"The image is too large ({im.width}×{im.height} pixels) to analyse safely.")
+
+
+def _pil_rgb(im) -> np.ndarray:
+    """An opened Pillow image as 8-bit RGB (EXIF orientation applied, transparency on black)."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
+        return _as_rgb(np.asarray(im))
+    if im.mode == "1":
+        return _as_rgb(np.asarray(im.convert("L")))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(background, im)
+    return _as_rgb(np.asarray(im.convert("RGB")))
 
 
 def _read_dicom(path: Path) -> np.ndarray:
@@ -189,8 +207,55 @@ def _read_dicom(path: Path) -> np.ndarray:
     return _as_rgb(pixels)
 
 
+JPEG_END = b"\xff\xd9"
+
+
+def _read_truncated_jpeg(path: Path) -> tuple[np.ndarray, str]:
+    """A JPEG that ends early, decoded as far as it goes (the rest grey); returns the pixels and a
+    warning, or raises :class:`ImageError` when too little of it can be read."""
+    raw = path.read_bytes()
+    if raw[:2] != b"\xff\xd8":
+        raise ImageError(f"The file {path.name} is truncated and cannot be read as an image.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(raw + JPEG_END)) as im:
+            _check_size(im)
+            im.load()
+            share = decoded_share(np.asarray(im))
+            if share < MIN_DECODED_SHARE:
+                raise ImageError(f"The file {path.name} is truncated: only {_percent(share)} of the picture "
+                                 "could be read, too little to analyse.")
+            rgb = _pil_rgb(im)
+    missing = 1 - share
+    if missing == 0:
+        return rgb, "The file ends early (truncated), but the whole picture could be read."
+    amount = "less than 1 %" if missing < 0.005 else _percent(missing)
+    return rgb, f"The file ends early (truncated): {amount} of the picture could not be read and is shown grey."
+
+
+def _percent(share: float) -> str:
+    return f"{round(100 * share)} %"
+
+
+def decoded_share(pixels: np.ndarray) -> float:
+    """The share of rows a truncated JPEG decoded: libjpeg leaves every block after the end of the
+    data at uniform grey (128), so that is the tail of rows that are all exactly 128."""
+    rows = pixels.reshape(pixels.shape[0], -1)
+    grey = np.all(rows == 128, axis=1)
+    missing = len(grey) - (np.nonzero(~grey)[0][-1] + 1) if (~grey).any() else len(grey)
+    return 1 - missing / len(grey) if len(grey) else 0.0
+
+
 def load_image(source) -> np.ndarray:
-    """Read a file path or array into an 8-bit RGB ``(H, W, 3)`` array, or raise :class:`ImageError`."""
+    """Read a file path or array into an 8-bit RGB ``(H, W, 3)`` array, or raise :class:`ImageError`
+    (a JPEG that ends early is read as far as it goes, without a word: see :func:`read_image`)."""
+    return read_image(source)[0]
+
+
+def read_image(source) -> tuple[np.ndarray, str | None]:
+    """Read a file path or array into an 8-bit RGB ``(H, W, 3)`` array, or raise :class:`ImageError`;
+    returns the array and a warning for the user (None, or e.g. that the file ends early)."""
+    warning = None
     if isinstance(source, np.ndarray):
         rgb = _as_rgb(source)
     else:
@@ -212,12 +277,19 @@ def load_image(source) -> np.ndarray:
         except UnidentifiedImageError:
             raise ImageError(f"The file {path.name} is not an image format this tool can read.") from None
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            reason = "truncated" if "truncated" in str(exc).lower() else "damaged"
-            raise ImageError(f"The file {path.name} is {reason} and cannot be read as an image.") from None
+            truncated = "truncated" in str(exc).lower()
+            try:
+                if not truncated:
+                    raise ImageError(f"The file {path.name} is damaged and cannot be read as an image.")
+                rgb, warning = _read_truncated_jpeg(path)
+            except ImageError:
+                raise
+            except (OSError, SyntaxError, ValueError, EOFError, MemoryError):
+                raise ImageError(f"The file {path.name} is truncated and cannot be read as an image.") from None
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise ImageError(f"The image is only {w}×{h} pixels, too small to be an X-ray.")
-    return rgb
+    return rgb, warning
 
 
 def colourfulness(rgb: np.ndarray) -> float:

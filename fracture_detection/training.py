@@ -292,73 +292,8 @@ def fracture_validation(y_val, p_val) -> dict:
 
 MIN_DECIDED_ACCURACY = 0.90  # the fractured and normal findings on validation, together
 
-MAX_TARGET_REJECTION = 0.01  # at most this share of elbow/hand/shoulder images may be called "not supported"
-
-
-def body_part_validation(y_val, p_val, classes, reject_class: str | None) -> dict:
-    """Validation figures, and the rejection threshold: an image is *not supported* when its
-    probability of ``reject_class`` is at least the threshold, chosen so that at most 1 % of the
-    validation images of a supported part are rejected."""
-    from sklearn.metrics import confusion_matrix
-    out: dict = {}
-    reject = classes.index(reject_class) if reject_class in classes else None
-    if reject is not None and len(y_val):
-        target = y_val != reject
-        p_reject = np.sort(p_val[target, reject])
-        k = int(np.floor(MAX_TARGET_REJECTION * len(p_reject)))
-        # the threshold sits just above the (k+1)-th highest target score: at most k targets reach it
-        out["reject_threshold"] = float(min(1.0, np.nextafter(p_reject[-(k + 1)], 1))) if len(p_reject) else 0.5
-    rule = decisions.BodyPartRule(reject_index=reject, reject_threshold=out.get("reject_threshold"))
-    pred = decisions.decide_body_parts(p_val, rule)[0]
-    out["validation"] = {
-        "n": int(len(y_val)),
-        "accuracy": float((pred == y_val).mean()) if len(y_val) else float("nan"),
-        "confusion_matrix": confusion_matrix(y_val, pred, labels=list(range(len(classes)))).tolist(),
-    }
-    return out
-
-
-# --- the two recipes -----------------------------------------------------------------
-
-def _split_arrays(x, y, splits):
-    return {s: (x[splits == s], y[splits == s]) for s in data.SPLITS}
-
-
-def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
-                    parts=data.TARGET_PARTS, synthetic: int = 0) -> Path:
-    """Classifier over ``parts`` plus ``other`` (every other region, and non-radiographs)."""
-    from .synthetic import non_radiographs, split_of
-    records = data.read_dataset(data_root, layout)
-    layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-    records = prepare_split(records, data_root, out_dir, cfg.seed)
-    usable = [r for r in records if r.part != "mixed"]
-    has_other = any(r.part not in parts for r in usable) or synthetic > 0
-    classes = list(parts) + ([artifacts.REJECT_CLASS] if has_other else [])
-    index = {c: i for i, c in enumerate(classes)}
-    labels = [index.get(r.part, index.get(artifacts.REJECT_CLASS)) for r in usable]
-    keep = [i for i, lab in enumerate(labels) if lab is not None]
-    usable = [usable[i] for i in keep]
-    sources: list = [r.path for r in usable]
-    y = np.array([labels[i] for i in keep], dtype=int)
-    splits = [r.split for r in usable]
-    if synthetic:
-        fake = non_radiographs(synthetic, seed=cfg.seed)
-        sources += fake
-        y = np.concatenate([y, np.full(len(fake), index[artifacts.REJECT_CLASS])])
-        splits += [split_of(i, len(fake)) for i in range(len(fake))]
-    x, kept = load_pixels(sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
-    y, splits = y[kept], np.array(splits)[kept]
-    parts_data = _split_arrays(x, y, splits)
-    _print_counts("body part", classes, parts_data)
-    model, history = fit(*parts_data["train"], *parts_data["val"], classes, cfg)
-    meta = base_metadata(artifacts.BODY_PART_TASK, classes, cfg, data_root, layout, out_dir, usable, history)
-    meta["reject_class"] = artifacts.REJECT_CLASS if has_other else None
-    meta["synthetic_non_radiographs"] = {"count": synthetic, "seed": cfg.seed}
-    meta.update(body_part_validation(parts_data["val"][1], predict(model, parts_data["val"][0]), classes,
-                                     meta["reject_class"]))
-    path = artifacts.save_model(model, meta, out_dir, "body_part")
-    print(f"Saved {path} (validation accuracy {meta['validation']['accuracy']:.3f})")
-    return path
+# --- the recipes ------------------------------------------------------------------------
+# The body-part model, its gate and appliance head: body_part.train_body_part.
 
 
 def _print_counts(what, classes, split_data):

@@ -6,9 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
 PY=${PYTHON:-.venv/bin/python}
-$PY training_parts.py    --data "$DATA" --out weights --quiet
+# The frozen trunk's features of every body-part image are kept in .cache/ and reused by the
+# leave-one-region-out evaluation below (it retrains the body-part model's top once per region).
+TRUNK=.cache/body-part-trunk-160.npz
+$PY training_parts.py    --data "$DATA" --out weights --quiet --trunk-cache "$TRUNK"
 $PY training_fracture.py --data "$DATA" --out weights --quiet
 $PY benchmarks/compare_backbones.py --data "$DATA" --part hand --image-size 128 --epochs 3
-$PY predictions_test.py --out evaluation --write-model-card --quiet
+$PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --trunk-cache "$TRUNK"
 # The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
 [ "${KEEP_KERAS:-0}" = 1 ] || rm -f weights/*.keras

@@ -124,9 +124,9 @@ def test_body_part_rule_from_metadata():
 
 @pytest.mark.parametrize("reason, fragment", [
     (decisions.REJECT_COLOUR, "colour picture"),
-    (REJECT_OTHER, "another region"),
-    (REJECT_UNFAMILIAR, "unlike any"),
-    (REJECT_DOUBT, "unsure which part this is (best: hand 45%, 60% needed)"),
+    (REJECT_OTHER, "another part of the body"),
+    (REJECT_UNFAMILIAR, "not one like those the tool was trained on"),
+    (REJECT_DOUBT, "(most likely hand, probability 0.45; at least 0.60 needed)"),
 ])
 def test_rejection_message_says_why_in_one_sentence(reason, fragment):
     msg = decisions.rejection_message(reason, ["elbow", "hand", "shoulder"], "hand", 0.45, 0.6)

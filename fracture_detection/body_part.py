@@ -1,0 +1,333 @@
+"""Training the body-part model with its gate (:mod:`gate`) and its appliance head.
+
+The recipe, shared by ``training_parts.py`` and the leave-one-region-out evaluation (:mod:`loro`):
+
+1. :func:`body_part_data`: every image with its class (elbow, hand, shoulder, or *other*: every
+   other region, spine films and generated non-radiographs), split, region and appliance label.
+2. :func:`trunk_features`: the frozen trunk's output for every image, plus augmented copies of the
+   training images, computed once (and optionally kept in a cache file, so a leave-one-region-out
+   run or a second training reuses it).
+3. :func:`fit_top`: the layers above the trunk and the output layer, trained as
+   :class:`training.Trainer` does, on any subset of the images.
+4. :func:`pooled_outputs`, :func:`fit_gate` and :func:`fit_appliance_head`: the pooled features of
+   every image, the Mahalanobis gate, its floor and threshold chosen on validation, and P(cast or
+   implant).
+5. :func:`model_with_gate`: the classifier with the gate's score and the appliance probability as
+   extra outputs, which is what is saved and exported to LiteRT.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, data, decisions, gate, metrics
+from .runtime import body_part_outputs
+from .training import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
+
+GENERATED = "generated"   # region of the generated non-radiographs
+UNKNOWN = -1              # appliance label unknown
+
+
+# --- the images ------------------------------------------------------------------------
+
+def appliance_label(r: data.Record) -> int:
+    """1 when a cast or implant is noted, 0 when the image can be trusted to show none, else unknown.
+
+    FracAtlas flags hardware on every image; its fractured images without the flag may still show an
+    unflagged cast, so only its non-fractured ones count as negatives.  The Roboflow notes cover its
+    unannotated images only: those with no note are negatives; its annotated (fractured) images, the
+    ones noted ``possible_fracture``, the spine films (some with hardware) and other sources are
+    unknown."""
+    notes = set(r.note.split(";"))
+    if notes & {"cast", "hardware"}:
+        return 1
+    if r.source == "fracatlas" and r.label == 0:
+        return 0
+    if r.source == "roboflow" and r.label == 0 and not r.note:
+        return 0
+    return UNKNOWN
+
+
+@dataclass
+class BodyPartData:
+    classes: list[str]
+    sources: list               # paths, or arrays for the generated images
+    y: np.ndarray               # class index
+    split: np.ndarray           # train / val / test
+    region: np.ndarray          # the record's part, or GENERATED
+    appliance: np.ndarray       # 1, 0 or UNKNOWN
+    records: list[data.Record]  # the dataset's usable records (for the metadata)
+    synthetic: int
+
+    @property
+    def reject_index(self) -> int | None:
+        return self.classes.index(artifacts.REJECT_CLASS) if artifacts.REJECT_CLASS in self.classes else None
+
+    def keep(self, idx) -> "BodyPartData":
+        idx = np.asarray(idx, dtype=int)
+        return BodyPartData(self.classes, [self.sources[i] for i in idx], self.y[idx], self.split[idx],
+                            self.region[idx], self.appliance[idx], self.records, self.synthetic)
+
+    def non_target_regions(self) -> list[str]:
+        return sorted({str(r) for r, y in zip(self.region, self.y) if y == self.reject_index})
+
+
+def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int) -> BodyPartData:
+    """Records (already split) plus ``synthetic`` generated non-radiographs as classification data.
+    FracAtlas ``mixed`` images (several regions) and records without a split are left out."""
+    from .synthetic import non_radiographs, split_of
+    usable = [r for r in records if r.part != "mixed" and r.split]
+    has_other = any(r.part not in parts for r in usable) or synthetic > 0
+    classes = list(parts) + ([artifacts.REJECT_CLASS] if has_other else [])
+    index = {c: i for i, c in enumerate(classes)}
+    other = index.get(artifacts.REJECT_CLASS)
+    usable = [r for r in usable if r.part in index or other is not None]
+    sources: list = [r.path for r in usable]
+    y = [index.get(r.part, other) for r in usable]
+    split = [r.split for r in usable]
+    region = [r.part for r in usable]
+    appliance = [appliance_label(r) for r in usable]
+    if synthetic:
+        fake = non_radiographs(synthetic, seed=seed)
+        sources += fake
+        y += [other] * len(fake)
+        split += [split_of(i, len(fake)) for i in range(len(fake))]
+        region += [GENERATED] * len(fake)
+        appliance += [UNKNOWN] * len(fake)
+    return BodyPartData(classes, sources, np.array(y, dtype=int), np.array(split), np.array(region),
+                        np.array(appliance, dtype=int), usable, synthetic)
+
+
+# --- the frozen trunk's features, once ---------------------------------------------------
+
+@dataclass
+class TrunkFeatures:
+    """What :meth:`Trainer.inputs` gives, for every image at once: ``original`` (every image, no
+    augmentation) and ``copies`` (augmented copies of the images at ``train_index``)."""
+    original: np.ndarray
+    copies: list[np.ndarray]
+    train_index: np.ndarray
+
+    def training_inputs(self, mask: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Inputs for training on the images in ``mask`` (train split only) and their indices."""
+        pos = mask[self.train_index]
+        idx = self.train_index[pos]
+        return [self.original[idx]] + [c[pos] for c in self.copies], idx
+
+
+def _fingerprint(bp: BodyPartData, cfg: TrainConfig, cut) -> str:
+    names = [str(Path(s).resolve()) if isinstance(s, str) else f"generated:{i}" for i, s in enumerate(bp.sources)]
+    spec = {"sources": names, "split": bp.split.tolist(), "size": cfg.image_size, "backbone": cfg.backbone,
+            "weights": cfg.weights, "cut": cut, "seed": cfg.seed, "copies": cfg.augment_copies,
+            "synthetic": bp.synthetic}
+    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()
+
+
+def trunk_features(trainer: Trainer, bp: BodyPartData, cfg: TrainConfig, cache: Path | None = None):
+    """Read every image and compute the trunk's features; returns ``(features, bp)`` where ``bp``
+    has lost the images that could not be read.  With ``cache``, a file from an earlier run with the
+    same images, split and trunk is reused (and written when missing or stale)."""
+    key = _fingerprint(bp, cfg, trainer.cut)
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as z:
+            if str(z["fingerprint"]) == key:
+                if cfg.verbose:
+                    print(f"Frozen-trunk features from {cache}")
+                n = int(z["n_copies"])
+                return (TrunkFeatures(z["original"], [z[f"copy_{i}"] for i in range(n)], z["train_index"]),
+                        bp.keep(z["kept"]))
+    x, kept = load_pixels(bp.sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
+    bp = bp.keep(kept)
+    train_index = np.nonzero(bp.split == "train")[0]
+    original = trainer.inputs(x)[0]
+    copies = []
+    if trainer.cut is not None:  # as Trainer.inputs makes them, without computing the originals twice
+        preprocess, augment = trainer.model.get_layer("preprocess"), trainer.model.get_layer("augment")
+        if cfg.verbose:
+            print(f"Augmented copies of the {len(train_index)} training images x {cfg.augment_copies}")
+        copies = [_features(preprocess, trainer.trunk, x[train_index], augment) for _ in range(cfg.augment_copies)]
+    del x
+    feats = TrunkFeatures(original, copies, train_index)
+    if cache is not None and trainer.cut is not None:
+        with artifacts.atomic_path(Path(cache), suffix=".npz") as tmp:
+            np.savez(tmp, fingerprint=key, kept=kept, original=original, train_index=train_index,
+                     n_copies=len(copies), **{f"copy_{i}": c for i, c in enumerate(copies)})
+    return feats, bp
+
+
+# --- training ----------------------------------------------------------------------------
+
+def fit_top(trainer: Trainer, feats: TrunkFeatures, bp: BodyPartData, train: np.ndarray, val: np.ndarray) -> dict:
+    """Train the model's layers above the trunk on the images in ``train`` (early stopping on
+    ``val``), starting from whatever weights ``trainer.model`` holds."""
+    train_in, idx = feats.training_inputs(train)
+    return trainer.fit(train_in, bp.y[idx], feats.original[val], bp.y[val])
+
+
+def _feature_model(trainer: Trainer):
+    """Input (trunk features, or pixels without a cut) -> [pooled features, class probabilities]."""
+    import keras
+    model = trainer.model
+    if trainer.cut is None:
+        return keras.Model(model.inputs, [model.get_layer("pool").output, model.output])
+    cut = trainer.backbone.get_layer(trainer.cut).output
+    top = keras.Model(cut, trainer.backbone.output)
+    inp = keras.Input(cut.shape[1:])
+    pooled = model.get_layer("pool")(top(inp, training=False))
+    return keras.Model(inp, [pooled, model.get_layer("probability")(pooled)])
+
+
+@dataclass
+class Outputs:
+    pooled: np.ndarray   # (N, d) pooled features
+    probs: np.ndarray    # (N, classes)
+    logits: np.ndarray   # (N, classes)
+
+
+def pooled_outputs(trainer: Trainer, inputs: np.ndarray, batch_size: int = 128) -> Outputs:
+    """Pooled features, probabilities and logits of the trained model for prepared inputs."""
+    m = _feature_model(trainer)
+    pooled, probs = [], []
+    for i in range(0, len(inputs), batch_size):
+        a, b = m.predict_on_batch(inputs[i:i + batch_size].astype("float32"))
+        pooled.append(np.asarray(a, "float32"))
+        probs.append(np.asarray(b, "float32"))
+    pooled, probs = np.concatenate(pooled), np.concatenate(probs)
+    w, b = trainer.model.get_layer("probability").get_weights()
+    return Outputs(pooled, probs, pooled @ w + b)
+
+
+def fit_gate(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray, components: int = gate.COMPONENTS):
+    """The Mahalanobis statistics on the training images of the three parts, and the floor and OOD
+    threshold on their validation images; returns ``(statistics, choice, validation scores)``."""
+    reject = bp.reject_index
+    target = bp.y != reject
+    stats = gate.fit_mahalanobis(out.pooled[train & target], bp.y[train & target], components)
+    choice = gate.choose_gate(out.probs[val & target], stats.scores(out.pooled[val & target]), reject)
+    return stats, choice
+
+
+def fit_appliance_head(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray) -> dict | None:
+    """P(cast or implant) from the pooled features, threshold by Youden's J on validation; None
+    when the training or validation images hold no labelled cast/implant and no negative."""
+    known_tr, known_va = train & (bp.appliance != UNKNOWN), val & (bp.appliance != UNKNOWN)
+    if len(np.unique(bp.appliance[known_tr])) < 2 or len(np.unique(bp.appliance[known_va])) < 2:
+        return None
+    head = gate.fit_appliance(out.pooled[known_tr], bp.appliance[known_tr])
+    p_val = gate.appliance_probability(out.pooled[known_va], head)
+    thr = decisions.reported(metrics.youden_threshold(bp.appliance[known_va], p_val))
+    return {"head": head, "label": gate.APPLIANCE, "threshold": thr,
+            "validation": metrics.binary_metrics(bp.appliance[known_va], p_val, thr),
+            "training_images": {"with": int((bp.appliance[known_tr] == 1).sum()),
+                                "without": int((bp.appliance[known_tr] == 0).sum())}}
+
+
+def compare_scores(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray) -> dict:
+    """Every candidate out-of-distribution score alone, its threshold rejecting at most the OOD
+    check's share of the budget of the validation images of the three parts: the share rejected of
+    each non-target region's validation images."""
+    target = bp.y != bp.reject_index
+    targets = [i for i in range(len(bp.classes)) if i != bp.reject_index]
+    scores = gate.candidate_scores(out.pooled[train & target], bp.y[train & target], out.pooled[val],
+                                   out.logits[val], out.probs[val], targets)
+    regions, tv = bp.region[val], target[val]
+    names = [r for r in bp.non_target_regions() if (regions == r).any()]
+    rejected = {}
+    for name, sc in scores.items():
+        thr = gate.threshold_for(sc[tv], gate.MAX_TARGET_REJECTION / 2)
+        rejected[name] = {r: float(np.mean(sc[regions == r] > thr)) for r in names}
+    return {"regions": names, "rejected": rejected}
+
+
+def model_with_gate(model, stats: gate.Mahalanobis, appliance: dict | None):
+    """The classifier with two more outputs on its pooled features: the OOD score and P(cast or implant)."""
+    import keras
+    pooled = model.get_layer("pool").output
+    outputs = [model.output, gate.mahalanobis_layers(pooled, stats)]
+    if appliance is not None:
+        outputs.append(gate.appliance_layer(pooled, appliance["head"]))
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def decide(bp: BodyPartData, out: Outputs, rule: decisions.BodyPartRule, stats: gate.Mahalanobis | None,
+           mask) -> tuple:
+    """The gate's decisions for the images in ``mask``: ``(chosen class, reasons)``."""
+    return decisions.decide_body_parts(out.probs[mask], rule, None if stats is None else stats.scores(out.pooled[mask]))
+
+
+def rejection_by_region(bp: BodyPartData, reasons, mask) -> dict:
+    """Per region: images, share rejected and why."""
+    out = {}
+    regions = bp.region[mask]
+    for region in sorted(set(regions)):
+        rs = [r for r, g in zip(reasons, regions) if g == region]
+        out[str(region)] = {"n": len(rs), "rejected": float(np.mean([r is not None for r in rs])),
+                            "reasons": {k: sum(r == k for r in rs) for k in sorted({r for r in rs if r})}}
+    return out
+
+
+def body_part_validation(bp: BodyPartData, out: Outputs, rule, stats, val: np.ndarray) -> dict:
+    """Validation figures of the whole gate: accuracy (rejected images count as *other*), confusion
+    matrix, and the share rejected per region."""
+    from sklearn.metrics import confusion_matrix
+    chosen, reasons = decide(bp, out, rule, stats, val)
+    y = bp.y[val]
+    target = y != bp.reject_index
+    accepted = np.array([r is None for r in reasons], dtype=bool)
+    return {
+        "n": int(len(y)), "accuracy": float((chosen == y).mean()) if len(y) else float("nan"),
+        "confusion_matrix": confusion_matrix(y, chosen, labels=list(range(len(bp.classes)))).tolist(),
+        "target_rejected": float((~accepted[target]).mean()) if target.any() else float("nan"),
+        "part_accuracy_on_accepted": float((chosen[target & accepted] == y[target & accepted]).mean())
+        if (target & accepted).any() else float("nan"),
+        "by_region": rejection_by_region(bp, reasons, val),
+    }
+
+
+# --- the recipe ----------------------------------------------------------------------------
+
+def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig, parts=data.TARGET_PARTS,
+                    synthetic: int = 0, trunk_cache: Path | None = None) -> Path:
+    """Classifier over ``parts`` plus ``other`` (every other region, and non-radiographs), with the
+    gate and the appliance head; writes ``body_part.keras``, ``.tflite`` and ``.json`` to ``out_dir``."""
+    records = data.read_dataset(data_root, layout)
+    layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
+    records = prepare_split(records, data_root, out_dir, cfg.seed)
+    bp = body_part_data(records, parts, synthetic, cfg.seed)
+    trainer = Trainer(bp.classes, cfg)
+    feats, bp = trunk_features(trainer, bp, cfg, trunk_cache)
+    train, val = bp.split == "train", bp.split == "val"
+    _print_counts(bp)
+    history = fit_top(trainer, feats, bp, train, val)
+    meta = base_metadata(artifacts.BODY_PART_TASK, bp.classes, cfg, data_root, layout, out_dir, bp.records, history)
+    meta["reject_class"] = artifacts.REJECT_CLASS if bp.reject_index is not None else None
+    meta["synthetic_non_radiographs"] = {"count": synthetic, "seed": cfg.seed}
+    model = trainer.model
+    out = pooled_outputs(trainer, feats.original)
+    if bp.reject_index is None:  # every class is a part: the most probable one
+        meta["validation"] = body_part_validation(bp, out, decisions.BodyPartRule(), None, val)
+    else:
+        stats, choice = fit_gate(bp, out, train, val)
+        appliance = fit_appliance_head(bp, out, train, val)
+        meta["reject_threshold"] = choice.reject_threshold
+        meta["gate"] = gate.gate_meta(choice, stats)
+        meta["gate"]["comparison"] = compare_scores(bp, out, train, val)
+        meta["validation"] = body_part_validation(bp, out, choice.rule(bp.reject_index), stats, val)
+        if appliance is not None:
+            meta["appliance"] = {k: v for k, v in appliance.items() if k != "head"}
+        model = model_with_gate(model, stats, appliance)
+    meta["outputs"] = body_part_outputs(model)
+    path = artifacts.save_model(model, meta, out_dir, "body_part")
+    print(f"Saved {path} (validation accuracy {meta.get('validation', {}).get('accuracy', float('nan')):.3f})")
+    return path
+
+
+def _print_counts(bp: BodyPartData):
+    for s in data.SPLITS:
+        counts = np.bincount(bp.y[bp.split == s], minlength=len(bp.classes))
+        print(f"  body part {s:5}: " + ", ".join(f"{c} {n}" for c, n in zip(bp.classes, counts)), file=sys.stderr)

@@ -1,0 +1,240 @@
+"""The body-part model's gate: which images get a finding at all, and whether a cast or implant shows.
+
+An image is analysed only when all of these hold (see :func:`decisions.decide_body_parts`):
+
+* the *other* class (every non-target region seen in training, and non-radiographs) is not the
+  most probable class (``reject_threshold`` 0.5);
+* the image is not *unfamiliar*: its out-of-distribution score, a Mahalanobis distance of the
+  model's pooled features to the nearest of the three parts' training images, is at most
+  ``ood_threshold``.  This check needs no example of what it rejects, so it also works for
+  anatomy no model here has seen (chest, skull, knee, children's films);
+* the best part's probability reaches the ``floor`` (the model does not doubt the part).
+
+The distance uses the class means and one shared covariance, modelled as probabilistic PCA
+(the ``components`` largest directions with their own variances, one variance for the rest):
+it stays well defined with fewer training images than feature dimensions, and the small
+directions, where unfamiliar images often differ most, still count.  It is built from
+built-in Keras layers with fixed weights (:func:`mahalanobis_layers`), so the saved model
+computes it, loads in safe mode and exports to LiteRT.
+
+Thresholds are chosen on validation images of the three parts only: together the checks may
+reject at most :data:`MAX_TARGET_REJECTION` of them, split evenly between the classifier's
+own rules (other, floor) and the out-of-distribution score.
+
+Also here: the appliance head (P(cast or implant) from the same pooled features, a logistic
+regression stored as one Dense layer), and the other scores compared with the Mahalanobis
+distance on validation (:func:`candidate_scores`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import decisions
+
+MAX_TARGET_REJECTION = 0.01   # at most this share of elbow/hand/shoulder images may be rejected, all checks together
+OTHER_THRESHOLD = 0.5         # not supported when P(other) >= this (then 'other' is the most probable class)
+COMPONENTS = 64               # principal directions of the shared covariance with their own variance
+OUTPUT_NAMES = ("probabilities", "ood_score", "appliance_probability")  # the body-part model's outputs, in order
+
+
+# --- the Mahalanobis distance --------------------------------------------------------
+
+@dataclass
+class Mahalanobis:
+    """Class means and a shared probabilistic-PCA covariance of pooled features."""
+    centre: np.ndarray       # (d,) mean of the class means
+    means: np.ndarray        # (classes, d) class means minus the centre
+    basis: np.ndarray        # (d, k) principal directions of the within-class scatter
+    variances: np.ndarray    # (k,) their variances
+    residual: float          # the variance of every other direction
+
+    @property
+    def dimension(self) -> int:
+        return len(self.centre)
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Squared distance to the nearest class mean, divided by the feature dimension (about 1
+        for a typical training image of the three parts)."""
+        h = np.asarray(features, dtype="float64") - self.centre
+        out = np.full(len(h), np.inf)
+        for m in self.means:
+            diff = h - m
+            proj = diff @ self.basis
+            d2 = (proj ** 2 / self.variances).sum(1) + ((diff ** 2).sum(1) - (proj ** 2).sum(1)) / self.residual
+            out = np.minimum(out, d2)
+        return out / self.dimension
+
+    def to_meta(self) -> dict:
+        return {"components": int(self.basis.shape[1]), "residual_variance": float(self.residual),
+                "dimension": self.dimension}
+
+
+def fit_mahalanobis(features: np.ndarray, labels: np.ndarray, components: int = COMPONENTS) -> Mahalanobis:
+    """Class means and shared covariance of ``features`` (rows) by class ``labels``."""
+    x = np.asarray(features, dtype="float64")
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    means = np.stack([x[labels == c].mean(0) for c in classes])
+    centre = means.mean(0)
+    within = x - means[np.searchsorted(classes, labels)]
+    _, s, vt = np.linalg.svd(within, full_matrices=False)
+    eig = s ** 2 / len(x)
+    total = float((within ** 2).sum() / len(x))
+    rank = int((eig > eig[0] * 1e-9).sum()) if len(eig) and eig[0] > 0 else 0
+    k = max(1, min(components, rank - 1, len(x) - len(classes)))  # leave some variance to the residual
+    rest = max(total - float(eig[:k].sum()), 0.0) / max(1, x.shape[1] - k)
+    residual = max(rest, total / x.shape[1] * 1e-3, 1e-12)  # a floor keeps unseen directions finite
+    variances = np.maximum(eig[:k], residual * (1 + 1e-6))
+    return Mahalanobis(centre, means - centre, vt[:k].T.copy(), variances, residual)
+
+
+def mahalanobis_layers(pooled, gate: Mahalanobis):
+    """The score of :meth:`Mahalanobis.scores` as Keras layers on the pooled-features tensor
+    (built-in layers with fixed weights: safe-mode loadable, exported to LiteRT with the model).
+
+    With M the inverse covariance, ``(h - m)' M (h - m) = h'Mh - 2 m'Mh + m'Mm``, where
+    ``h'Mh = |h|^2 / r - sum_j (v_j'h)^2 (1/r - 1/l_j)`` (``r`` the residual variance, ``l_j``
+    and ``v_j`` the principal variances and directions)."""
+    from keras import layers
+    d, k = gate.basis.shape
+    h = layers.Normalization(mean=gate.centre.astype("float32"), variance=np.ones(d, "float32"),
+                             name="ood_centre")(pooled)
+    project = layers.Dense(k, use_bias=False, name="ood_project")
+    u = project(h)
+    project.set_weights([(gate.basis * np.sqrt(1 / gate.residual - 1 / gate.variances)).astype("float32")])
+    principal = layers.Dense(1, use_bias=False, name="ood_principal")
+    q1 = principal(layers.Multiply(name="ood_project_squared")([u, u]))
+    principal.set_weights([-np.ones((k, 1), "float32")])
+    norm = layers.Dense(1, use_bias=False, name="ood_norm")
+    q2 = norm(layers.Multiply(name="ood_squared")([h, h]))
+    norm.set_weights([np.full((d, 1), 1 / gate.residual, "float32")])
+    quadratic = layers.Add(name="ood_quadratic")([q1, q2])
+    distances = []
+    for i, m in enumerate(gate.means):
+        mm = m / gate.residual - gate.basis @ ((gate.basis.T @ m) * (1 / gate.residual - 1 / gate.variances))
+        linear = layers.Dense(1, name=f"ood_linear_{i}")
+        lin = linear(h)
+        linear.set_weights([(-2 * mm)[:, None].astype("float32"), np.array([m @ mm], "float32")])
+        distances.append(layers.Add(name=f"ood_distance_{i}")([quadratic, lin]))
+    nearest = layers.Minimum(name="ood_nearest")(distances) if len(distances) > 1 else distances[0]
+    return layers.Rescaling(1.0 / d, name="ood_score")(nearest)
+
+
+# --- other scores, compared on validation --------------------------------------------
+
+def knn_scores(train: np.ndarray, features: np.ndarray, k: int = 1) -> np.ndarray:
+    """1 - cosine similarity to the k-th nearest training feature (features L2-normalised)."""
+    a = train / np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-12)
+    out = []
+    for start in range(0, len(features), 512):
+        b = features[start:start + 512]
+        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        sim = b @ a.T
+        out.append(1 - np.sort(sim, axis=1)[:, -k])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def energy_scores(logits: np.ndarray, targets: list[int]) -> np.ndarray:
+    """Energy over the three parts' logits (-logsumexp): higher is less familiar."""
+    z = np.asarray(logits, dtype="float64")[:, targets]
+    top = z.max(1)
+    return -(top + np.log(np.exp(z - top[:, None]).sum(1)))
+
+
+def candidate_scores(train_feats, train_y, feats, logits, probs, targets, components=(16, 64, 256)) -> dict:
+    """Every out-of-distribution score compared (higher: less like the three parts' training images)."""
+    out = {"max_probability": -np.asarray(probs)[:, targets].max(1), "energy": energy_scores(logits, targets)}
+    for k in (1, 10):
+        out[f"knn_cosine_k{k}"] = knn_scores(train_feats, feats, k)
+    for c in components:
+        out[f"mahalanobis_ppca_{c}"] = fit_mahalanobis(train_feats, train_y, c).scores(feats)
+    return out
+
+
+# --- thresholds on validation --------------------------------------------------------
+
+def threshold_for(scores: np.ndarray, share: float) -> float:
+    """The smallest threshold (reject when score > threshold) that rejects at most ``share`` of
+    ``scores`` (validation images of the three parts)."""
+    s = np.sort(np.asarray(scores, dtype="float64"))[::-1]
+    if not len(s):
+        return float("inf")
+    k = int(np.floor(share * len(s)))
+    return float(s[k]) if k < len(s) else float(s[-1])
+
+
+def choose_floor(probs: np.ndarray, reject_index: int, share: float) -> float:
+    """The highest floor (a reported probability, 0.99 down to 0 by 0.01) at which the classifier's
+    own rules (P(other) >= 0.5, best part < floor) reject at most ``share`` of ``probs``
+    (validation images of the three parts); 0 (no floor) when none does."""
+    p = np.round(np.asarray(probs, dtype="float64"), decisions.DECIMALS)
+    limit = int(np.floor(share * len(p)))
+    others = p[:, reject_index] >= OTHER_THRESHOLD
+    best = np.delete(p, reject_index, axis=1).max(1)
+    for floor in np.round(np.arange(0.99, 0.0, -0.01), 2):
+        if (others | (best < floor)).sum() <= limit:
+            return float(floor)
+    return 0.0
+
+
+@dataclass
+class GateChoice:
+    reject_threshold: float
+    floor: float
+    ood_threshold: float
+    max_target_rejection: float
+    validation_target_rejected: float
+    n_validation_targets: int
+
+    def rule(self, reject_index: int) -> decisions.BodyPartRule:
+        return decisions.BodyPartRule(reject_index=reject_index, reject_threshold=self.reject_threshold,
+                                      floor=self.floor, ood_threshold=self.ood_threshold)
+
+
+def choose_gate(val_probs: np.ndarray, val_scores: np.ndarray, reject_index: int,
+                budget: float = MAX_TARGET_REJECTION) -> GateChoice:
+    """Floor and OOD threshold on validation images of the three parts: half the budget each."""
+    floor = choose_floor(val_probs, reject_index, budget / 2)
+    ood = threshold_for(val_scores, budget / 2)
+    choice = GateChoice(OTHER_THRESHOLD, floor, ood, budget, float("nan"), len(val_probs))
+    reasons = decisions.decide_body_parts(val_probs, choice.rule(reject_index), val_scores)[1]
+    choice.validation_target_rejected = float(np.mean([r is not None for r in reasons])) if reasons else float("nan")
+    return choice
+
+
+def gate_meta(choice: GateChoice, gate: Mahalanobis) -> dict:
+    return {"method": "mahalanobis_ppca", **gate.to_meta(), **asdict(choice)}
+
+
+# --- the appliance head ---------------------------------------------------------------
+
+APPLIANCE = "cast or implant"
+
+
+def fit_appliance(features: np.ndarray, labels: np.ndarray, c: float = 0.1):
+    """Logistic regression of P(cast or implant) on standardised pooled features; returns
+    ``(weights (d,), bias)`` on the raw features."""
+    from sklearn.linear_model import LogisticRegression
+    x = np.asarray(features, dtype="float64")
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+    clf.fit((x - mu) / sd, labels)
+    w = clf.coef_[0] / sd
+    return w, float(clf.intercept_[0] - (mu * w).sum())
+
+
+def appliance_probability(features: np.ndarray, head) -> np.ndarray:
+    w, b = head
+    return 1 / (1 + np.exp(-(np.asarray(features, dtype="float64") @ w + b)))
+
+
+def appliance_layer(pooled, head):
+    from keras import layers
+    w, b = head
+    dense = layers.Dense(1, activation="sigmoid", name="appliance_probability")
+    out = dense(pooled)
+    dense.set_weights([np.asarray(w, "float32")[:, None], np.array([b], "float32")])
+    return out
+

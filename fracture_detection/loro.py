@@ -1,0 +1,302 @@
+"""Leave one region out: does the gate reject anatomy that no model here has seen?
+
+Users will bring chest, skull, knee and children's films, and none are in the data.  So, for
+each non-target region in the data (leg, hip, forearm, humerus, finger, wrist, spine films and
+the generated non-radiographs), the body-part recipe of :mod:`body_part` runs again *without
+that region* and the result is asked to reject it:
+
+* retrained in each fold: the layers above the frozen trunk (MobileNetV2 after
+  ``features_13_add``: blocks 14 to 17 and the last 1x1 convolution, from their ImageNet
+  weights) and the output layer, for ``head_epochs`` epochs on the output layer and up to
+  ``epochs`` epochs on both (early stopping on the fold's validation images, best epoch kept),
+  on the training images of every other region; then the Mahalanobis statistics (training
+  images of the three parts), the floor and the out-of-distribution threshold (their
+  validation images) are fitted again;
+* not retrained: the frozen trunk, whose features (and their augmented copies) are computed
+  once for all folds, as training does; the appliance head (it plays no part in rejection);
+* measured: the share of the left-out region's images rejected (every split: the fold never
+  saw any of them; and its test split alone), the findings the bundled fracture models give to
+  the ones let through, and, on the test split, the share of elbow, hand and shoulder images
+  rejected and the body part's accuracy on the accepted ones.  Each out-of-distribution score
+  of :func:`gate.candidate_scores` is scored the same way, on the left-out images outside the
+  test split (the comparison that chose the method).
+
+The folds train for fewer epochs than the bundled model (``epochs``, default
+:data:`EPOCHS`), which keeps eight folds affordable on a 2-core CPU; the figures are for that
+recipe, not for the bundled weights.  With a trunk cache, each fold's trained outputs are kept
+beside it too, so the gate can be refitted and scored again without retraining.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import artifacts, data, decisions, gate
+from .body_part import (GENERATED, Outputs, body_part_data, decide, fit_gate, fit_top, pooled_outputs,
+                        trunk_features)
+from .training import TrainConfig, Trainer
+
+EPOCHS = 3        # fine-tuning epochs per fold (the bundled model: up to 15 with early stopping)
+HEAD_EPOCHS = 1
+
+
+def _config(meta: dict, epochs: int, head_epochs: int, verbose: int) -> TrainConfig:
+    t = meta.get("training", {})
+    return TrainConfig(backbone=meta["backbone"], weights=meta["pretrained_weights"], image_size=meta["image_size"],
+                       epochs=epochs, head_epochs=head_epochs, batch_size=t.get("batch_size", 32),
+                       learning_rate=t.get("learning_rate", 1e-4), head_learning_rate=t.get("head_learning_rate", 1e-3),
+                       patience=t.get("patience", 4), seed=t.get("seed", 42),
+                       frozen_through=t.get("frozen_through") or "none", augment_copies=t.get("augment_copies", 2),
+                       verbose=verbose)
+
+
+def leave_one_region_out(weights_dir: Path, epochs: int = EPOCHS, head_epochs: int = HEAD_EPOCHS,
+                         trunk_cache: Path | None = None, regions=None, verbose: bool = True) -> dict:
+    """Run every fold on the data and split the body-part model in ``weights_dir`` was trained on."""
+    weights_dir = Path(weights_dir)
+    body, _ = artifacts.model_set(weights_dir)
+    meta = body.meta
+    if not meta.get("reject_class"):
+        raise data.DatasetError("The body-part model has no 'other' class, so there is no region to leave out.")
+    root = artifacts.resolve_data_root(meta, weights_dir)
+    split_file = weights_dir / meta["data"].get("split_file", "split.csv")
+    if not root.is_dir() or not split_file.is_file():
+        raise data.DatasetError(f"Leaving regions out needs the training data ({root}) and the saved split "
+                                f"({split_file.name}).")
+    cfg = _config(meta, epochs, head_epochs, 2 if verbose else 0)
+    records = data.read_dataset(root, meta["data"].get("layout", "auto"))
+    data.apply_split(records, split_file, root)  # the saved split, never a new one
+    parts = [c for c in meta["classes"] if c != meta["reject_class"]]
+    syn = meta.get("synthetic_non_radiographs") or {}
+    bp = body_part_data(records, parts, int(syn.get("count", 0)), int(syn.get("seed", cfg.seed)))
+    trainer = Trainer(bp.classes, cfg)
+    fresh = trainer.model.get_weights()
+    feats, bp = trunk_features(trainer, bp, cfg, trunk_cache)
+    findings = _FindingCounter(weights_dir, bp)
+    folds = {}
+    for region in regions or bp.non_target_regions():
+        start = time.monotonic()
+        if verbose:
+            print(f"Leaving out {region} ({int((bp.region == region).sum())} images)", file=sys.stderr, flush=True)
+        held = bp.region == region
+        train, val = (bp.split == "train") & ~held, (bp.split == "val") & ~held
+        out, epochs_run = _fold_outputs(trainer, fresh, feats, bp, train, val, _fold_cache(trunk_cache, region, cfg))
+        stats, choice = fit_gate(bp, out, train, val)
+        folds[region] = _fold_figures(bp, out, stats, choice, held, train, val, findings)
+        folds[region]["epochs_run"] = epochs_run
+        folds[region]["minutes"] = round((time.monotonic() - start) / 60, 1)
+        if verbose:
+            f = folds[region]["left_out"]
+            print(f"  {region}: {f['rejected']:.1%} of {f['n']} rejected", file=sys.stderr, flush=True)
+    return {"folds": folds, "epochs": epochs, "head_epochs": head_epochs,
+            "frozen_through": trainer.cut, "budget": gate.MAX_TARGET_REJECTION,
+            "summary": _summary(folds)}
+
+
+def _fold_cache(trunk_cache: Path | None, region: str, cfg: TrainConfig) -> Path | None:
+    """Where a fold's trained outputs are kept, beside the trunk cache (None without one)."""
+    if trunk_cache is None:
+        return None
+    p = Path(trunk_cache)
+    return p.with_name(f"{p.stem}-without-{region}-{cfg.head_epochs}+{cfg.epochs}.npz")
+
+
+def _fold_outputs(trainer, fresh, feats, bp, train, val, cache: Path | None):
+    """The fold's model (trained afresh without the left-out region) on every image: pooled features,
+    probabilities and logits, and how many epochs it ran.  Kept in ``cache`` when given (together
+    with what it was trained on), so that refitting the gate needs no retraining."""
+    key = hashlib.sha256(np.packbits(train).tobytes() + np.packbits(val).tobytes()
+                         + str(feats.original.shape).encode()).hexdigest()
+    if cache is not None and cache.is_file():
+        with np.load(cache) as z:
+            if str(z["key"]) == key:
+                return Outputs(z["pooled"], z["probs"], z["logits"]), int(z["epochs_run"])
+    trainer.model.set_weights(fresh)
+    history = fit_top(trainer, feats, bp, train, val)
+    out = pooled_outputs(trainer, feats.original)
+    epochs_run = len(history.get("loss", []))
+    if cache is not None:
+        with artifacts.atomic_path(cache, suffix=".npz") as tmp:
+            np.savez(tmp, key=key, pooled=out.pooled, probs=out.probs, logits=out.logits,
+                     epochs_run=epochs_run)
+    return out, epochs_run
+
+
+class _FindingCounter:
+    """What the bundled fracture models say about images the gate let through."""
+
+    def __init__(self, weights_dir: Path, bp):
+        from .predictor import Predictor
+        self.predictor = Predictor(weights_dir)
+        self.bp = bp
+
+    def findings(self, idx, parts) -> dict:
+        counts: dict = {}
+        for part in sorted(set(parts)):
+            if part not in self.predictor.fracture:
+                continue
+            chosen = [i for i, p in zip(idx, parts) if p == part]
+            prepared = [self.predictor.prepare(self.bp.sources[i]) for i in chosen]
+            ok = [p for p in prepared if not isinstance(p, Exception)]
+            if not ok:
+                continue
+            fm = self.predictor.fracture[part]
+            for p in self.predictor.fracture_probabilities(ok, part):
+                f = fm.finding(decisions.reported(p))
+                counts[f] = counts.get(f, 0) + 1
+        return counts
+
+
+def _share(reasons) -> float | None:
+    return float(np.mean([r is not None for r in reasons])) if len(reasons) else None
+
+
+def _fold_figures(bp, out, stats, choice, held, train, val, findings: _FindingCounter) -> dict:
+    rule = choice.rule(bp.reject_index)
+    every = np.ones(len(bp.y), dtype=bool)
+    chosen, reasons = decide(bp, out, rule, stats, every)
+    test = bp.split == "test"
+    left = np.nonzero(held)[0]
+    let_through = [i for i in left if reasons[i] is None]
+    fold = {
+        "gate": {"floor": choice.floor, "ood_threshold": choice.ood_threshold,
+                 "validation_target_rejected": choice.validation_target_rejected},
+        "left_out": {
+            "n": int(held.sum()), "rejected": _share([reasons[i] for i in left]),
+            "reasons": _reasons([reasons[i] for i in left]),
+            "n_test": int((held & test).sum()), "rejected_test": _share([reasons[i] for i in left if test[i]]),
+            "let_through_as": _reasons([bp.classes[chosen[i]] for i in let_through]),
+            "findings_of_let_through": findings.findings(let_through, [bp.classes[chosen[i]] for i in let_through]),
+        },
+    }
+    target = (bp.y != bp.reject_index) & test
+    t_idx = np.nonzero(target)[0]
+    accepted = [i for i in t_idx if reasons[i] is None]
+    fold["targets_test"] = {"n": len(t_idx), "rejected": _share([reasons[i] for i in t_idx]),
+                            "part_accuracy_on_accepted": float(np.mean([chosen[i] == bp.y[i] for i in accepted]))
+                            if accepted else None}
+    seen = np.nonzero((bp.y == bp.reject_index) & test & ~held)[0]
+    fold["seen_non_target_test"] = {"n": len(seen), "rejected": _share([reasons[i] for i in seen])}
+    fold["methods"] = _compare_methods(bp, out, held & ~test, train, val)
+    return fold
+
+
+def _reasons(values) -> dict:
+    values = [v for v in values if v is not None]
+    return {k: values.count(k) for k in sorted(set(values))}
+
+
+def _compare_methods(bp, out, left_out: np.ndarray, train: np.ndarray, val: np.ndarray) -> dict:
+    """Each candidate score alone, its threshold rejecting at most the OOD check's share of the
+    budget of the validation images of the three parts: the share of ``left_out`` rejected and
+    the AUROC between the two."""
+    from sklearn.metrics import roc_auc_score
+    target = bp.y != bp.reject_index
+    targets = [i for i in range(len(bp.classes)) if i != bp.reject_index]
+    need = (train & target) | (val & target) | left_out
+    idx = np.nonzero(need)[0]
+    scores = gate.candidate_scores(out.pooled[train & target], bp.y[train & target], out.pooled[idx],
+                                   out.logits[idx], out.probs[idx], targets)
+    pos = {i: k for k, i in enumerate(idx)}
+    va = [pos[i] for i in np.nonzero(val & target)[0]]
+    lo = [pos[i] for i in np.nonzero(left_out)[0]]
+    res = {}
+    for name, s in scores.items():
+        thr = gate.threshold_for(s[va], gate.MAX_TARGET_REJECTION / 2)
+        both = np.concatenate([s[va], s[lo]])
+        y = np.r_[np.zeros(len(va)), np.ones(len(lo))]
+        res[name] = {"rejected": float(np.mean(s[lo] > thr)) if lo else None,
+                     "auroc": float(roc_auc_score(y, both)) if lo and va else None}
+    return res
+
+
+def _summary(folds: dict) -> dict:
+    radiographs = [r for r in folds if r != GENERATED]
+    methods = sorted({m for f in folds.values() for m in f["methods"]})
+    return {
+        "mean_rejected": float(np.mean([folds[r]["left_out"]["rejected"] for r in folds])) if folds else None,
+        "lowest_rejected": min(((folds[r]["left_out"]["rejected"], r) for r in folds), default=(None, None)),
+        "left_out_radiographs_rejected": float(np.mean([folds[r]["left_out"]["rejected"] for r in radiographs]))
+        if radiographs else None,
+        "methods_mean_rejected": {m: float(np.mean([f["methods"][m]["rejected"] for f in folds.values()
+                                                    if f["methods"].get(m, {}).get("rejected") is not None]))
+                                  for m in methods},
+        "methods_mean_auroc": {m: float(np.mean([f["methods"][m]["auroc"] for f in folds.values()
+                                                 if f["methods"].get(m, {}).get("auroc") is not None]))
+                               for m in methods},
+    }
+
+
+def loro_markdown(result: dict) -> list[str]:
+    """The leave-one-region-out section of a report or model card."""
+    folds = result["folds"]
+    L = ["| left-out region | images | rejected (all) | rejected (test split) | why | let through as | findings "
+         "given to those | elbow/hand/shoulder test images rejected | part accuracy on accepted |",
+         "|---|---:|---:|---:|---|---|---|---:|---:|"]
+    for region, f in folds.items():
+        lo, tt = f["left_out"], f["targets_test"]
+        L.append(f"| {region} | {lo['n']} | {_pct(lo['rejected'])} | {_pct(lo['rejected_test'])} (n = {lo['n_test']}) "
+                 f"| {_counts(lo['reasons'])} | {_counts(lo['let_through_as'])} | "
+                 f"{_counts(lo['findings_of_let_through'])} | {_pct(tt['rejected'])} | "
+                 f"{_pct(tt['part_accuracy_on_accepted'])} |")
+    return L
+
+
+def methods_markdown(result: dict) -> list[str]:
+    """The OOD method comparison over the folds (left-out images outside the test split)."""
+    s = result["summary"]
+    folds = result["folds"]
+    names = sorted(s["methods_mean_rejected"], key=lambda m: -s["methods_mean_rejected"][m])
+    L = ["| score | " + " | ".join(folds) + " | mean | mean AUROC |", "|---|" + "---:|" * (len(folds) + 2)]
+    for m in names:
+        L.append(f"| {m} | " + " | ".join(_pct(folds[r]["methods"][m]["rejected"]) for r in folds)
+                 + f" | {_pct(s['methods_mean_rejected'][m])} | {s['methods_mean_auroc'][m]:.3f} |")
+    return L
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _counts(d: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items()) or "–"
+
+
+RESULT_FILE = "leave_one_region_out.json"  # beside the weights, read by the model card
+
+
+def write_results(out_dir: Path, m: dict, weights_dir: Path) -> None:
+    """Add the leave-one-region-out figures to an evaluation's metrics.json and report.md, and keep
+    them beside the weights (:data:`RESULT_FILE`) for the model card."""
+    from .evaluation import _finite
+    result = m["leave_one_region_out"]
+    out_dir = Path(out_dir)
+    artifacts.atomic_write_json(Path(weights_dir) / RESULT_FILE, _finite(result))
+    artifacts.atomic_write_json(out_dir / "metrics.json", _finite(m))
+    report = (out_dir / "report.md").read_text() if (out_dir / "report.md").is_file() else ""
+    artifacts.atomic_write_text(out_dir / "report.md", report + "\n".join(markdown(result)) + "\n")
+
+
+def markdown(result: dict) -> list[str]:
+    """The whole leave-one-region-out section: what was retrained, the table, the method comparison."""
+    s = result["summary"]
+    return ["", "## Leave one region out", "",
+            f"Each non-target region in turn left out of training: the layers above the frozen trunk (through "
+            f"`{result['frozen_through']}`) and the output layer retrained ({result['head_epochs']} epoch(s) on the "
+            f"output layer, then up to {result['epochs']} with early stopping), the Mahalanobis statistics, floor "
+            f"and out-of-distribution threshold fitted again (at most {result['budget']:.0%} of the validation "
+            "elbow, hand and shoulder images rejected); the frozen trunk's features were computed once for all "
+            "folds. The left-out region is then never seen, so its rejection shows what happens to anatomy no "
+            "model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
+            "the left-out images that were let through.", "",
+            *loro_markdown(result), "",
+            f"Mean share of a left-out region rejected: {_pct(s['mean_rejected'])} (radiographs only: "
+            f"{_pct(s['left_out_radiographs_rejected'])}).", "",
+            "Out-of-distribution scores compared, each alone at a threshold rejecting at most "
+            f"{result['budget'] / 2:.1%} of the fold's validation elbow, hand and shoulder images: share of the "
+            "left-out region's images outside the test split rejected, and the AUROC between the two:", "",
+            *methods_markdown(result)]
