@@ -339,6 +339,11 @@ def validate(trainer: LocatorTrainer, val: Examples, verbose=1, mirroring: str =
     return {"probs": probs, "maps": maps, "auc_plain": plain, "auc_mirrored": mirrored, "mirror": use_mirror}
 
 
+def _fmt(value, spec: str) -> str:
+    """A validation figure for the log; 'n/a' where validation could not give it (e.g. one class only)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def fracture_metadata_from_validation(val: Examples, out: dict) -> dict:
     """Threshold, band, region threshold and validation figures of one trained part."""
     probs, maps = out["probs"], out["maps"]
@@ -423,7 +428,7 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
         meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
         path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
         v = meta["validation"]
-        print(f"Saved {path} (validation AUC {v['auc']:.3f}, threshold {meta['threshold']:.3f}, "
-              f"uncertain {v['uncertain']:.0%}, top region in box {v['top_region_in_box']})")
+        print(f"Saved {path} (validation AUC {_fmt(v['auc'], '.3f')}, threshold {_fmt(meta['threshold'], '.3f')}, "
+              f"uncertain {_fmt(v['uncertain'], '.0%')}, top region in box {_fmt(v['top_region_in_box'], '.0%')})")
         saved.append(path)
     return saved
