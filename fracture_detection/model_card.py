@@ -144,6 +144,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
                      + (f"{r['train_minutes']:.0f} min" if "train_minutes" in r else "–")
                      + f" | {r['litert_mb']} MB | {r['litert_ms_per_image']} ms |")
         notes = [f"- {r['run']}: {r['note']}." for r in c["results"] if r.get("note")]
+        notes += [f"- {c['not_run']}."] if c.get("not_run") else []
         L += [""] + notes + (["", "No ImageNet weights for ResNet50 (the original design) can be installed offline "
                               "from the package registries, so it is not in this comparison; on a connected machine "
                               "`--backbone resnet50 --weights imagenet` trains it. Its 25 M parameters (~94 MB per "

@@ -10,8 +10,15 @@ PY=${PYTHON:-.venv/bin/python}
 # leave-one-region-out evaluation below (it retrains the body-part model's top once per region).
 TRUNK=.cache/body-part-trunk-160.npz
 $PY training_parts.py    --data "$DATA" --out weights --quiet --trunk-cache "$TRUNK"
-$PY training_fracture.py --data "$DATA" --out weights --quiet
-$PY benchmarks/compare_backbones.py --data "$DATA" --part hand --image-size 128 --epochs 3
+# The frozen backbone's features of the fracture images (448 px, with augmented copies) are kept in
+# .cache/fracture-features and reused by the comparison below.
+FEATS=.cache/fracture-features
+$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS"
+# The design and backbone comparison of the model card (about an hour more on 2 cores): COMPARE=1.
+if [ "${COMPARE:-0}" = 1 ]; then
+  $PY benchmarks/compare_fracture_models.py --data "$DATA" --part hand --feature-cache "$FEATS" \
+      --backbones efficientnet_lite2
+fi
 $PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --trunk-cache "$TRUNK"
 # The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
 [ "${KEEP_KERAS:-0}" = 1 ] || rm -f weights/*.keras
