@@ -414,6 +414,18 @@ def _pct(v) -> str:
     return "–" if v is None else f"{v:.1%}"
 
 
+def findings_table(m: dict) -> list[str]:
+    """Markdown table, per part: share of images and studies decided, and how often decided findings are right."""
+    lines = ["| part | images decided | decided right | fractured findings right | normal findings right | "
+             "studies decided | study verdicts right |", "|---|---|---|---|---|---|---|"]
+    for part, e in m["fracture"].items():
+        f, s = e["findings"], e["study_verdict"]
+        lines.append(f"| {part} | {_pct(f['coverage'])} of {f['n']} | {_pct(f['accuracy_of_decided'])} | "
+                     f"{_pct(f['fractured_findings_right'])} | {_pct(f['normal_findings_right'])} | "
+                     f"{_pct(s['coverage'])} of {s['n']} | {_pct(s['accuracy_of_decided'])} |")
+    return lines
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
              f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
@@ -451,13 +463,7 @@ def report_markdown(m: dict, plots: list[str]) -> str:
               "Each model on its true part, at its validation-chosen threshold and uncertain band (fractured: "
               "p at or above the band; normal: below it). Study verdict as the app shows it: fractured when any "
               "view is, else uncertain when any view is, else normal.", "",
-              "| part | images decided | decided right | fractured findings right | normal findings right | "
-              "studies decided | study verdicts right |", "|---|---|---|---|---|---|---|"]
-    for part, e in m["fracture"].items():
-        f, s = e["findings"], e["study_verdict"]
-        lines.append(f"| {part} | {_pct(f['coverage'])} of {f['n']} | {_pct(f['accuracy_of_decided'])} | "
-                     f"{_pct(f['fractured_findings_right'])} | {_pct(f['normal_findings_right'])} | "
-                     f"{_pct(s['coverage'])} of {s['n']} | {_pct(s['accuracy_of_decided'])} |")
+              *findings_table(m)]
     located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
     if located:
         lines += ["", "## Where: suspected regions against the annotators' fracture boxes", "",

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from . import artifacts
+from .evaluation import findings_table
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -185,14 +186,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
               "and how often a decided finding is right. The study verdict is the app's: fractured when any view "
               "is, else uncertain when any view is, else normal (Roboflow augmented copies of one upload form a "
               "study; FracAtlas images are their own study).", "",
-          "| part | decided | decided right | fractured findings right | normal findings right | studies decided | "
-          "study verdicts right |", "|---|---|---|---|---|---|---|"]
-    pct = (lambda v: "–" if v is None else f"{v:.1%}")
-    for part, e in m["fracture"].items():
-        f, sv = e["findings"], e["study_verdict"]
-        L.append(f"| {part} | {pct(f['coverage'])} of {f['n']} | {pct(f['accuracy_of_decided'])} | "
-                 f"{pct(f['fractured_findings_right'])} | {pct(f['normal_findings_right'])} | "
-                 f"{pct(sv['coverage'])} of {sv['n']} | {pct(sv['accuracy_of_decided'])} |")
+          *findings_table(m)]
     located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
     if located:
         L += ["", "**Where** (suspected regions against the annotators' fracture boxes): the share of fractured images "

@@ -17,19 +17,19 @@ def test_yolo_boxes_and_polygons():
 
 
 def test_label_files_of_each_layout(tmp_path):
+    def labelled(image: str, labels: str, text: str):
+        img, txt = tmp_path / image, tmp_path / labels
+        for f in (img, txt):
+            f.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (40, 20)).save(img)
+        txt.write_text(text)
+        return img
+
     # FracAtlas: images/Fractured/X.jpg -> Annotations/YOLO/X.txt
-    img = tmp_path / "fracatlas" / "images" / "Fractured" / "IMG1.jpg"
-    img.parent.mkdir(parents=True)
-    Image.new("L", (40, 20)).save(img)
-    (tmp_path / "fracatlas" / "Annotations" / "YOLO").mkdir(parents=True)
-    (tmp_path / "fracatlas" / "Annotations" / "YOLO" / "IMG1.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    img = labelled("fracatlas/images/Fractured/IMG1.jpg", "fracatlas/Annotations/YOLO/IMG1.txt", "0 0.5 0.5 0.5 0.5\n")
     np.testing.assert_allclose(boxes.read_boxes(img), [[0.25, 0.25, 0.75, 0.75]])
     # Roboflow: train/images/X.jpg -> train/labels/X.txt (polygons)
-    img = tmp_path / "rf" / "train" / "images" / "a.rf.1.jpg"
-    img.parent.mkdir(parents=True)
-    Image.new("L", (40, 20)).save(img)
-    (tmp_path / "rf" / "train" / "labels").mkdir(parents=True)
-    (tmp_path / "rf" / "train" / "labels" / "a.rf.1.txt").write_text("0 0.1 0.1 0.2 0.1 0.2 0.3\n")
+    img = labelled("rf/train/images/a.rf.1.jpg", "rf/train/labels/a.rf.1.txt", "0 0.1 0.1 0.2 0.1 0.2 0.3\n")
     np.testing.assert_allclose(boxes.read_boxes(img), [[0.1, 0.1, 0.2, 0.3]])
     # plain folders: X.txt beside X.jpg (the committed fixtures carry their sources' boxes)
     hand = sorted((FOLDERS / "Hand" / "fractured").glob("*.jpg"))[0]
