@@ -119,12 +119,12 @@ def view_of(app, path, **changes):
     return View(Path(path), pred, Picture.from_array(rgb, pred.heatmap))
 
 
-def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8)):
+def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8), **changes):
     """A prediction whose probability the decision rule puts in ``finding``."""
     from fracture_detection import decisions
     p = {"fractured": 0.9, "uncertain": 0.65, "normal": 0.2}[finding]
     v = view_of(app, path, body_part=part, body_part_probability=0.97, fracture_probability=p, threshold=threshold,
-                uncertain_band=list(band), finding=finding, message=None, rejection=None)
+                uncertain_band=list(band), finding=finding, message=None, rejection=None, **changes)
     assert decisions.fracture_finding(p, threshold, band) == finding
     return v
 
@@ -400,7 +400,10 @@ def test_heatmap_is_on_an_absolute_scale():
 
 def test_space_toggles_the_heatmap_and_its_legend(make_app):
     app = make_app()
-    inject(app, [with_finding(app, XRAY, "fractured")])
+    from fracture_detection.images import load_image
+    # the map is drawn on an absolute scale: cells of a confident model (a tiny one's may all be faint)
+    cells = np.linspace(0.5, 1.0, 49, dtype=np.float32).reshape(7, 7)
+    inject(app, [with_finding(app, XRAY, "fractured", cam=cells, image_shape=load_image(XRAY).shape[:2])])
     plain = np.asarray(app.viewer.last_image.convert("RGB")).astype(int)
     app.worklist.table.focus_set()
     app.worklist.table.event_generate("<KeyPress-space>")
