@@ -129,6 +129,8 @@ def _fold_outputs(trainer, fresh, feats, bp, train, val, cache: Path | None):
 class _FindingCounter:
     """What the bundled fracture models say about images the gate let through."""
 
+    CHUNK = 64
+
     def __init__(self, weights_dir: Path, bp):
         from .predictor import Predictor
         self.predictor = Predictor(weights_dir)
@@ -140,14 +142,15 @@ class _FindingCounter:
             if part not in self.predictor.fracture:
                 continue
             chosen = [i for i, p in zip(idx, parts) if p == part]
-            prepared = [self.predictor.prepare(self.bp.sources[i]) for i in chosen]
-            ok = [p for p in prepared if not isinstance(p, Exception)]
-            if not ok:
-                continue
             fm = self.predictor.fracture[part]
-            for p in self.predictor.fracture_probabilities(ok, part):
-                f = fm.finding(decisions.reported(p))
-                counts[f] = counts.get(f, 0) + 1
+            for start in range(0, len(chosen), self.CHUNK):  # a chunk at a time: prepared images are large
+                prepared = [self.predictor.prepare(self.bp.sources[i]) for i in chosen[start:start + self.CHUNK]]
+                ok = [p for p in prepared if not isinstance(p, Exception)]
+                if not ok:
+                    continue
+                for p in self.predictor.fracture_probabilities(ok, part):
+                    f = fm.finding(decisions.reported(p))
+                    counts[f] = counts.get(f, 0) + 1
         return counts
 
 
