@@ -214,8 +214,8 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
                  f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
     L.append("")
     L += ["## Intended use", "", "A second look for clinicians reading elbow, hand or shoulder radiographs of adults, "
-          "as decision support: the finding, its probability and a heatmap of where the model looked, next to "
-          "the image. Not for use without a clinician, not for children (not evaluated), not for other body "
+          "as decision support: the finding, its probability, the suspected regions (boxes) and a map of the "
+          "fracture model's cell probabilities, next to the image. Not for use without a clinician, not for children (not evaluated), not for other body "
           "regions (they are rejected as *not supported*, with the error rates above).", ""]
     L += ["## Limits", "",
           "- Little data: a few hundred elbow and shoulder radiographs; the intervals above are wide accordingly.",
@@ -235,8 +235,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "annotators, who may have boxed only the main fracture of an image.",
           "- Casts and implants: a cast hides the bone and an implant usually means a treated fracture; the finding "
           "says when one is visible, and the figures above include such images.", ""]
-    L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data (CPU: about an "
-          "hour on 2 cores):", "", "```", "./scripts/train_bundled.sh ../shared/data", "```", "",
+    L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data (CPU: about three "
+          "hours on 2 cores, estimated from the times of its steps in the session that trained these models, "
+          "not timed end to end; the leave-one-region-out folds there ran with `--loro-epochs 1`):", "", "```", "./scripts/train_bundled.sh ../shared/data", "```", "",
           "Train on MURA (labels are *abnormal*; the official `valid` split becomes the test split):", "", "```",
           "python training_parts.py    --data /path/to/MURA-v1.1 --out weights-mura",
           "python training_fracture.py --data /path/to/MURA-v1.1 --out weights-mura",
@@ -274,9 +275,10 @@ def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
          f"the rest), divided by the feature dimension, is at most {g['ood_threshold']:.3f}; this needs no example "
          "of what it rejects, so it also applies to anatomy no model here has seen; (3) the best part's "
          f"probability reaches the floor, {g['floor']:.2f}. Floor and threshold were chosen on the validation "
-         f"images of the three parts: at most {g['max_target_rejection'] / 2:.1%} rejected by the classifier's "
-         f"rules, at most {g['max_target_rejection'] / 2:.1%} by the distance (together "
-         f"{g['validation_target_rejected']:.1%} of {g['n_validation_targets']}). The distance is computed inside "
+         f"images of the three parts: the floor is the highest at which rules (1) and (3) together reject at most "
+         f"{g['max_target_rejection'] / 2:.1%} of them (0 when rule (1) alone rejects more), the distance at most "
+         f"{g['max_target_rejection'] / 2:.1%}; all rules together rejected {g['validation_target_rejected']:.1%} "
+         f"of {g['n_validation_targets']}. The distance is computed inside "
          "the model (built-in Keras layers with fixed weights, exported to the LiteRT file with it). Otherwise the "
          "app says *not analysed* and why.", ""]
     if val.get("by_region"):

@@ -1,4 +1,4 @@
-"""The chain: body part, then that part's fracture model, with a heatmap of where it looked.
+"""The chain: body part, then that part's fracture model, with its suspected regions and cell map.
 
     from fracture_detection.predictor import Predictor
     predictor = Predictor()                      # loads every model in weights/ once

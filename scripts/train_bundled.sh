@@ -23,6 +23,6 @@ if [ "${COMPARE:-0}" = 1 ]; then
   $PY benchmarks/compare_fracture_models.py --data "$DATA" --part hand --feature-cache "$FEATS" \
       --backbones efficientnet_lite2
 fi
-$PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --trunk-cache "$TRUNK"
+$PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --loro-epochs 1 --trunk-cache "$TRUNK"
 # The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
 [ "${KEEP_KERAS:-0}" = 1 ] || rm -f weights/*.keras
