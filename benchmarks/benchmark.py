@@ -184,7 +184,7 @@ def main():
         print(f"| `python GUI.py IMAGE` to window on screen | {start['window_s']:.2f} s | ≤ 1 s |")
         print(f"| ... to first result shown | {start['first_result_s']:.2f} s | ≤ 6 s |")
     print(f"| warm chain, one image (read + body part + fracture + heatmap) | median {lat['median_ms']:.0f} ms, "
-          f"p95 {lat['p95_ms']:.0f} ms ({lat['repeats']} runs) | ≤ 100 ms |")
+          f"p95 {lat['p95_ms']:.0f} ms ({lat['repeats']} runs; finding: {lat['finding']}) | ≤ 100 ms |")
     print(f"| folder, in-process steady state | {thr['images_per_s']:.1f} images/s ({thr['images']} images) "
           f"| ≥ 30 images/s |")
     print(f"| `predictions.py FOLDER --json`, whole process | {lines / whole:.1f} images/s ({lines} images "
