@@ -78,30 +78,6 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
-def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
-    """Write ``name.keras``, ``name.tflite`` (where the backend can export it) and then
-    ``name.json``, each atomically; returns the Keras model's path."""
-    from .runtime import export_litert, mirrored
-    weights_dir = Path(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    final = weights_dir / f"{name}.keras"
-    if getattr(model, "optimizer", None) is not None:  # ship weights, not the optimizer's state (x3 size)
-        import keras
-        model = keras.Model(model.inputs, model.outputs, name=model.name)
-    with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
-        model.save(tmp)
-    metadata = dict(metadata, name=name, model_file=final.name)
-    metadata.pop("litert", None)
-    litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite", mirrored(metadata))
-    if litert:
-        metadata["litert"] = litert
-    else:
-        print(f"{name}.tflite was not written (only the TensorFlow backend exports LiteRT); the app runs "
-              f"{final.name} through Keras until scripts/export_litert.py is run under TensorFlow.")
-    atomic_write_json(weights_dir / f"{name}.json", metadata)
-    return final
-
-
 @dataclass
 class ModelInfo:
     """A model's metadata plus where its files are (``path``: the Keras file, which the bundled

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, data, decisions, gate, metrics
-from .runtime import body_part_outputs
+from .runtime import body_part_outputs, save_model
 from .training import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
 
 GENERATED = "generated"   # region of the generated non-radiographs
@@ -322,7 +322,7 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
             meta["appliance"] = {k: v for k, v in appliance.items() if k != "head"}
         model = model_with_gate(model, stats, appliance)
     meta["outputs"] = body_part_outputs(model)
-    path = artifacts.save_model(model, meta, out_dir, "body_part")
+    path = save_model(model, meta, out_dir, "body_part")
     print(f"Saved {path} (validation accuracy {meta.get('validation', {}).get('accuracy', float('nan')):.3f})")
     return path
 

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from . import artifacts, boxes, data, decisions, metrics
+from .runtime import save_model
 from .data import fracture_records, load_pixels
 from .training import (MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split,
                        resolve_cut)
@@ -426,7 +427,7 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
         meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
         meta["training"]["head"] = dataclasses.asdict(head)
         meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
-        path = artifacts.save_model(trainer.model, meta, out_dir, f"fracture_{part}")
+        path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
         v = meta["validation"]
         print(f"Saved {path} (validation AUC {_fmt(v['auc'], '.3f')}, threshold {_fmt(meta['threshold'], '.3f')}, "
               f"uncertain {_fmt(v['uncertain'], '.0%')}, top region in box {_fmt(v['top_region_in_box'], '.0%')})")

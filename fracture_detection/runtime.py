@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import WeightsError, atomic_path, atomic_write_json
+
 RUNTIMES = ("auto", "litert", "keras")
 
 
@@ -56,7 +58,6 @@ def inference_model(model, task: str, mirror: bool = False):
     import keras
     if task != "fracture":
         return keras.Model(model.inputs, model.outputs, name="inference")
-    from .artifacts import WeightsError
     from .locator import inference_model as locator_inference, is_locator
     if not is_locator(model):
         raise WeightsError(f"The fracture model {model.name} was made by an earlier version of this tool "
@@ -77,7 +78,6 @@ def export_litert(model, task: str, path: Path, mirror: bool = False) -> dict | 
     import keras
     if keras.backend.backend() != "tensorflow":
         return None
-    from .artifacts import WeightsError, atomic_path
     m = inference_model(model, task, mirror)
     size = m.inputs[0].shape[1]
     probe = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
@@ -143,7 +143,6 @@ class KerasModel:
 
 def load(info, runtime: str = "auto"):
     """The fastest way to run a saved model (``runtime``: auto, litert or keras)."""
-    from .artifacts import WeightsError
     tflite = info.litert_path
     has_litert = tflite is not None and tflite.is_file()
     if runtime == "litert" or (runtime == "auto" and has_litert and (litert_available() or not info.path.is_file())):
@@ -162,3 +161,28 @@ def load(info, runtime: str = "auto"):
 def mirrored(meta: dict) -> bool:
     """Whether a fracture model runs with test-time mirroring (chosen on validation at training)."""
     return bool((meta.get("localisation") or {}).get("test_time_mirroring"))
+
+
+# --- saving ------------------------------------------------------------------------------
+
+def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
+    """Write ``name.keras``, ``name.tflite`` (where the backend can export it) and then
+    ``name.json``, each atomically; returns the Keras model's path."""
+    weights_dir = Path(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    final = weights_dir / f"{name}.keras"
+    if getattr(model, "optimizer", None) is not None:  # ship weights, not the optimizer's state (x3 size)
+        import keras
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
+        model.save(tmp)
+    metadata = dict(metadata, name=name, model_file=final.name)
+    metadata.pop("litert", None)
+    litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite", mirrored(metadata))
+    if litert:
+        metadata["litert"] = litert
+    else:
+        print(f"{name}.tflite was not written (only the TensorFlow backend exports LiteRT); the app runs "
+              f"{final.name} through Keras until scripts/export_litert.py is run under TensorFlow.")
+    atomic_write_json(weights_dir / f"{name}.json", metadata)
+    return final
