@@ -207,7 +207,8 @@ def _localisation(records, idx, results, fm, n_boot) -> dict | None:
         return None
     items = metrics.localisation_items([results["true_part_maps"][i] for i, _ in located],
                                        [records[i].label for i, _ in located], [b for _, b in located],
-                                       [results["shapes"][i] for i, _ in located], fm.region_threshold)
+                                       [results["shapes"][i] for i, _ in located], fm.region_threshold,
+                                       fm.region_extent)
     return metrics.localisation(items, n_boot)
 
 

@@ -362,7 +362,8 @@ def fracture_metadata_from_validation(val: Examples, out: dict) -> dict:
     })
     return {"threshold": thr, "uncertain_band": band, "validation": validation,
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
-                             "region_threshold": region_thr, "max_regions": MAX_REGIONS,
+                             "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
+                             "max_regions": MAX_REGIONS,
                              "test_time_mirroring": out["mirror"]}}
 
 

@@ -115,19 +115,22 @@ def froc_sensitivity(scored, n_lesions: int, n_images: int, false_per_image: flo
     return hits / n_lesions
 
 
-def localisation_items(maps, labels, square_boxes, shapes, region_threshold: float) -> list[dict]:
+def localisation_items(maps, labels, square_boxes, shapes, region_threshold: float,
+                       extent: float | None = None) -> list[dict]:
     """Per image, what localisation figures need: whether the top region's centre lies in a true box
     (fractured images with boxes; else None), every proposed region's score and kind (see
     :func:`froc_sensitivity`) and the number of true boxes.  ``maps``: cell probabilities over the
-    letterboxed square; ``square_boxes``: true boxes as fractions of that square."""
-    from .boxes import Letterbox, box_centre_inside, regions_from_map
+    letterboxed square; ``square_boxes``: true boxes as fractions of that square; ``extent``: how far a
+    region spreads (:data:`boxes.REGION_EXTENT` when None)."""
+    from .boxes import REGION_EXTENT, Letterbox, box_centre_inside, regions_from_map
+    extent = REGION_EXTENT if extent is None else extent
     items = []
     for m, label, b, shape in zip(maps, labels, square_boxes, shapes):
         true_px = Letterbox(*shape).to_pixels(b) if label and len(b) else np.zeros((0, 4))
-        top = regions_from_map(m, shape, region_threshold, max_regions=1)
+        top = regions_from_map(m, shape, region_threshold, max_regions=1, extent=extent)
         found: set[int] = set()
         scored = []
-        for r in regions_from_map(m, shape, 0.02, max_regions=10):
+        for r in regions_from_map(m, shape, 0.02, max_regions=10, extent=extent):
             inside = [k for k, t in enumerate(true_px) if box_centre_inside(r["box"], t[None])]
             new = [k for k in inside if k not in found]
             scored.append((r["score"], "hit" if new else "repeat" if inside else "false"))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, decisions
-from .boxes import regions_from_map
+from .boxes import LEGACY_REGION_EXTENT, regions_from_map
 from .decisions import FINDINGS, reported
 from .images import ImageError, colourfulness, read_image, to_model_input
 from .runtime import load as load_runner
@@ -81,6 +81,7 @@ class _FractureModel:
             raise artifacts.WeightsError(f"The fracture model {info.name} was made by an earlier version of this "
                                          "tool (no fracture-location head); retrain it with training_fracture.py.")
         self.region_threshold = float(where["region_threshold"])
+        self.region_extent = float(where.get("region_extent", LEGACY_REGION_EXTENT))
         self.max_regions = int(where.get("max_regions", 3))
         self.run = load_runner(info, runtime)
         self.size = info.image_size
@@ -95,7 +96,8 @@ class _FractureModel:
         """Suspected regions for a fractured or uncertain finding (none otherwise)."""
         if finding not in ("fractured", "uncertain"):
             return []
-        return regions_from_map(cells, image_shape, self.region_threshold, self.max_regions)
+        return regions_from_map(cells, image_shape, self.region_threshold, self.max_regions,
+                                extent=self.region_extent)
 
 
 class Predictor:

@@ -76,14 +76,20 @@ def test_regions_from_a_map():
     m[0, 0], m[0, 1] = 0.9, 0.6     # one region of two touching cells
     m[3, 3] = 0.7                   # another
     m[2, 0] = 0.2                   # below the threshold
-    regions = boxes.regions_from_map(m, (400, 400), threshold=0.5)
+    regions = boxes.regions_from_map(m, (400, 400), threshold=0.5, extent=0.5)
     assert regions == [{"box": [0, 0, 200, 100], "score": 0.9}, {"box": [300, 300, 400, 400], "score": 0.7}]
     # a finding always says where to look: the best region even below the threshold
-    assert boxes.regions_from_map(m * 0.1, (400, 400), threshold=0.5) == [{"box": [0, 0, 200, 100], "score": 0.09}]
-    # a region stays a compact patch around its peak: weaker touching cells (< half the peak) stay out
+    assert boxes.regions_from_map(m * 0.1, (400, 400), threshold=0.5, extent=0.5) == \
+        [{"box": [0, 0, 200, 100], "score": 0.09}]
+    # a region stays a compact patch around its peak: weaker touching cells (< extent x the peak) stay out
     wide = m.copy()
     wide[0, 2] = wide[1, 0] = 0.4
-    assert boxes.regions_from_map(wide, (400, 400), threshold=0.5)[0] == {"box": [0, 0, 200, 100], "score": 0.9}
+    assert boxes.regions_from_map(wide, (400, 400), threshold=0.5, extent=0.5)[0] == \
+        {"box": [0, 0, 200, 100], "score": 0.9}
+    # with extent 0.7 the 0.6 cell (0.67 of the peak) is a region of its own
+    assert boxes.regions_from_map(m, (400, 400), threshold=0.5, extent=0.7) == [
+        {"box": [0, 0, 100, 100], "score": 0.9}, {"box": [300, 300, 400, 400], "score": 0.7},
+        {"box": [100, 0, 200, 100], "score": 0.6}]
     # the letterbox's black border is never a region (a 400 x 200 image: columns 0 and 3 are border)
     m[0, 0] = m[3, 3] = 0.0
     regions = boxes.regions_from_map(m, (400, 200), threshold=0.5)

@@ -163,6 +163,30 @@ def test_map_is_the_models_own_cell_probabilities(predictor):
     assert float(p_app[0, 0]) == pytest.approx(float(prob[0, 0]), abs=1e-4)
 
 
+def test_regions_follow_the_models_metadata(predictor):
+    """Regions are cut from the model's own cells with the threshold and extent its training chose
+    on validation (recorded in its metadata); weights from before the extent was recorded keep 0.5."""
+    from dataclasses import replace
+
+    from fracture_detection import boxes
+    from fracture_detection.predictor import _FractureModel
+    fm = predictor.fracture["hand"]
+    where = fm.info.meta["localisation"]
+    assert where["region_extent"] == boxes.REGION_EXTENT
+    image = load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0])
+    _, maps = fm.run(to_model_input(image, fm.size)[None])
+    shape = image.shape[:2]
+    for extent in (where["region_extent"], 0.9):
+        fm.region_extent = extent
+        assert fm.regions(maps[0], shape, "uncertain") == boxes.regions_from_map(
+            maps[0], shape, where["region_threshold"], where["max_regions"], extent=extent)
+    fm.region_extent = where["region_extent"]
+    assert fm.regions(maps[0], shape, "normal") == []
+    older = {k: v for k, v in where.items() if k != "region_extent"}
+    assert _FractureModel(replace(fm.info, meta=dict(fm.info.meta, localisation=older)), "auto").region_extent == \
+        boxes.LEGACY_REGION_EXTENT
+
+
 def test_colour_photo_is_not_supported(predictor):
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
