@@ -48,7 +48,7 @@ def train_run(args, backbone: str, head, label: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="fracture-compare-"))
     shutil.copy(args.weights / "split.csv", out / "split.csv")
     cfg = TrainConfig(backbone=backbone, weights="offline", image_size=args.image_size, epochs=args.epochs,
-                      verbose=2)
+                      verbose=2, time_limit=None if args.time_limit is None else 60 * args.time_limit)
     t = time.time()
     train_fracture(args.data, "auto", out, cfg, (args.part,), args.feature_cache, head)
     seconds = time.time() - t
@@ -101,35 +101,54 @@ def previous_run(args) -> dict:
             "litert_ms_per_image": litert_ms(args.previous / f"fracture_{args.part}.tflite", meta["image_size"])}
 
 
+def merged(path: Path, part: str, image_size: int, epochs: int, new_rows: list[dict]) -> list[dict]:
+    """The rows already in ``path`` for the same part, size and epochs, with the newly measured runs
+    replacing their earlier measurement (same run and backbone) and added after them."""
+    key = lambda r: (r["run"], r["backbone"], r["image_size"])  # noqa: E731
+    old = []
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if (before.get("part"), before.get("image_size"), before.get("epochs")) == (part, image_size, epochs):
+            old = before.get("results", [])
+    fresh = {key(r) for r in new_rows}
+    return [r for r in old if key(r) not in fresh] + new_rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--part", default="hand")
     ap.add_argument("--image-size", type=int, default=448)
     ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--backbones", nargs="*", default=[], help="more backbones for the dense head, e.g. "
+    ap.add_argument("--backbones", nargs="*", default=["mobilenetv2"], help="backbones for the dense head "
+                    "learning from boxes and image labels (default: mobilenetv2), e.g. mobilenetv2 "
                     "efficientnet_lite2")
-    ap.add_argument("--no-image-labels-only", action="store_true", help="skip the run without boxes")
+    ap.add_argument("--no-image-labels-only", action="store_true", help="skip the MobileNetV2 run without boxes")
     ap.add_argument("--previous", type=Path, help="an earlier weights folder to score on the same images")
     ap.add_argument("--feature-cache", type=Path, help="keep frozen-trunk features between runs")
-    ap.add_argument("--weights", type=Path, default=ROOT / "weights", help="where split.csv is and the result goes")
+    ap.add_argument("--time-limit", type=float, help="minutes of training per run (after its features)")
+    ap.add_argument("--weights", type=Path, default=ROOT / "weights", help="where split.csv is and the result goes; "
+                    "rows measured earlier for the same part, size and epochs are kept unless re-run")
     a = ap.parse_args()
     from fracture_detection.artifacts import atomic_write_json
     from fracture_detection.fracture_training import HeadConfig
+    out = a.weights / "fracture_comparison.json"
     results = []
+
+    def keep(row):
+        results.append(row)
+        print(json.dumps(row), flush=True)
+        atomic_write_json(out, {"part": a.part, "image_size": a.image_size, "epochs": a.epochs,
+                                "results": merged(out, a.part, a.image_size, a.epochs, [row]),
+                                "command": " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])})
+
     if a.previous:
-        results.append(previous_run(a))
-        print(json.dumps(results[-1]), flush=True)
-    runs = [("mobilenetv2", HeadConfig(), "dense head, boxes + image labels")]
+        keep(previous_run(a))
+    runs = [(b, HeadConfig(), "dense head, boxes + image labels") for b in a.backbones]
     if not a.no_image_labels_only:
         runs.append(("mobilenetv2", HeadConfig(cell_weight=0.0), "dense head, image labels only"))
-    runs += [(b, HeadConfig(), "dense head, boxes + image labels") for b in a.backbones]
     for backbone, head, label in runs:
-        results.append(train_run(a, backbone, head, label))
-        print(json.dumps(results[-1]), flush=True)
-    atomic_write_json(a.weights / "fracture_comparison.json",
-                      {"part": a.part, "image_size": a.image_size, "epochs": a.epochs, "results": results,
-                       "command": " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])})
+        keep(train_run(a, backbone, head, label))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ FEATS=.cache/fracture-features
 $PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts elbow hand
 $PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts shoulder \
     --test-time-mirroring auto
-# The design and backbone comparison of the model card (about an hour more on 2 cores): COMPARE=1.
+# The design and backbone comparison of the model card (about three hours more on 2 cores): COMPARE=1.
 if [ "${COMPARE:-0}" = 1 ]; then
   $PY benchmarks/compare_fracture_models.py --data "$DATA" --part hand --feature-cache "$FEATS" \
-      --backbones efficientnet_lite2
+      --backbones mobilenetv2 efficientnet_lite2
 fi
 $PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --loro-epochs 1 --trunk-cache "$TRUNK"
 # The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
