@@ -14,7 +14,7 @@ import customtkinter as ctk
 import numpy as np
 from PIL import Image, ImageTk
 
-from .visual import REGION_BINS, colourbar, heat_image, heat_layer, region_colour
+from .visual import REGION_BINS, colourbar, heat_image, heat_layer, region_colour, region_label
 
 SMALL_SIDE = 512            # levels up to this size stay in memory for every image of a worklist
 HEAT_SIDE = 256             # the heatmap is smooth: this resolution is plenty at any zoom
@@ -337,17 +337,25 @@ class Viewer(ctk.CTkFrame):
             self.on_change()
 
     def _draw_regions(self):
+        """Each region's box in its score's colour, then every label on top of all the boxes (a label
+        never sits under a neighbouring box's edge); a label that would leave the canvas at the top
+        moves down onto it."""
         c = self.canvas
+        corners = []
         for r in self.regions:
-            bx0, by0, bx1, by1 = r["box"]
-            x0, y0 = self.image_to_canvas(bx0, by0)
-            x1, y1 = self.image_to_canvas(bx1, by1)
+            x0, y0 = self.image_to_canvas(*r["box"][:2])
+            x1, y1 = self.image_to_canvas(*r["box"][2:])
             colour = region_colour(r["score"])
             c.create_rectangle(x0, y0, x1, y1, outline="black", width=4, tags="region")
             c.create_rectangle(x0, y0, x1, y1, outline=colour, width=2, tags=("region", "region-box"))
-            label = c.create_text(x0 + 2, y0 - 2, text=f"{r['score']:.2f}", anchor="sw", fill=colour,
+            corners.append((x0, y0, colour))
+        for r, (x0, y0, colour) in zip(self.regions, corners):
+            label = c.create_text(x0 + 2, y0 - 2, text=region_label(r["score"]), anchor="sw", fill=colour,
                                   font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
             bbox = c.bbox(label)
+            if bbox[1] < 0:
+                c.move(label, 0, 2 - bbox[1])
+                bbox = c.bbox(label)
             back = c.create_rectangle(bbox[0] - 2, bbox[1], bbox[2] + 2, bbox[3], fill="black", outline="",
                                       tags="region")
             c.tag_lower(back, label)

@@ -209,7 +209,7 @@ class _Report:
         self.disclaimer()
 
     def pictures(self, img: Image.Image, p):
-        from .visual import REGION_BINS, colourbar
+        from .visual import REGION_BINS, colourbar, region_label
         pdf = self.pdf
         over = overlay_picture(img, p, self.label_font)
         box_w, box_h = 90.0, 105.0
@@ -248,7 +248,7 @@ class _Report:
                 pdf.cell(24, 4, " " + label)
             pdf.ln(4)
             self.text(f"{len(p.regions)} region{'s' * (len(p.regions) != 1)}, labelled with their score "
-                      f"(most likely: {p.regions[0]['score']:.2f}).", 7, h=4)
+                      f"(most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
         pdf.set_y(max(pdf.get_y(), yb))
 
     def build(self) -> bytes:

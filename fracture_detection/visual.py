@@ -12,6 +12,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .decisions import format_probabilities
+
 HEAT_ALPHA = 0.45          # opacity at a heat of 1; cool regions stay nearly transparent
 HEAT_GAMMA = 0.7
 # fracture regions: (lowest score, colour, legend text), highest bin first
@@ -72,9 +74,14 @@ def region_colour(score: float) -> str:
     return REGION_BINS[-1][1]
 
 
+def region_label(score: float) -> str:
+    """A region's score as shown beside its box: two decimals, "> 0.99" rather than 1.00."""
+    return format_probabilities(score)[0]
+
+
 def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None) -> Image.Image:
     """A copy of ``img`` with each region's box (in original pixels, times ``scale``) drawn in its
-    score's colour with a dark outline, labelled with the score."""
+    score's colour with a dark outline, labelled with the score; labels go on top of every box."""
     out = img.convert("RGB")
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 300))
@@ -83,11 +90,13 @@ def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None) -> Im
         colour = region_colour(region["score"])
         draw.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), outline="black", width=width + 2)
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-        text = f"{region['score']:.2f}"
+    for region in regions:
+        x0, y0 = (v * scale for v in region["box"][:2])
+        text = region_label(region["score"])
         tx, ty = x0, max(0, y0 - (font.size if font else 11) - 4)
         box = draw.textbbox((tx, ty), text, font=font)
         draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill="black")
-        draw.text((tx, ty), text, fill=colour, font=font)
+        draw.text((tx, ty), text, fill=region_colour(region["score"]), font=font)
     return out
 
 

@@ -358,19 +358,25 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
 def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
     from fracture_detection.visual import REGION_BINS, region_colour
     app = make_app()
-    regions = [{"box": [20, 30, 120, 150], "score": 0.91}, {"box": [150, 40, 200, 90], "score": 0.42}]
+    regions = [{"box": [20, 0, 120, 60], "score": 0.9961}, {"box": [20, 30, 120, 150], "score": 0.91},
+               {"box": [150, 40, 200, 90], "score": 0.42}]
     v = with_finding(app, XRAY, "fractured")
     v.prediction.regions = regions
     inject(app, [v])
     c = app.viewer.canvas
+    assert app.viewer.image_to_canvas(20, 0)[1] < 12, "the first box starts at the canvas's top edge"
     boxes = c.find_withtag("region-box")
-    assert len(boxes) == 2
+    assert len(boxes) == 3
     for item, r in zip(boxes, regions):
         x0, y0 = app.viewer.image_to_canvas(*r["box"][:2])
         x1, y1 = app.viewer.image_to_canvas(*r["box"][2:])
         assert np.allclose(c.coords(item), [x0, y0, x1, y1], atol=1)
         assert c.itemcget(item, "outline") == region_colour(r["score"])
-    assert [c.itemcget(i, "text") for i in c.find_withtag("region-label")] == ["0.91", "0.42"]
+    labels = c.find_withtag("region-label")
+    assert [c.itemcget(i, "text") for i in labels] == ["> 0.99", "0.91", "0.42"]  # never "1.00"
+    order = c.find_all()  # stacking order, bottom first: every label above every box's edge
+    assert min(order.index(i) for i in labels) > max(order.index(i) for i in c.find_withtag("region-box"))
+    assert all(c.bbox(i)[1] >= 0 for i in labels), "a label at the top edge stays on the canvas"
     legend = " ".join(app.viewer.legend.itemcget(i, "text") for i in app.viewer.legend.find_withtag("legend")
                       if app.viewer.legend.type(i) == "text")
     assert "Boxes" in legend and REGION_BINS[0][2] in legend
@@ -380,7 +386,7 @@ def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
     assert not c.find_withtag("region-box") and not app.viewer.boxes_on
     c.event_generate("<KeyPress-b>")
     settle(app)
-    assert len(c.find_withtag("region-box")) == 2
+    assert len(c.find_withtag("region-box")) == 3
 
 
 def test_heatmap_is_on_an_absolute_scale():
