@@ -58,7 +58,7 @@ def train_run(args, backbone: str, head, label: str) -> dict:
            "uncertain_band": meta["uncertain_band"], "test_time_mirroring": meta["localisation"]["test_time_mirroring"],
            "epochs_run": len(meta["history"]["loss"]), "train_minutes": round(seconds / 60, 1),
            "litert_mb": round(tflite.stat().st_size / 1e6, 1), "litert_ms_per_image": litert_ms(tflite, args.image_size),
-           "head": meta["training"]["head"]}
+           "head": meta["training"]["head"], "region_extent": meta["localisation"]["region_extent"]}
     shutil.rmtree(out, ignore_errors=True)
     return row
 
@@ -69,6 +69,7 @@ def previous_run(args) -> dict:
     import numpy as np
 
     from fracture_detection import boxes, data, decisions, metrics
+    from fracture_detection.boxes import REGION_EXTENT
     from fracture_detection.runtime import LiteRTModel
     meta = json.loads((args.previous / f"fracture_{args.part}.json").read_text())
     model = LiteRTModel(args.previous / f"fracture_{args.part}.tflite")
@@ -93,7 +94,7 @@ def previous_run(args) -> dict:
                        "accuracy_of_decided": float(np.mean([(f == "fractured") == bool(t) for f, t in decided])),
                        **metrics.localisation(metrics.localisation_items(maps, y, [b for b, _ in located],
                                                                          [s for _, s in located], 0.5))})
-    return {"run": f"previous model ({args.previous.name}/)", "backbone": meta["backbone"],
+    return {"run": f"previous model ({args.previous.name}/)", "backbone": meta["backbone"], "region_extent": REGION_EXTENT,
             "image_size": meta["image_size"], "validation": validation, "uncertain_band": band,
             "note": "global average pooling + dense layer; map = class activation map scaled per image; "
                     "threshold and band re-chosen here with the new rule",

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from . import artifacts
-from .boxes import LEGACY_REGION_EXTENT
+from .boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from .evaluation import findings_table
 
 CREDITS = """\
@@ -134,21 +134,27 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         L += ["## Fracture model: design and backbone comparison", "",
               f"{c['part']} fracture model, same split and validation images, up to {c['epochs']} epochs "
               f"(`{c['command']}`). Uncertain: share of validation images inside the band chosen for decided "
-              "findings ≥ 90 % right. LiteRT time: one image, median of 20, on the 2-core development machine "
-              "(shared with other jobs while this ran).", "",
+              "findings ≥ 90 % right. LiteRT time: one image, median of 20, on the 2-core development machine ("
+              + c.get("litert_time", "shared with other jobs while this ran") + ").", "",
               "| model | backbone | input | validation AUC | uncertain | decided right | top region in a true box | "
-              "region sensitivity at 1 false region/image | training | LiteRT file | LiteRT time |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "region sensitivity at 1 false region/image | region spread | training | LiteRT file | LiteRT time |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in c["results"]:
             v = r["validation"]
             pct = (lambda x: "–" if x is None else f"{x:.0%}")
             L.append(f"| {r['run']} | {r['backbone']} | {r['image_size']} px | {v['auc']:.3f} | {pct(v.get('uncertain'))} | "
                      f"{pct(v.get('accuracy_of_decided'))} | {pct(v.get('top_region_in_box'))} | "
                      f"{pct(v.get('region_sensitivity_at_1_false_per_image'))} | "
+                     f"{r.get('region_extent', LEGACY_REGION_EXTENT):.1f} | "
                      + (f"{r['train_minutes']:.0f} min" if "train_minutes" in r else "–")
                      + f" | {r['litert_mb']} MB | {r['litert_ms_per_image']} ms |")
-        notes = [f"- {r['run']}: {r['note']}." for r in c["results"] if r.get("note")]
+        notes = [f"- {r['run']}, {r['backbone']}: {r['note']}." for r in c["results"] if r.get("note")]
         notes += [f"- {c['not_run']}."] if c.get("not_run") else []
+        notes += [f"- Region spread: the share of its peak down to which a region takes in touching cells when the "
+                  f"localisation figures were measured ({LEGACY_REGION_EXTENT} before the current {REGION_EXTENT} was "
+                  "chosen); the two localisation columns compare only between rows of the same spread, not with "
+                  "figures elsewhere in this card."] \
+            if {r.get("region_extent", LEGACY_REGION_EXTENT) for r in c["results"]} != {REGION_EXTENT} else []
         L += [""] + notes + (["", "No ImageNet weights for ResNet50 (the original design) can be installed offline "
                               "from the package registries, so it is not in this comparison; on a connected machine "
                               "`--backbone resnet50 --weights imagenet` trains it. Its 25 M parameters (~94 MB per "
