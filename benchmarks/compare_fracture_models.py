@@ -94,8 +94,8 @@ def previous_run(args) -> dict:
                        "accuracy_of_decided": float(np.mean([(f == "fractured") == bool(t) for f, t in decided])),
                        **metrics.localisation(metrics.localisation_items(maps, y, [b for b, _ in located],
                                                                          [s for _, s in located], 0.5))})
-    return {"run": f"previous model ({args.previous.name}/)", "backbone": meta["backbone"], "region_extent": REGION_EXTENT,
-            "image_size": meta["image_size"], "validation": validation, "uncertain_band": band,
+    return {"run": f"previous model ({args.previous.name}/)", "backbone": meta["backbone"],
+            "region_extent": REGION_EXTENT, "image_size": meta["image_size"], "validation": validation, "uncertain_band": band,
             "note": "global average pooling + dense layer; map = class activation map scaled per image; "
                     "threshold and band re-chosen here with the new rule",
             "litert_mb": round((args.previous / f"fracture_{args.part}.tflite").stat().st_size / 1e6, 1),

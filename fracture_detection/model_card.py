@@ -86,8 +86,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
         files = " + ".join(f"`{f.name}`" for f in info.files)
         where = meta.get("localisation") or {}
-        regions = (f"cell p ≥ {where['region_threshold']:.3f}, spread ≥ {where.get('region_extent', LEGACY_REGION_EXTENT):.2f} of "
-                   "the peak" + (", mirrored too" if where.get("test_time_mirroring") else "")) if where else "–"
+        spread = where.get("region_extent", LEGACY_REGION_EXTENT)
+        regions = (f"cell p ≥ {where['region_threshold']:.3f}, spread ≥ {spread:.2f} of the peak"
+                   + (", mirrored too" if where.get("test_time_mirroring") else "")) if where else "–"
         L.append(f"| {files} | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
                  f"{meta['image_size']} px | {thr} | {band} | {regions} | "
                  f"{sum(f.stat().st_size for f in info.files) / 1e6:.1f} MB |")

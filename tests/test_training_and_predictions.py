@@ -176,11 +176,13 @@ def test_regions_follow_the_models_metadata(predictor):
     image = load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0])
     _, maps = fm.run(to_model_input(image, fm.size)[None])
     shape = image.shape[:2]
-    for extent in (where["region_extent"], 0.9):
-        fm.region_extent = extent
-        assert fm.regions(maps[0], shape, "uncertain") == boxes.regions_from_map(
-            maps[0], shape, where["region_threshold"], where["max_regions"], extent=extent)
-    fm.region_extent = where["region_extent"]
+    try:
+        for extent in (where["region_extent"], 0.9):
+            fm.region_extent = extent
+            assert fm.regions(maps[0], shape, "uncertain") == boxes.regions_from_map(
+                maps[0], shape, where["region_threshold"], where["max_regions"], extent=extent)
+    finally:
+        fm.region_extent = where["region_extent"]  # the predictor is shared with other tests
     assert fm.regions(maps[0], shape, "normal") == []
     older = {k: v for k, v in where.items() if k != "region_extent"}
     assert _FractureModel(replace(fm.info, meta=dict(fm.info.meta, localisation=older)), "auto").region_extent == \
