@@ -102,17 +102,17 @@ def previous_run(args) -> dict:
             "litert_ms_per_image": litert_ms(args.previous / f"fracture_{args.part}.tflite", meta["image_size"])}
 
 
-def merged(path: Path, part: str, image_size: int, epochs: int, new_rows: list[dict]) -> list[dict]:
-    """The rows already in ``path`` for the same part, size and epochs, with the newly measured runs
-    replacing their earlier measurement (same run and backbone) and added after them."""
+def merged(path: Path, part: str, image_size: int, epochs: int, new_rows: list[dict]) -> dict:
+    """``path``'s comparison for the same part, size and epochs (else a new one) with the newly
+    measured runs replacing their earlier measurement (same run and backbone) or added after the
+    rest; other entries (the commands that measured the rows, notes) are kept."""
     key = lambda r: (r["run"], r["backbone"], r["image_size"])  # noqa: E731
-    old = []
-    if path.is_file():
-        before = json.loads(path.read_text())
-        if (before.get("part"), before.get("image_size"), before.get("epochs")) == (part, image_size, epochs):
-            old = before.get("results", [])
+    before = json.loads(path.read_text()) if path.is_file() else {}
+    if (before.get("part"), before.get("image_size"), before.get("epochs")) != (part, image_size, epochs):
+        before = {}
     fresh = {key(r) for r in new_rows}
-    return [r for r in old if key(r) not in fresh] + new_rows
+    return dict(before, part=part, image_size=image_size, epochs=epochs,
+                results=[r for r in before.get("results", []) if key(r) not in fresh] + new_rows)
 
 
 def main():
@@ -134,20 +134,20 @@ def main():
     from fracture_detection.artifacts import atomic_write_json
     from fracture_detection.fracture_training import HeadConfig
     out = a.weights / "fracture_comparison.json"
-    results = []
+    command = " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])
 
     def keep(row):
-        results.append(row)
         print(json.dumps(row), flush=True)
-        atomic_write_json(out, {"part": a.part, "image_size": a.image_size, "epochs": a.epochs,
-                                "results": merged(out, a.part, a.image_size, a.epochs, [row]),
-                                "command": " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])})
+        comparison = merged(out, a.part, a.image_size, a.epochs, [row])
+        comparison["commands"] = [c for c in comparison.get("commands", []) if c != command] + [command]
+        atomic_write_json(out, comparison)
 
     if a.previous:
         keep(previous_run(a))
     runs = [(b, HeadConfig(), "dense head, boxes + image labels") for b in a.backbones]
     if not a.no_image_labels_only:
-        runs.append(("mobilenetv2", HeadConfig(cell_weight=0.0), "dense head, image labels only"))
+        # no cell loss and the label pooled over every cell: nothing learns from the boxes
+        runs.append(("mobilenetv2", HeadConfig(cell_weight=0.0, box_pooling=False), "dense head, image labels only"))
     for backbone, head, label in runs:
         keep(train_run(a, backbone, head, label))
 

@@ -33,7 +33,8 @@ MAX_REGIONS = 3
 @dataclass(frozen=True)
 class HeadConfig:
     """How the dense fracture head learns (see :mod:`locator`)."""
-    cell_weight: float = 5.0            # the location loss's weight beside the image loss (0: image labels only)
+    cell_weight: float = 5.0            # the location loss's weight beside the image loss
+    # (image labels only: cell_weight 0 and box_pooling False)
     positive_cell_weight: float = 30.0  # a fracture cell counts this much more than a normal one
     sharpness: float = 5.0              # log-sum-exp pooling: larger is closer to the single highest cell
     width: int = 64                     # channels of the head's convolutions
