@@ -277,18 +277,19 @@ def gate_markdown(g: dict | None) -> list[str]:
         lines.append(f"| {name} | {e['n']} | {e['rejected']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['reasons'].items()) or '–'} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['findings'].items())} |")
-    lines += ["", f"Elbow, hand or shoulder images not analysed: {_share(g['target_rejected'])} of {g['n_target']}; "
-                  f"body part right on {_share(g['part_accuracy_on_accepted'])} of the analysed ones. "
+    lines += ["", f"Elbow, hand or shoulder images not analysed: {share_text(g['target_rejected'])} of {g['n_target']}; "
+                  f"body part right on {share_text(g['part_accuracy_on_accepted'])} of the analysed ones. "
                   f"Other images given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "
                   f"{g['non_target_called_fractured']} of them *fractured*."]
     a = g["appliance"]
     if a["positives"] or a["negatives"]:
-        lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {_share(a['sensitivity'])} "
-                      f"({a['positives']} with one), specificity {_share(a['specificity'])} ({a['negatives']} without)."]
+        lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {share_text(a['sensitivity'])} "
+                      f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)."]
     return lines
 
 
-def _share(v) -> str:
+def share_text(v) -> str:
+    """A share as a percentage with one decimal, or "–" where it could not be measured."""
     return "–" if v is None else f"{v:.1%}"
 
 
@@ -411,19 +412,15 @@ def _fmt(entry, key):
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else f"{v:.3f}"
 
 
-def _pct(v) -> str:
-    return "–" if v is None else f"{v:.1%}"
-
-
 def findings_table(m: dict) -> list[str]:
     """Markdown table, per part: share of images and studies decided, and how often decided findings are right."""
     lines = ["| part | images decided | decided right | fractured findings right | normal findings right | "
              "studies decided | study verdicts right |", "|---|---|---|---|---|---|---|"]
     for part, e in m["fracture"].items():
         f, s = e["findings"], e["study_verdict"]
-        lines.append(f"| {part} | {_pct(f['coverage'])} of {f['n']} | {_pct(f['accuracy_of_decided'])} | "
-                     f"{_pct(f['fractured_findings_right'])} | {_pct(f['normal_findings_right'])} | "
-                     f"{_pct(s['coverage'])} of {s['n']} | {_pct(s['accuracy_of_decided'])} |")
+        lines.append(f"| {part} | {share_text(f['coverage'])} of {f['n']} | {share_text(f['accuracy_of_decided'])} | "
+                     f"{share_text(f['fractured_findings_right'])} | {share_text(f['normal_findings_right'])} | "
+                     f"{share_text(s['coverage'])} of {s['n']} | {share_text(s['accuracy_of_decided'])} |")
     return lines
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import artifacts, data, decisions, gate
+from .evaluation import share_text
 from .body_part import (GENERATED, Outputs, body_part_data, decide, fit_gate, fit_top, pooled_outputs,
                         trunk_features)
 from .training import TrainConfig, Trainer
@@ -242,10 +243,10 @@ def loro_markdown(result: dict) -> list[str]:
          "|---|---:|---:|---:|---|---|---|---:|---:|"]
     for region, f in folds.items():
         lo, tt = f["left_out"], f["targets_test"]
-        L.append(f"| {region} | {lo['n']} | {_pct(lo['rejected'])} | {_pct(lo['rejected_test'])} (n = {lo['n_test']}) "
+        L.append(f"| {region} | {lo['n']} | {share_text(lo['rejected'])} | {share_text(lo['rejected_test'])} (n = {lo['n_test']}) "
                  f"| {_counts(lo['reasons'])} | {_counts(lo['let_through_as'])} | "
-                 f"{_counts(lo['findings_of_let_through'])} | {_pct(tt['rejected'])} | "
-                 f"{_pct(tt['part_accuracy_on_accepted'])} |")
+                 f"{_counts(lo['findings_of_let_through'])} | {share_text(tt['rejected'])} | "
+                 f"{share_text(tt['part_accuracy_on_accepted'])} |")
     return L
 
 
@@ -256,13 +257,9 @@ def methods_markdown(result: dict) -> list[str]:
     names = sorted(s["methods_mean_rejected"], key=lambda m: -s["methods_mean_rejected"][m])
     L = ["| score | " + " | ".join(folds) + " | mean | mean AUROC |", "|---|" + "---:|" * (len(folds) + 2)]
     for m in names:
-        L.append(f"| {m} | " + " | ".join(_pct(folds[r]["methods"][m]["rejected"]) for r in folds)
-                 + f" | {_pct(s['methods_mean_rejected'][m])} | {s['methods_mean_auroc'][m]:.3f} |")
+        L.append(f"| {m} | " + " | ".join(share_text(folds[r]["methods"][m]["rejected"]) for r in folds)
+                 + f" | {share_text(s['methods_mean_rejected'][m])} | {s['methods_mean_auroc'][m]:.3f} |")
     return L
-
-
-def _pct(v) -> str:
-    return "–" if v is None else f"{v:.1%}"
 
 
 def _counts(d: dict) -> str:
@@ -297,8 +294,8 @@ def markdown(result: dict) -> list[str]:
             "model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
             "the left-out images that were let through.", "",
             *loro_markdown(result), "",
-            f"Mean share of a left-out region rejected: {_pct(s['mean_rejected'])} (radiographs only: "
-            f"{_pct(s['left_out_radiographs_rejected'])}).", "",
+            f"Mean share of a left-out region rejected: {share_text(s['mean_rejected'])} (radiographs only: "
+            f"{share_text(s['left_out_radiographs_rejected'])}).", "",
             "Out-of-distribution scores compared, each alone at a threshold rejecting at most "
             f"{result['budget'] / 2:.1%} of the fold's validation elbow, hand and shoulder images: share of the "
             "left-out region's images outside the test split rejected, and the AUROC between the two:", "",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import artifacts
 from .boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
-from .evaluation import findings_table
+from .evaluation import findings_table, share_text
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -134,7 +134,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         c = json.loads(cmp_path.read_text())
         L += ["## Fracture model: design and backbone comparison", "",
               f"{c['part']} fracture model, same split and validation images, up to {c['epochs']} epochs "
-              f"(`{c['command']}`). Uncertain: share of validation images inside the band chosen for decided "
+              "(" + "; ".join(f"`{cmd}`" for cmd in c.get("commands", [c.get("command")])) + "). Uncertain: share of validation images inside the band chosen for decided "
               "findings ≥ 90 % right. LiteRT time: one image, median of 20, on the 2-core development machine ("
               + c.get("litert_time", "shared with other jobs while this ran") + ").", "",
               "| model | backbone | input | validation AUC | uncertain | decided right | top region in a true box | "
@@ -179,11 +179,12 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     L += ["## Test results", "", f"Measured by `python predictions_test.py --write-model-card` on {m['description']}. "
           f"95 % intervals: percentile bootstrap, {m['bootstrap']} resamples.", ""]
     bp = m["body_part"]
-    L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {bp['accuracy']:.1%} on "
-          f"{bp['n']} radiographs; on elbow/hand/shoulder images {bp['accuracy_on_target_parts']:.1%} "
-          f"(n = {bp['n_target']}), of which {bp['target_images_rejected']:.1%} were wrongly rejected; other "
-          f"radiographs rejected {bp['non_target_radiographs_rejected']:.1%} (n = {bp['n_non_target']}); generated "
-          f"non-radiographs rejected {bp['non_radiographs']['rejected']:.1%} (n = {bp['non_radiographs']['n']}).", ""]
+    L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
+          f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "
+          f"(n = {bp['n_target']}), of which {share_text(bp['target_images_rejected'])} were wrongly rejected; other "
+          f"radiographs rejected {share_text(bp['non_target_radiographs_rejected'])} (n = {bp['n_non_target']}); "
+          f"generated non-radiographs rejected {share_text(bp['non_radiographs']['rejected'])} "
+          f"(n = {bp['non_radiographs']['n']}).", ""]
     L += gate_section(body, m, weights_dir)
     L += ["**Fracture models on the images of their true part** (image level, at the stored threshold):", "",
           "| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |",

@@ -1,12 +1,13 @@
 """Metric code against hand-computed values, and predictions_test.py end to end."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from fracture_detection import data, decisions, metrics
 
-from conftest import FOLDERS, MURA, run_script
+from conftest import FOLDERS, MURA, ROOT, run_script
 
 
 def test_binary_metrics_by_hand():
@@ -128,6 +129,41 @@ def test_predictions_test_default_uses_saved_test_split(tiny_weights, tmp_path):
     from fracture_detection.synthetic import split_of
     n = json.loads((tiny_weights / "body_part.json").read_text())["synthetic_non_radiographs"]["count"]
     assert m["body_part"]["non_radiographs"]["n"] == sum(split_of(i, n) == "test" for i in range(n))
+
+
+def test_model_card_reports_the_comparison_and_region_spread(tiny_weights, tmp_path):
+    """--write-model-card on a copy of the weights: the card's model table gives each fracture model's
+    region threshold and spread, and its comparison table every row kept by the comparison script
+    (a re-run replaces its row, other rows stay), with the spread they were measured at."""
+    import importlib
+    import sys
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    compare = importlib.import_module("compare_fracture_models")
+    weights = tiny_weights.parent / f"card-{tmp_path.name}"  # beside it: the path to the data stays right
+    shutil.copytree(tiny_weights, weights)
+    out = weights / "fracture_comparison.json"
+    row = lambda run, backbone, auc, spread: {  # noqa: E731
+        "run": run, "backbone": backbone, "image_size": 96, "region_extent": spread, "litert_mb": 1.0,
+        "litert_ms_per_image": 2.0, "validation": {"auc": auc, "uncertain": 0.2, "accuracy_of_decided": 0.9,
+                                                   "top_region_in_box": 0.4, "region_sensitivity_at_1_false_per_image": 0.3}}
+    first = compare.merged(out, "hand", 96, 2, [row("dense head", "mobilenetv2", 0.61, 0.5),
+                                                 row("dense head", "efficientnet_lite2", 0.62, 0.5)])
+    out.write_text(json.dumps(dict(first, commands=["python compare --first"])))
+    again = compare.merged(out, "hand", 96, 2, [row("dense head", "mobilenetv2", 0.71, 0.7)])
+    assert [(r["backbone"], r["validation"]["auc"]) for r in again["results"]] == \
+        [("efficientnet_lite2", 0.62), ("mobilenetv2", 0.71)] and again["commands"] == ["python compare --first"]
+    assert compare.merged(out, "hand", 448, 2, [])["results"] == []  # another size: a new comparison
+    out.write_text(json.dumps(again))
+    run_script("predictions_test.py", "--weights", weights, "--out", tmp_path / "eval", "--bootstrap", "20",
+               "--quiet", "--write-model-card")
+    card = (weights / "MODEL_CARD.md").read_text()
+    spread = json.loads((weights / "fracture_hand.json").read_text())["localisation"]["region_extent"]
+    assert f"spread ≥ {spread:.2f} of the peak" in card
+    table = [line for line in card.splitlines() if line.startswith("| dense head |")]
+    assert [line.split(" | ")[1:4] for line in table] == [["efficientnet_lite2", "96 px", "0.620"],
+                                                          ["mobilenetv2", "96 px", "0.710"]]
+    assert [line.split(" | ")[8] for line in table] == ["0.5", "0.7"]
+    assert "`python compare --first`" in card and "Region spread:" in card  # rows of two spreads: said so
 
 
 def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):
