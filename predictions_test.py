@@ -52,13 +52,13 @@ def main(argv=None):
 
     from fracture_detection.evaluation import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
-                 verbose=not args.quiet)
+                 verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"))
     if args.leave_one_region_out:
-        from fracture_detection import loro
+        from fracture_detection import loro, loro_report
         m["leave_one_region_out"] = loro.leave_one_region_out(
             args.weights, epochs=args.loro_epochs, trunk_cache=args.trunk_cache,
             verbose=not args.quiet)
-        loro.write_results(args.out, m, args.weights)
+        loro_report.write_results(args.out, m, args.weights)
     if args.write_model_card:
         from fracture_detection.model_card import store_test_figures, write_model_card
         store_test_figures(args.weights, m)

@@ -131,7 +131,7 @@ def main():
     ap.add_argument("--weights", type=Path, default=ROOT / "weights", help="where split.csv is and the result goes; "
                     "rows measured earlier for the same part, size and epochs are kept unless re-run")
     a = ap.parse_args()
-    from fracture_detection.artifacts import atomic_write_json
+    from fracture_detection.files import atomic_write_json
     from fracture_detection.fracture_training import HeadConfig
     out = a.weights / "fracture_comparison.json"
     command = " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])

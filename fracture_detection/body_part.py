@@ -25,33 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, gate, metrics
+from . import artifacts, data, decisions, files, gate, metrics
 from .runtime import body_part_outputs, save_model
 from .training import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
 
 GENERATED = "generated"   # region of the generated non-radiographs
-UNKNOWN = -1              # appliance label unknown
 
 
 # --- the images ------------------------------------------------------------------------
-
-def appliance_label(r: data.Record) -> int:
-    """1 when a cast or implant is noted, 0 when the image can be trusted to show none, else unknown.
-
-    FracAtlas flags hardware on every image; its fractured images without the flag may still show an
-    unflagged cast, so only its non-fractured ones count as negatives.  The Roboflow notes cover its
-    unannotated images only: those with no note are negatives; its annotated (fractured) images, the
-    ones noted ``possible_fracture``, the spine films (some with hardware) and other sources are
-    unknown."""
-    notes = set(r.note.split(";"))
-    if notes & {"cast", "hardware"}:
-        return 1
-    if r.source == "fracatlas" and r.label == 0:
-        return 0
-    if r.source == "roboflow" and r.label == 0 and not r.note:
-        return 0
-    return UNKNOWN
-
 
 @dataclass
 class BodyPartData:
@@ -60,7 +41,7 @@ class BodyPartData:
     y: np.ndarray               # class index
     split: np.ndarray           # train / val / test
     region: np.ndarray          # the record's part, or GENERATED
-    appliance: np.ndarray       # 1, 0 or UNKNOWN
+    appliance: np.ndarray       # 1, 0 or data.UNKNOWN_APPLIANCE
     records: list[data.Record]  # the dataset's usable records (for the metadata)
     synthetic: int
 
@@ -91,14 +72,14 @@ def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int)
     y = [index.get(r.part, other) for r in usable]
     split = [r.split for r in usable]
     region = [r.part for r in usable]
-    appliance = [appliance_label(r) for r in usable]
+    appliance = [data.appliance_label(r) for r in usable]
     if synthetic:
         fake = non_radiographs(synthetic, seed=seed)
         sources += fake
         y += [other] * len(fake)
         split += [split_of(i, len(fake)) for i in range(len(fake))]
         region += [GENERATED] * len(fake)
-        appliance += [UNKNOWN] * len(fake)
+        appliance += [data.UNKNOWN_APPLIANCE] * len(fake)
     return BodyPartData(classes, sources, np.array(y, dtype=int), np.array(split), np.array(region),
                         np.array(appliance, dtype=int), usable, synthetic)
 
@@ -154,7 +135,7 @@ def trunk_features(trainer: Trainer, bp: BodyPartData, cfg: TrainConfig, cache: 
     del x
     feats = TrunkFeatures(original, copies, train_index)
     if cache is not None and trainer.cut is not None:
-        with artifacts.atomic_path(Path(cache), suffix=".npz") as tmp:
+        with files.atomic_path(Path(cache), suffix=".npz") as tmp:
             np.savez(tmp, fingerprint=key, kept=kept, original=original, train_index=train_index,
                      n_copies=len(copies), **{f"copy_{i}": c for i, c in enumerate(copies)})
     return feats, bp
@@ -215,7 +196,7 @@ def fit_gate(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray,
 def fit_appliance_head(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray) -> dict | None:
     """P(cast or implant) from the pooled features, threshold by Youden's J on validation; None
     when the training or validation images hold no labelled cast/implant and no negative."""
-    known_tr, known_va = train & (bp.appliance != UNKNOWN), val & (bp.appliance != UNKNOWN)
+    known_tr, known_va = train & (bp.appliance != data.UNKNOWN_APPLIANCE), val & (bp.appliance != data.UNKNOWN_APPLIANCE)
     if len(np.unique(bp.appliance[known_tr])) < 2 or len(np.unique(bp.appliance[known_va])) < 2:
         return None
     head = gate.fit_appliance(out.pooled[known_tr], bp.appliance[known_tr])

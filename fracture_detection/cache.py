@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import artifacts, data
+from . import data, files
 
 FORMAT = "fracture-cache-2"
 
@@ -65,7 +65,7 @@ def make_cache(data_root: Path, split_file: Path, out: Path, image_size: int = 2
         "boxes": [np.round(b, 5).tolist() for b, _ in located],
         "shapes": [list(shape) for _, shape in located],
     }
-    with artifacts.atomic_path(out) as tmp, open(tmp, "wb") as fh:
+    with files.atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, jpeg=np.frombuffer(b"".join(blobs), np.uint8),
                             offsets=np.cumsum([0] + [len(b) for b in blobs]),
                             index=np.frombuffer(json.dumps(index).encode("utf-8"), np.uint8))
@@ -113,7 +113,7 @@ class Cache:
             raise data.DatasetError(f"{path} holds another split than the cache {self.path.name}; "
                                     "train into another folder.")
         if not path.is_file():
-            artifacts.atomic_write_text(path, self.split_csv)
+            files.atomic_write_text(path, self.split_csv)
 
 
 def read_cache(path: Path, image_size: int) -> Cache:

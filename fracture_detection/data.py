@@ -392,7 +392,7 @@ def extend_split(records: list[Record], seed: int = 42) -> list[Record]:
 
 
 def write_split(records: list[Record], path: Path, root: Path) -> None:
-    from .artifacts import atomic_write_text
+    from .files import atomic_write_text
     names = [f.name for f in fields(Record)]
     import io
     buf = io.StringIO()
@@ -462,3 +462,24 @@ def load_pixels(sources, size: int, desc: str = "Loading images", verbose: int =
             if verbose == 1 and ((i + 1) % 200 == 0 or i + 1 == len(sources)):
                 print(f"  {i + 1}/{len(sources)}", file=sys.stderr, flush=True)
     return out[: len(kept)], np.array(kept, dtype=int)
+
+
+UNKNOWN_APPLIANCE = -1   # appliance_label: not known
+
+
+def appliance_label(r: Record) -> int:
+    """1 when a cast or implant is noted, 0 when the image can be trusted to show none, else unknown.
+
+    FracAtlas flags hardware on every image; its fractured images without the flag may still show an
+    unflagged cast, so only its non-fractured ones count as negatives.  The Roboflow notes cover its
+    unannotated images only: those with no note are negatives; its annotated (fractured) images, the
+    ones noted ``possible_fracture``, the spine films (some with hardware) and other sources are
+    unknown."""
+    notes = set(r.note.split(";"))
+    if notes & {"cast", "hardware"}:
+        return 1
+    if r.source == "fracatlas" and r.label == 0:
+        return 0
+    if r.source == "roboflow" and r.label == 0 and not r.note:
+        return 0
+    return UNKNOWN_APPLIANCE

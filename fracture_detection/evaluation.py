@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, metrics
+from . import artifacts, data, decisions, files, metrics
 from .images import ImageError
 
 MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
@@ -59,13 +59,11 @@ def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
 
 # --- running the models --------------------------------------------------------------
 
-def run_models(predictor, records, extra_images=(), batch_size: int = 32, verbose: bool = True) -> dict:
+def run_models(predictor, records, extra_images=(), batch_size: int = 32, progress=None) -> dict:
     """Chain predictions for every record, plus each fracture model on its true part."""
-    from .cli import progress_printer
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
     maps, shapes = {}, {}  # true-part cell maps and image sizes, by record index
-    progress = progress_printer("evaluated") if verbose else None
     for chunk, prepared in predictor.read_ahead(sources, batch_size):
         start = len(chain)
         chain += predictor.chain(chunk, prepared)
@@ -233,7 +231,6 @@ def gate_metrics(records, chain, parts) -> dict:
     share rejected and why, findings; elbow/hand/shoulder images rejected and the body part's
     accuracy on the accepted ones; non-target images called fractured; the appliance head on the
     analysed images whose cast/implant label is known."""
-    from .body_part import UNKNOWN, appliance_label
     regions = [r.part for r in records] + [GENERATED] * (len(chain) - len(records))
     by_region: dict = {}
     for region in sorted(set(regions)):
@@ -248,8 +245,8 @@ def gate_metrics(records, chain, parts) -> dict:
     non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
     target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
     accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
-    known = [(p, appliance_label(r)) for p, r in zip(chain, records)
-             if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and appliance_label(r) != UNKNOWN]
+    known = [(p, data.appliance_label(r)) for p, r in zip(chain, records)
+             if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
     pos = [p.appliance is not None for p, a in known if a == 1]
     neg = [p.appliance is None for p, a in known if a == 0]
     return {
@@ -300,7 +297,7 @@ def _save_png(fig, path: Path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    artifacts.atomic_write_bytes(path, buf.getvalue())
+    files.atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_training(weights_dir: Path, out: Path) -> list[str]:
@@ -489,7 +486,8 @@ def report_markdown(m: dict, plots: list[str]) -> str:
 
 
 def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, layout: str = "auto",
-             batch_size: int = 32, n_boot: int = 1000, verbose: bool = True) -> dict:
+             batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None) -> dict:
+    """``progress(done, total)``, when given, is called as images are evaluated."""
     from .predictor import Predictor
     records, description, _ = evaluation_records(weights_dir, data_root, layout)
     if not records:
@@ -499,7 +497,7 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     if verbose:
         print(f"Evaluating {len(records)} images ({description})" + (
             f" and {len(extra)} generated non-radiographs" if extra else ""), file=sys.stderr)
-    results = run_models(predictor, records, extra, batch_size, verbose)
+    results = run_models(predictor, records, extra, batch_size, progress)
     m = compute_metrics(predictor, records, results, n_boot)
     m["description"], m["bootstrap"] = description, n_boot
     m["models"] = {i.meta["name"]: {k: i.meta.get(k) for k in ("task", "part", "backbone", "image_size",
@@ -508,8 +506,8 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
-    artifacts.atomic_write_json(out_dir / "metrics.json", _finite(m))
-    artifacts.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
+    files.atomic_write_json(out_dir / "metrics.json", _finite(m))
+    files.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
     return m
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import artifacts, boxes, data, decisions, metrics
+from . import artifacts, boxes, data, decisions, files, metrics
 from .runtime import save_model
 from .data import fracture_records, load_pixels
 from .training import (MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split,
@@ -218,7 +218,7 @@ class LocatorTrainer:
                 return np.load(path)
         feats = trunk_features(self.model, self.trunk, images, verbose=verbose, desc=desc)
         if path is not None:
-            with artifacts.atomic_path(path, suffix=".npy") as tmp:
+            with files.atomic_path(path, suffix=".npy") as tmp:
                 np.save(tmp, feats)
         return feats
 

@@ -557,7 +557,7 @@ class App(_Base):
             self.export_csv(Path(path))
 
     def export_csv(self, path: Path):
-        from .artifacts import atomic_write_text
+        from .files import atomic_write_text
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",

@@ -82,7 +82,7 @@ def _bce_logits(t, z):
 
 def mid_layer(backbone_name: str) -> str:
     """The backbone layer whose output is the stride-16 feature map (also the frozen-trunk cut)."""
-    from .training import DEFAULT_CUTS
+    from .models import DEFAULT_CUTS
     return DEFAULT_CUTS[backbone_name]
 
 

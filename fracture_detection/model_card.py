@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import artifacts
+from . import artifacts, files
 from .boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from .evaluation import findings_table, share_text
 
@@ -61,7 +61,7 @@ def store_test_figures(weights_dir: Path, m: dict) -> None:
             meta["test"]["description"] = m["description"]
         else:
             continue
-        artifacts.atomic_write_json(info.path.with_suffix(".json"), meta)
+        files.atomic_write_json(info.path.with_suffix(".json"), meta)
 
 
 def write_model_card(weights_dir: Path, m: dict) -> Path:
@@ -255,7 +255,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "python predictions_test.py  --weights weights-mura --data /path/to/MURA-v1.1 --out evaluation-mura",
           "python GUI.py --weights weights-mura", "```", ""]
     path = weights_dir / "MODEL_CARD.md"
-    artifacts.atomic_write_text(path, "\n".join(L))
+    files.atomic_write_text(path, "\n".join(L))
     return path
 
 
@@ -272,8 +272,8 @@ def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
     """Which images get a finding: the gate's rules and values, its validation and test figures per
     region, the leave-one-region-out figures and the OOD methods compared, and the appliance head."""
     from .evaluation import gate_markdown
-    from .loro import RESULT_FILE
-    from .loro import markdown as loro_markdown
+    from .loro_report import RESULT_FILE
+    from .loro_report import markdown as loro_markdown
     g = body.get("gate")
     if not g:
         return []

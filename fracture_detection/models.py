@@ -20,6 +20,12 @@ from .pretrained import WeightsUnavailable, efficientnet_lite_path, load_pth, to
 
 BACKBONES = ("mobilenetv2", "resnet50", "efficientnet_lite0", "efficientnet_lite2")
 WEIGHT_SOURCES = ("offline", "imagenet", "none")
+
+# Where the frozen trunk ends when --frozen-through is "auto": below this the ImageNet
+# features are general enough to keep, and everything above it trains.
+DEFAULT_CUTS = {"mobilenetv2": "features_13_add", "resnet50": "conv4_block6_out",
+                "efficientnet_lite0": "blocks_10_add",  # end of the stride-16 stage (112 channels)
+                "efficientnet_lite2": "blocks_14_add"}  # the same stage (120 channels)
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype="float32")
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype="float32")
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype="float32")

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from . import presentation as pres
-from .artifacts import atomic_write_bytes
+from .files import atomic_write_bytes
 
 DISCLAIMER = ("Decision support only, not a diagnosis. The finding is the output of a machine-learning model "
               "trained on public research data; it must be reviewed by a qualified clinician together with "

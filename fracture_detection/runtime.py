@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import WeightsError, atomic_path, atomic_write_json
+from .artifacts import WeightsError
+from .files import atomic_path, atomic_write_json
 
 RUNTIMES = ("auto", "litert", "keras")
 

@@ -20,7 +20,6 @@ from . import artifacts, data, decisions, metrics
 from .data import SPLIT_FILE, FRACTURE_EXCLUDED_NOTES, fracture_records, load_pixels  # noqa: F401 (also used by tests)
 
 
-
 @dataclass
 class TrainConfig:
     backbone: str = "mobilenetv2"
@@ -110,17 +109,11 @@ def _compile(model, lr, n_classes):
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=[acc])
 
 
-# Where the frozen trunk ends when --frozen-through is "auto": below this the ImageNet
-# features are general enough to keep, and everything above it trains.
-DEFAULT_CUTS = {"mobilenetv2": "features_13_add", "resnet50": "conv4_block6_out",
-                "efficientnet_lite0": "blocks_10_add",  # end of the stride-16 stage (112 channels)
-                "efficientnet_lite2": "blocks_14_add"}  # the same stage (120 channels)
-
-
 def resolve_cut(cfg: TrainConfig) -> str | None:
     if cfg.weights == "none" or cfg.frozen_through in (None, "none", ""):
         return None
     if cfg.frozen_through == "auto":
+        from .models import DEFAULT_CUTS
         return DEFAULT_CUTS.get(cfg.backbone) if cfg.weights == "offline" or cfg.backbone == "resnet50" else None
     return cfg.frozen_through
 

@@ -23,7 +23,7 @@ def main(argv=None):
     parser.add_argument("--drop-keras", action="store_true", help="delete each .keras file after its export")
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from fracture_detection import artifacts
+    from fracture_detection import artifacts, files
     from fracture_detection.runtime import export_litert, mirrored
     models = [m for m in artifacts.find_models(args.weights) if m.path.is_file()]
     if not models:
@@ -32,7 +32,7 @@ def main(argv=None):
         entry = export_litert(info.load(), info.task, info.path.with_suffix(".tflite"), mirrored(info.meta))
         if entry is None:
             raise artifacts.WeightsError("LiteRT files can only be written with KERAS_BACKEND=tensorflow.")
-        artifacts.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, litert=entry))
+        files.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, litert=entry))
         print(f"{entry['file']}: largest difference to the Keras model {entry['max_difference_to_keras']:.1e}")
         if args.drop_keras:
             info.path.unlink()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fracture_detection import artifacts  # noqa: E402
+from fracture_detection import artifacts, files  # noqa: E402
 
 
 def run_summary(run: Path, part: str) -> dict:
@@ -65,7 +65,7 @@ def main(argv=None):
         mark = "*" if chosen.get(r["part"]) == r["run"] else " "
         print(f"{mark} {r['part']:9} {r['run']:20} {figures}; {r['seconds']} s, exit {r['exit_status']}")
     if args.summary:
-        artifacts.atomic_write_json(args.summary, {"chosen_by": "validation AUC", "chosen": chosen, "runs": rows})
+        files.atomic_write_json(args.summary, {"chosen_by": "validation AUC", "chosen": chosen, "runs": rows})
     return 0 if len(chosen) == len(args.parts) else 1
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fracture_detection import artifacts, decisions, gate
-from fracture_detection.body_part import UNKNOWN, appliance_label
+from fracture_detection.data import UNKNOWN_APPLIANCE as UNKNOWN, appliance_label
 from fracture_detection.data import Record
 
 from conftest import FOLDERS, ROOT

@@ -2,7 +2,7 @@
 import json
 import shutil
 
-from fracture_detection import loro
+from fracture_detection import loro, loro_report
 
 from conftest import FOLDERS, run_script
 
@@ -26,7 +26,7 @@ def test_leave_one_region_out_retrains_without_each_region_and_reports_it(tiny_w
     assert leg["epochs_run"] == loro.HEAD_EPOCHS + 1  # the output layer first, then --loro-epochs
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "## Leave one region out" in report and "| leg | " in report and "| generated | " in report
-    assert json.loads((weights / loro.RESULT_FILE).read_text())["folds"].keys() == result["folds"].keys()
+    assert json.loads((weights / loro_report.RESULT_FILE).read_text())["folds"].keys() == result["folds"].keys()
     assert cache.is_file()  # the trunk's features, kept for the next run
     # the test figures on the saved split carry the rejection per region
     regions = m["gate"]["by_region"]

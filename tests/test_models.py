@@ -93,7 +93,7 @@ def test_efficientnet_lite_weights_load_only_one_to_one():
 
 @pytest.mark.parametrize("name", LITE)
 def test_efficientnet_lite_default_cut_ends_the_stride_16_stage(name):
-    from fracture_detection.training import DEFAULT_CUTS
+    from fracture_detection.models import DEFAULT_CUTS
     backbone = models.build_backbone(name, "none", 64)[1]
     cut = backbone.get_layer(DEFAULT_CUTS[name])
     assert tuple(cut.output.shape[1:3]) == (4, 4)  # 64 px / 16
