@@ -16,9 +16,10 @@ def main(argv=None):
     parser.add_argument("images", nargs="*", type=Path, help="X-rays to open (views of one study)")
     parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
     args = parser.parse_args(argv)
-    from fracture_detection import cli, gui
+    from fracture_detection import cli
+    from fracture_detection.app import window
     cli.quiet_tensorflow()
-    gui.main(args.weights, args.images)
+    window.main(args.weights, args.images)
 
 
 if __name__ == "__main__":

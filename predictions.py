@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from fracture_detection import cli
-from fracture_detection.runtime import RUNTIMES
+from fracture_detection.models.runtime import RUNTIMES
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,7 +32,7 @@ def main(argv=None):
                         help="auto: each model's LiteRT file where there is one (fast start), else Keras")
     args = parser.parse_args(argv)
 
-    from fracture_detection.predictor import Predictor, collect_inputs, describe
+    from fracture_detection.chain.predictor import Predictor, collect_inputs, describe
     files, problems = collect_inputs(args.paths)
     predictor = Predictor(args.weights, runtime=args.runtime)
     progress = None if args.json else cli.progress_printer()
@@ -40,7 +40,7 @@ def main(argv=None):
     for r in results:
         print(json.dumps(r.to_json()) if args.json else describe(r), flush=True)
     if args.report:
-        from fracture_detection.report import write_report
+        from fracture_detection.app.report import write_report
         try:
             write_report(args.report, results, predictor)
         except OSError as exc:

@@ -12,7 +12,7 @@ calibration, kappa against the MURA paper) to --out.
 
 also retrains the body-part model's top layers and gate once per non-target region, without that
 region, and reports how much of the left-out region is rejected (see
-fracture_detection/loro.py; about an hour on a 2-core CPU, less with a trunk cache that
+fracture_detection/training/loro.py; about an hour on a 2-core CPU, less with a trunk cache that
 training_parts.py --trunk-cache wrote).
 """
 import argparse
@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv=None):
-    from fracture_detection.data import LAYOUTS
-    from fracture_detection.loro import EPOCHS
+    from fracture_detection.io.data import LAYOUTS
+    from fracture_detection.training.loro import EPOCHS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="labelled dataset (default: the weights' saved test split)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
@@ -50,17 +50,18 @@ def main(argv=None):
     if args.leave_one_region_out and args.data is not None:
         parser.error("--leave-one-region-out retrains on the weights' own data and split (leave out --data)")
 
-    from fracture_detection.evaluation import evaluate
+    from fracture_detection.evaluation.evaluate import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
                  verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"))
     if args.leave_one_region_out:
-        from fracture_detection import loro, loro_report
+        from fracture_detection.training import loro
+        from fracture_detection.evaluation import loro_report
         m["leave_one_region_out"] = loro.leave_one_region_out(
             args.weights, epochs=args.loro_epochs, trunk_cache=args.trunk_cache,
             verbose=not args.quiet)
         loro_report.write_results(args.out, m, args.weights)
     if args.write_model_card:
-        from fracture_detection.model_card import store_test_figures, write_model_card
+        from fracture_detection.evaluation.model_card import store_test_figures, write_model_card
         store_test_figures(args.weights, m)
         print(f"Wrote {write_model_card(args.weights, m)}")
     print((args.out / "report.md").read_text())

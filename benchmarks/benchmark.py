@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fracture_detection.runtime import RUNTIMES  # noqa: E402
+from fracture_detection.models.runtime import RUNTIMES  # noqa: E402
 
 
 def default_images() -> Path:
@@ -54,8 +54,8 @@ def child(args_list) -> tuple[dict, float]:
 def measure_latency(weights, image, repeats, runtime):
     from fracture_detection import cli
     cli.quiet_tensorflow()
-    from fracture_detection.images import load_image
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.io.images import load_image
+    from fracture_detection.chain.predictor import Predictor
     p = Predictor(weights, runtime=runtime)
     for _ in range(3):  # warm-up: graph tracing, caches
         p.predict_loaded([str(image)], [load_image(image)])[0].heatmap()
@@ -73,8 +73,8 @@ def measure_latency(weights, image, repeats, runtime):
 def measure_throughput(weights, folder, runtime):
     from fracture_detection import cli
     cli.quiet_tensorflow()
-    from fracture_detection.images import find_images
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.io.images import find_images
+    from fracture_detection.chain.predictor import Predictor
     files = find_images(folder)
     p = Predictor(weights, runtime=runtime)
     p.predict(files[:32])
@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--format", choices=("as-is", "png", "dicom"), default="as-is",
                     help="copy the images as they are, or save them as PNG or 12-bit DICOM (with a window)")
     ap.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                    help="how the models run (see fracture_detection/runtime.py); the app uses auto")
+                    help="how the models run (see fracture_detection/models/runtime.py); the app uses auto")
     ap.add_argument("--part", help=argparse.SUPPRESS)
     ap.add_argument("--arg", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -136,7 +136,7 @@ def main():
 
     import numpy as np
 
-    from fracture_detection.images import find_images, load_image
+    from fracture_detection.io.images import find_images, load_image
     pool = find_images(a.images or default_images())
     image = pool[0]
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -156,7 +156,7 @@ def main():
                     im = im.convert("L").resize((round(im.width * a.scale), round(im.height * a.scale)),
                                                 Image.BICUBIC)
                 if a.format == "dicom":
-                    from fracture_detection.synthetic import write_dicom
+                    from fracture_detection.io.synthetic import write_dicom
                     write_dicom(folder / f"{i:04d}.dcm", np.asarray(im).astype(np.uint16) * 16, bits=12,
                                 window=(2048, 3500))
                 else:

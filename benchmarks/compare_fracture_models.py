@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 def litert_ms(path: Path, size: int, repeats: int = 20) -> float:
     import numpy as np
 
-    from fracture_detection.runtime import LiteRTModel
+    from fracture_detection.models.runtime import LiteRTModel
     m = LiteRTModel(path)
     x = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype("float32")
     m(x)
@@ -43,8 +43,8 @@ def litert_ms(path: Path, size: int, repeats: int = 20) -> float:
 
 
 def train_run(args, backbone: str, head, label: str) -> dict:
-    from fracture_detection.fracture_training import train_fracture
-    from fracture_detection.training import TrainConfig
+    from fracture_detection.training.fracture import train_fracture
+    from fracture_detection.training.trainer import TrainConfig
     out = Path(tempfile.mkdtemp(prefix="fracture-compare-"))
     shutil.copy(args.weights / "split.csv", out / "split.csv")
     cfg = TrainConfig(backbone=backbone, weights="offline", image_size=args.image_size, epochs=args.epochs,
@@ -68,9 +68,11 @@ def previous_run(args) -> dict:
     class activation map) scored on the same validation images, with the new rules."""
     import numpy as np
 
-    from fracture_detection import boxes, data, decisions, metrics
-    from fracture_detection.boxes import REGION_EXTENT
-    from fracture_detection.runtime import LiteRTModel
+    from fracture_detection.io import boxes, data
+    from fracture_detection.chain import decisions
+    from fracture_detection.evaluation import metrics
+    from fracture_detection.io.boxes import REGION_EXTENT
+    from fracture_detection.models.runtime import LiteRTModel
     meta = json.loads((args.previous / f"fracture_{args.part}.json").read_text())
     model = LiteRTModel(args.previous / f"fracture_{args.part}.tflite")
     records = data.read_dataset(args.data)
@@ -131,8 +133,8 @@ def main():
     ap.add_argument("--weights", type=Path, default=ROOT / "weights", help="where split.csv is and the result goes; "
                     "rows measured earlier for the same part, size and epochs are kept unless re-run")
     a = ap.parse_args()
-    from fracture_detection.files import atomic_write_json
-    from fracture_detection.fracture_training import HeadConfig
+    from fracture_detection.io.files import atomic_write_json
+    from fracture_detection.training.fracture import HeadConfig
     out = a.weights / "fracture_comparison.json"
     command = " ".join(["python", "benchmarks/compare_fracture_models.py"] + sys.argv[1:])
 

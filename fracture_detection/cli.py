@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 
-
-
 def _user_errors():
-    from .artifacts import WeightsError
-    from .data import DatasetError
-    from .images import ImageError
-    from .pretrained import WeightsUnavailable  # not .models: that would import Keras
+    from .io.data import DatasetError
+    from .io.images import ImageError
+    from .models.artifacts import WeightsError
+    from .models.pretrained import WeightsUnavailable  # not .models: that would import Keras
     return (WeightsError, DatasetError, ImageError, WeightsUnavailable, FileNotFoundError)
 
 
@@ -53,8 +51,8 @@ def progress_printer(verb: str = "analysed"):
 
 
 def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_size: int) -> None:
-    from .data import LAYOUTS
-    from .models import BACKBONES, WEIGHT_SOURCES
+    from .io.data import LAYOUTS
+    from .models.backbones import BACKBONES, WEIGHT_SOURCES
     parser.add_argument("--data", type=Path, required=True,
                         help="dataset folder (MURA-v1.1, <Part>/<label>/ folders, FracAtlas, or ../shared/data)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto", help="dataset layout (default: detect)")
@@ -90,7 +88,7 @@ def add_training_args(parser: argparse.ArgumentParser, default_out: Path, image_
 
 
 def config_from_args(args):
-    from .training import TrainConfig
+    from .training.trainer import TrainConfig
     return TrainConfig(
         backbone=args.backbone, weights=args.weights, epochs=args.epochs, head_epochs=args.head_epochs,
         batch_size=args.batch_size, image_size=args.image_size, learning_rate=args.learning_rate,

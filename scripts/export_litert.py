@@ -23,8 +23,9 @@ def main(argv=None):
     parser.add_argument("--drop-keras", action="store_true", help="delete each .keras file after its export")
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from fracture_detection import artifacts, files
-    from fracture_detection.runtime import export_litert, mirrored
+    from fracture_detection.models import artifacts
+    from fracture_detection.io import files
+    from fracture_detection.models.runtime import export_litert, mirrored
     models = [m for m in artifacts.find_models(args.weights) if m.path.is_file()]
     if not models:
         raise artifacts.WeightsError(f"No Keras models were found in {args.weights}.")

@@ -6,7 +6,7 @@
 
 Keeps the split saved in WEIGHTS/split.csv (never makes a new one, so the body-part model's
 test images stay unseen) and only the images training_fracture.py would use, letterboxed to
---image-size and stored as JPEG. See fracture_detection/cache.py.
+--image-size and stored as JPEG. See fracture_detection/training/cache.py.
 """
 import argparse
 import sys
@@ -18,7 +18,7 @@ from fracture_detection import cli  # noqa: E402
 
 
 def main(argv=None):
-    from fracture_detection.data import LAYOUTS, TARGET_PARTS
+    from fracture_detection.io.data import LAYOUTS, TARGET_PARTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the dataset folder the split was made on")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
@@ -29,8 +29,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="the cache file to write (.npz)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    from fracture_detection.cache import make_cache, read_cache
-    from fracture_detection.data import SPLIT_FILE
+    from fracture_detection.training.cache import make_cache, read_cache
+    from fracture_detection.io.data import SPLIT_FILE
     make_cache(args.data, args.weights / SPLIT_FILE, args.out, args.image_size, args.layout, tuple(args.parts),
                args.quality, verbose=0 if args.quiet else 1)
     records = read_cache(args.out, args.image_size).records

@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from fracture_detection import artifacts, files  # noqa: E402
+from fracture_detection.models import artifacts  # noqa: E402
+from fracture_detection.io import files
 
 
 def run_summary(run: Path, part: str) -> dict:

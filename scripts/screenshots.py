@@ -84,7 +84,7 @@ def main():
         os.environ["DISPLAY"] = ":93"
         time.sleep(1)
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp()  # leave the user's settings alone
-    from fracture_detection.gui import App
+    from fracture_detection.app.window import App
     with tempfile.TemporaryDirectory() as tmp:
         folder = demo_folder(a.images, Path(tmp) / "worklist")
         study = sorted((folder / "patient00001" / "study1").iterdir())

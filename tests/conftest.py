@@ -84,7 +84,7 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     the finding follows from the reported probability, threshold and band; the body part is null
     exactly when nothing was analysed; every probability is in [0, 1]; regions lie inside the
     image (``(height, width)``) and exist only for an analysed, not-normal image."""
-    from fracture_detection.decisions import FINDINGS
+    from fracture_detection.chain.decisions import FINDINGS
     assert DOCUMENTED_KEYS <= set(obj), DOCUMENTED_KEYS - set(obj)
     finding, p = obj["finding"], obj["fracture_probability"]
     assert finding in FINDINGS, obj
@@ -107,7 +107,7 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
         assert p is None and obj["threshold"] is None and obj["uncertain_band"] is None, obj
         assert message, obj
         if finding == "not_supported":
-            from fracture_detection import decisions
+            from fracture_detection.chain import decisions
             assert obj["rejection"] in (decisions.REJECT_OTHER, decisions.REJECT_DOUBT,
                                         decisions.REJECT_UNFAMILIAR, decisions.REJECT_COLOUR), obj
         else:

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from fracture_detection import decisions
-from fracture_detection.images import load_image
-from fracture_detection.predictor import Predictor
-from fracture_detection.synthetic import write_dicom
+from fracture_detection.chain import decisions
+from fracture_detection.io.images import load_image
+from fracture_detection.chain.predictor import Predictor
+from fracture_detection.io.synthetic import write_dicom
 
 from conftest import BUNDLED, FIXTURES, FOLDERS, MURA, ROOT, check_prediction
 

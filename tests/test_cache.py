@@ -4,8 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from fracture_detection import artifacts, cache, data, training
-from fracture_detection.images import load_image, to_model_input
+from fracture_detection.models import artifacts
+from fracture_detection.training import cache, trainer
+from fracture_detection.io import data
+from fracture_detection.io.images import load_image, to_model_input
 
 from conftest import FOLDERS, TINY, run_script
 
@@ -14,14 +16,14 @@ pytestmark = pytest.mark.slow  # trains a model
 
 def test_training_from_a_cache_keeps_its_split_and_points_at_the_original_data(tmp_path):
     weights = tmp_path / "weights"
-    records = training.prepare_split(data.read_dataset(FOLDERS), FOLDERS, weights, seed=7)
+    records = trainer.prepare_split(data.read_dataset(FOLDERS), FOLDERS, weights, seed=7)
     again = data.assign_splits(data.read_dataset(FOLDERS), seed=42)
     assert [r.split for r in records] != [r.split for r in again], "training's own seed must give another split"
     split_text = (weights / "split.csv").read_text()
 
     path = cache.make_cache(FOLDERS, weights / "split.csv", tmp_path / "cache" / "fracture.npz", image_size=64)
     c = cache.read_cache(path, 64)
-    wanted = [r for p in data.TARGET_PARTS for r in training.fracture_records(records, p)]
+    wanted = [r for p in data.TARGET_PARTS for r in trainer.fracture_records(records, p)]
     assert [r.path for r in c.records] == [r.path for r in wanted] and c.layout == "folders"
     assert [r.split for r in c.records] == [r.split for r in wanted] and c.split_csv == split_text
     x, _ = c.load_pixels([wanted[0].path], 64, verbose=0)

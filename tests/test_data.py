@@ -5,8 +5,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from fracture_detection import data
-from fracture_detection.data import DatasetError, assign_splits, read_dataset
+from fracture_detection.io import data
+from fracture_detection.io.data import DatasetError, assign_splits, read_dataset
 
 from conftest import FOLDERS, MURA
 

@@ -8,8 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from fracture_detection import decisions, metrics
-from fracture_detection.decisions import (REJECT_DOUBT, REJECT_OTHER, REJECT_UNFAMILIAR, BodyPartRule,
+from fracture_detection.chain import decisions
+from fracture_detection.evaluation import metrics
+from fracture_detection.chain.decisions import (REJECT_DOUBT, REJECT_OTHER, REJECT_UNFAMILIAR, BodyPartRule,
                                           decide_body_parts, format_probabilities, fracture_finding,
                                           mura_rule, select_band, study_verdict)
 
@@ -278,8 +279,8 @@ def test_format_probabilities_never_contradicts_the_numbers():
 
 def test_worklist_order_puts_a_cast_or_implant_after_other_films_of_the_same_finding():
     """A follow-up film of a known, treated fracture must not top the worklist."""
-    from fracture_detection import presentation as pres
-    from fracture_detection.predictor import Prediction
+    from fracture_detection.app import presentation as pres
+    from fracture_detection.chain.predictor import Prediction
     cast = Prediction(path="a", finding="fractured", fracture_probability=0.99, threshold=0.5,
                       appliance="cast or implant", appliance_probability=0.9)
     plain = Prediction(path="b", finding="fractured", fracture_probability=0.80, threshold=0.5)

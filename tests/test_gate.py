@@ -4,9 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from fracture_detection import artifacts, decisions, gate
-from fracture_detection.data import UNKNOWN_APPLIANCE as UNKNOWN, appliance_label
-from fracture_detection.data import Record
+from fracture_detection.models import artifacts
+from fracture_detection.chain import decisions
+from fracture_detection.training import gate
+from fracture_detection.io.data import UNKNOWN_APPLIANCE as UNKNOWN, appliance_label
+from fracture_detection.io.data import Record
 
 from conftest import FOLDERS, ROOT
 
@@ -109,7 +111,7 @@ def test_appliance_labels_trust_only_what_was_noted():
 
 def test_tiny_model_computes_its_gate_in_the_litert_file(tiny_weights):
     """Gate fitted on the fixture data, its score an output of the .tflite file like the probabilities."""
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     meta = json.loads((tiny_weights / "body_part.json").read_text())
     assert meta["outputs"] == meta["litert"]["outputs"]
     assert meta["outputs"][:2] == ["probabilities", "ood_score"]
@@ -131,7 +133,7 @@ def test_tiny_model_computes_its_gate_in_the_litert_file(tiny_weights):
 
 @pytest.fixture(scope="module")
 def bundled():
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     p = Predictor(artifacts.DEFAULT_WEIGHTS)
     assert "gate" in p.body_info.meta, "the bundled body-part model carries its gate"
     return p
@@ -141,7 +143,7 @@ def test_bundled_chain_rejects_a_generated_non_radiograph_and_an_unfamiliar_imag
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
-    from fracture_detection.synthetic import non_radiographs
+    from fracture_detection.io.synthetic import non_radiographs
     document = non_radiographs(3, seed=123)[1]            # a rendered text page, grey
     flower = load_sample_images().images[1]
     grey_photo = np.asarray(Image.fromarray(flower).convert("L"))  # grey, so the colour check does not decide

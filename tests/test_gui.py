@@ -51,7 +51,7 @@ def make_app(display, tiny_weights, tmp_path, monkeypatch):
     apps = []
 
     def make(paths=(), size="1180x800"):
-        from fracture_detection.gui import App
+        from fracture_detection.app.window import App
         app = App(tiny_weights, [Path(p) for p in paths])
         app.geometry(f"{size}+0+0")
         apps.append(app)
@@ -106,9 +106,9 @@ def inject(app, views, one_study=False):
 
 def view_of(app, path, **changes):
     """A real tiny-model prediction for ``path``, with fields changed as given."""
-    from fracture_detection.gui import View
-    from fracture_detection.gui_viewer import Picture
-    from fracture_detection.images import load_image
+    from fracture_detection.app.window import View
+    from fracture_detection.app.viewer import Picture
+    from fracture_detection.io.images import load_image
     rgb = load_image(path)
     pred = app.predictor.predict_loaded([str(path)], [rgb])[0]
     for k, v in changes.items():
@@ -121,7 +121,7 @@ def view_of(app, path, **changes):
 
 def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8), **changes):
     """A prediction whose probability the decision rule puts in ``finding``."""
-    from fracture_detection import decisions
+    from fracture_detection.chain import decisions
     p = {"fractured": 0.9, "uncertain": 0.65, "normal": 0.2}[finding]
     v = view_of(app, path, body_part=part, body_part_probability=0.97, fracture_probability=p, threshold=threshold,
                 uncertain_band=list(band), finding=finding, message=None, rejection=None, **changes)
@@ -132,7 +132,8 @@ def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8)
 # --- results as the reader sees them -----------------------------------------------------
 
 def test_opens_an_xray_and_shows_its_finding(make_app):
-    from fracture_detection import decisions, presentation as pres
+    from fracture_detection.chain import decisions
+    from fracture_detection.app import presentation as pres
     app = make_app([XRAY])
     pred = app.views[0].prediction
     assert app.finding_label.cget("text") == pres.finding_text(pred.finding)
@@ -155,12 +156,12 @@ def test_opens_an_xray_and_shows_its_finding(make_app):
 
 
 def test_finding_label_matches_the_prediction_for_every_kind(make_app, tmp_path):
-    from fracture_detection import presentation as pres
+    from fracture_detection.app import presentation as pres
     app = make_app()
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(XRAY.read_bytes()[:300])
-    from fracture_detection.gui import View
-    from fracture_detection.predictor import Prediction, safe_load
+    from fracture_detection.app.window import View
+    from fracture_detection.chain.predictor import Prediction, safe_load
     error = View(broken, app.predictor.predict_loaded([str(broken)], [safe_load(broken)])[0], None)
     rejected = view_of(app, NORMAL, finding="not_supported", body_part=None, fracture_probability=None,
                        rejection="other_region", cam=None,
@@ -208,7 +209,7 @@ def test_corrupt_file_is_a_sentence_not_a_crash(make_app, tmp_path):
 
 
 def test_status_counts_what_was_found(make_app, tmp_path):
-    from fracture_detection import presentation as pres
+    from fracture_detection.app import presentation as pres
     for k in range(3):
         (tmp_path / f"bad{k}.jpg").write_bytes(b"not an image at all")
     app = make_app([tmp_path / f"bad{k}.jpg" for k in range(3)])
@@ -259,7 +260,7 @@ def test_wheel_drag_double_click_and_one_to_one(make_app, tmp_path):
 
 
 def test_small_film_is_not_upscaled_beyond_fit_and_zoom_shows_pixels(make_app, tmp_path):
-    from fracture_detection.gui_viewer import Picture
+    from fracture_detection.app.viewer import Picture
     small = np.tile(np.array([[0, 255], [255, 0]], np.uint8), (100, 120))     # 240 × 200 checkerboard
     pic = Picture.from_array(np.stack([small] * 3, axis=2))
     fit = np.asarray(pic.render((0, 0, 240, 200), (480, 400), smooth=True))
@@ -356,7 +357,7 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
 # --- regions and heatmap -----------------------------------------------------------------
 
 def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
-    from fracture_detection.visual import REGION_BINS, region_colour
+    from fracture_detection.app.visual import REGION_BINS, region_colour
     app = make_app()
     regions = [{"box": [20, 0, 120, 60], "score": 0.9961}, {"box": [20, 30, 120, 150], "score": 0.91},
                {"box": [150, 40, 200, 90], "score": 0.42}]
@@ -390,7 +391,7 @@ def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
 
 
 def test_heatmap_is_on_an_absolute_scale():
-    from fracture_detection.visual import heat_image, heat_layer, heatmap_overlay
+    from fracture_detection.app.visual import heat_image, heat_layer, heatmap_overlay
     weak, strong = np.full((20, 20), 0.3), np.full((20, 20), 1.0)
     assert abs(int(np.asarray(heat_image(weak)).max()) - 0.3 * 255) <= 0.5, "0.3 stays 0.3: never rescaled"
     a_weak = np.asarray(heat_layer(heat_image(weak)))[..., 3].mean()
@@ -406,7 +407,7 @@ def test_heatmap_is_on_an_absolute_scale():
 
 def test_space_toggles_the_heatmap_and_its_legend(make_app):
     app = make_app()
-    from fracture_detection.images import load_image
+    from fracture_detection.io.images import load_image
     # the map is drawn on an absolute scale: cells of a confident model (a tiny one's may all be faint)
     cells = np.linspace(0.5, 1.0, 49, dtype=np.float32).reshape(7, 7)
     inject(app, [with_finding(app, XRAY, "fractured", cam=cells, image_shape=load_image(XRAY).shape[:2])])
@@ -425,7 +426,7 @@ def test_space_toggles_the_heatmap_and_its_legend(make_app):
 # --- the worklist --------------------------------------------------------------------------
 
 def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app, tmp_path):
-    from fracture_detection import presentation as pres
+    from fracture_detection.app import presentation as pres
     folder = tmp_path / "films"
     folder.mkdir()
     films = sorted(FOLDERS.rglob("*.jpg"))
@@ -481,7 +482,8 @@ def test_raw_probabilities_of_different_models_are_not_ranked_together(make_app)
 
 
 def test_mura_studies_are_grouped_with_their_verdict(make_app):
-    from fracture_detection import decisions, presentation as pres
+    from fracture_detection.chain import decisions
+    from fracture_detection.app import presentation as pres
     app = make_app([MURA / "valid" / "XR_HAND", MURA / "valid" / "XR_ELBOW"])
     t = app.worklist.table
     studies = [i for i in t.get_children() if i.startswith("s")]
@@ -555,7 +557,8 @@ def pdf_text(path):
 
 
 def test_report_of_the_whole_worklist(make_app, tmp_path):
-    from fracture_detection import decisions, presentation as pres
+    from fracture_detection.chain import decisions
+    from fracture_detection.app import presentation as pres
     folder = tmp_path / "study"
     folder.mkdir()
     shutil.copy(XRAY, folder / "view1.jpg")
@@ -612,8 +615,8 @@ def test_report_of_the_current_study_shows_regions_and_legend(make_app, tmp_path
 def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_app, tmp_path, monkeypatch):
     from tkinter import filedialog
 
-    from fracture_detection.gui import ReportDialog
-    from fracture_detection.synthetic import write_dicom
+    from fracture_detection.app.window import ReportDialog
+    from fracture_detection.io.synthetic import write_dicom
     pixels = (np.asarray(Image.open(XRAY).convert("L"), dtype=np.uint16) * 16)
     dcm = write_dicom(tmp_path / "view.dcm", pixels, bits=12)
     app = make_app([dcm, NORMAL])
@@ -635,11 +638,11 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
 
 
 def test_full_resolution_pictures_stay_within_their_budget(make_app, tmp_path, monkeypatch):
-    from fracture_detection import gui
+    from fracture_detection.app import window
     folder = tmp_path / "large"
     folder.mkdir()
     paths = [big_xray(folder, (1600, 1300), f"film{k}.png")[0] for k in range(4)]
-    monkeypatch.setattr(gui, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
+    monkeypatch.setattr(window, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
     app = make_app([folder])
     full = [v.picture.has_full for v in app.views]
     assert sum(full) <= 2 and full[app.current], "older films keep only their small levels"
@@ -674,7 +677,7 @@ def test_export_csv(make_app, tmp_path):
 def test_file_dialogs_start_in_the_last_folder(make_app, tmp_path, monkeypatch):
     from tkinter import filedialog
 
-    from fracture_detection import settings
+    from fracture_detection.app import settings
     asked = []
     folder = tmp_path / "xrays"
     shutil.copytree(MURA / "valid" / "XR_HAND" / "patient00012", folder)

@@ -12,7 +12,7 @@ from test_gui import XRAY, pump
 
 def test_missing_weights_is_one_sentence(display, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    from fracture_detection.gui import App
+    from fracture_detection.app.window import App
     a = App(tmp_path / "nothing", [XRAY])
     try:
         pump(a, lambda: "No body-part model" in a.status.cget("text"), timeout=60)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fracture_detection import images
-from fracture_detection.images import ImageError, load_image, to_model_input
+from fracture_detection.io import images
+from fracture_detection.io.images import ImageError, load_image, to_model_input
 
 from conftest import FOLDERS, stretch_to_uint8
 
@@ -111,7 +111,7 @@ def test_grey_images_take_the_one_plane_path_with_the_same_pixels(tmp_path, grey
 
 
 def test_heatmap_is_the_bilinear_resize_of_the_letterboxed_map():
-    from fracture_detection.predictor import cam_to_image
+    from fracture_detection.chain.predictor import cam_to_image
     cam = np.random.default_rng(1).random((7, 7)).astype("float32")
     for h, w in ((300, 500), (500, 300), (224, 224), (41, 97)):
         side = max(h, w)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fracture_detection import boxes, metrics
-from fracture_detection.fracture_training import augment
+from fracture_detection.io import boxes
+from fracture_detection.evaluation import metrics
+from fracture_detection.training.fracture import augment
 
 from conftest import FOLDERS
 
@@ -123,7 +124,7 @@ def test_augmentation_moves_boxes_with_the_pixels():
 @pytest.mark.slow
 def test_alignment_table_matches_the_backbones_geometry():
     """Each backbone's stride-16 cell must sit on the grid cell it predicts, or regions land off."""
-    from fracture_detection import locator
+    from fracture_detection.models import locator
     for backbone, shift in locator.ALIGNMENT_SHIFT.items():
         if backbone == "resnet50":
             continue  # 25 M parameters to build: the same padding arithmetic as MobileNetV2, measured when added

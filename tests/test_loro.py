@@ -2,7 +2,8 @@
 import json
 import shutil
 
-from fracture_detection import loro, loro_report
+from fracture_detection.training import loro
+from fracture_detection.evaluation import loro_report
 
 from conftest import FOLDERS, run_script
 

@@ -5,7 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from fracture_detection import data, decisions, metrics
+from fracture_detection.io import data
+from fracture_detection.chain import decisions
+from fracture_detection.evaluation import metrics
 
 from conftest import FOLDERS, MURA, ROOT, run_script
 
@@ -43,7 +45,7 @@ def test_study_aggregation_is_mean_of_images():
 def test_study_figures_count_a_mean_of_exactly_one_half_as_normal():
     """One rule for 0.5 everywhere: MURA's study rule (mean > 0.5) in the evaluation figures, as in
     decisions.mura_rule; a model's own threshold decides p >= threshold, as a finding does."""
-    from fracture_detection.evaluation import fracture_figures
+    from fracture_detection.evaluation.evaluate import fracture_figures
     studies = ["a", "a", "b", "b", "c", "c", "d", "d"]
     y = [0, 0, 1, 1, 1, 1, 0, 0]
     p = [0.25, 0.75, 0.375, 0.625, 0.9, 0.7, 0.1, 0.2]  # study means 0.5, 0.5, 0.8, 0.15
@@ -98,7 +100,7 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
     assert "| hand |" in proc.stdout
     # the figures are those of the hand model on MURA's valid hand images, worked out here
     from sklearn.metrics import roc_auc_score
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     predictor = Predictor(tiny_weights)
     recs = [r for r in data.read_dataset(MURA) if r.split == "test" and r.part == "hand"]
     p = predictor.fracture_probabilities([predictor.prepare(r.path) for r in recs], "hand")
@@ -126,7 +128,7 @@ def test_predictions_test_default_uses_saved_test_split(tiny_weights, tmp_path):
         n = sum(r.part == part for r in test)
         assert (m["fracture"][part]["image"]["n"] if part in m["fracture"] else 0) == n, part
     assert m["body_part"]["n_non_target"] == sum(r.part not in ("elbow", "hand", "shoulder") for r in test)
-    from fracture_detection.synthetic import split_of
+    from fracture_detection.io.synthetic import split_of
     n = json.loads((tiny_weights / "body_part.json").read_text())["synthetic_non_radiographs"]["count"]
     assert m["body_part"]["non_radiographs"]["n"] == sum(split_of(i, n) == "test" for i in range(n))
 

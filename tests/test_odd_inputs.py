@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fracture_detection.images import ImageError, find_images, load_image
-from fracture_detection.synthetic import write_dicom
+from fracture_detection.io.images import ImageError, find_images, load_image
+from fracture_detection.io.synthetic import write_dicom
 
 from conftest import FOLDERS, stretch_to_uint8
 

@@ -10,7 +10,8 @@ from conftest import FOLDERS, run_script
 def test_predictions_writes_one_report_for_a_batch(tiny_weights, tmp_path):
     from pypdf import PdfReader
 
-    from fracture_detection import decisions, presentation as pres
+    from fracture_detection.chain import decisions
+    from fracture_detection.app import presentation as pres
     src = sorted((FOLDERS / "Hand").rglob("*.jpg"))[:3] + sorted((FOLDERS / "Leg").rglob("*.jpg"))[:1]
     folder = tmp_path / "batch"
     folder.mkdir()

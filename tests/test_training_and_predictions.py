@@ -5,9 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from fracture_detection import artifacts, data, decisions, metrics, training
-from fracture_detection.images import load_image, to_model_input
-from fracture_detection.predictor import Predictor
+from fracture_detection.models import artifacts
+from fracture_detection.io import data
+from fracture_detection.chain import decisions
+from fracture_detection.evaluation import metrics
+from fracture_detection.training import trainer
+from fracture_detection.io.images import load_image, to_model_input
+from fracture_detection.chain.predictor import Predictor
 
 from conftest import BODY_SIZE, FOLDERS, FRACTURE_SIZE, MURA, TINY, check_prediction, run_script
 
@@ -40,10 +44,10 @@ def test_threshold_and_band_are_chosen_on_validation(tiny_weights):
     """The stored threshold and band are what the decision rules choose on this model's predictions
     for the validation images (not the training or test images, not a default)."""
     hand = next(m for m in artifacts.find_models(tiny_weights) if m.part == "hand")
-    recs = [r for r in training.fracture_records(data.read_split(tiny_weights / "split.csv", FOLDERS), "hand")
+    recs = [r for r in trainer.fracture_records(data.read_split(tiny_weights / "split.csv", FOLDERS), "hand")
             if r.split == "val"]
-    x, kept = training.load_pixels([r.path for r in recs], hand.image_size, verbose=0)
-    y, p = [recs[i].label for i in kept], training.predict(hand.load(), x)
+    x, kept = trainer.load_pixels([r.path for r in recs], hand.image_size, verbose=0)
+    y, p = [recs[i].label for i in kept], trainer.predict(hand.load(), x)
     assert len(y) >= 2 and len(set(y)) == 2, "the fixture split gives the hand model both classes to tune on"
     thr = decisions.reported(metrics.youden_threshold(y, p))
     assert hand.meta["threshold"] == pytest.approx(thr, abs=2e-4)
@@ -55,9 +59,9 @@ def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
     files = sorted((FOLDERS / "Hand").rglob("*.jpg"))
     info = artifacts.find_models(tiny_weights)
     hand = next(m for m in info if m.part == "hand")
-    x, kept = training.load_pixels([str(f) for f in files], hand.image_size, verbose=0)
+    x, kept = trainer.load_pixels([str(f) for f in files], hand.image_size, verbose=0)
     keras_model = hand.load()
-    expected = training.predict(keras_model, x)
+    expected = trainer.predict(keras_model, x)
     got = [r for r in predictor.predict(files) if r.body_part == "hand"]
     assert got, "the tiny body-part model should call some fixture hands a hand"
     for r in got:
@@ -68,13 +72,13 @@ def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
     np.testing.assert_allclose(direct, expected, atol=1e-4)
     # the same pixels scaled to [0, 1] (a classic inference bug) give other answers:
     # the normalisation lives in the model and expects 0-255
-    scaled = training.predict(keras_model, x.astype("float32") / 255.0)
+    scaled = trainer.predict(keras_model, x.astype("float32") / 255.0)
     assert np.abs(scaled - expected).max() > 1e-3
 
 
 def test_predictor_runs_litert_files_and_keras_alike(tiny_weights, predictor):
     """The app runs the .tflite files; Keras must give the same answers, so either can ship."""
-    from fracture_detection.runtime import LiteRTModel
+    from fracture_detection.models.runtime import LiteRTModel
     assert isinstance(predictor.body, LiteRTModel)
     assert all(isinstance(fm.run, LiteRTModel) for fm in predictor.fracture.values())
     files = sorted(FOLDERS.rglob("*.jpg"))
@@ -145,7 +149,7 @@ def test_predictor_api_on_path_and_array(predictor):
 def test_map_is_the_models_own_cell_probabilities(predictor):
     """The map the app draws is the fracture model's probability per cell, on an absolute scale, and
     the image's probability comes from those same cells (log-sum-exp pooling of their logits)."""
-    from fracture_detection.locator import LSE_SHARPNESS
+    from fracture_detection.models.locator import LSE_SHARPNESS
     fm = predictor.fracture["hand"]
     x = to_model_input(load_image(sorted((FOLDERS / "Hand").rglob("*.jpg"))[0]), fm.size)[None]
     model = fm.info.load()
@@ -168,8 +172,8 @@ def test_regions_follow_the_models_metadata(predictor):
     on validation (recorded in its metadata); weights from before the extent was recorded keep 0.5."""
     from dataclasses import replace
 
-    from fracture_detection import boxes
-    from fracture_detection.predictor import _FractureModel
+    from fracture_detection.io import boxes
+    from fracture_detection.chain.predictor import _FractureModel
     fm = predictor.fracture["hand"]
     where = fm.info.meta["localisation"]
     assert where["region_extent"] == boxes.REGION_EXTENT
@@ -268,7 +272,7 @@ def test_litert_only_and_keras_only_weights(tiny_weights, image_dir, tmp_path):
         meta.pop("litert", None)
         f.write_text(json.dumps(meta))
     slow = Predictor(keras_only)
-    from fracture_detection.runtime import KerasModel
+    from fracture_detection.models.runtime import KerasModel
     assert isinstance(slow.body, KerasModel)
     proc = run_script("scripts/export_litert.py", "--weights", keras_only, "--drop-keras")
     assert "largest difference" in proc.stdout

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import ImageFile
 
-from fracture_detection import images
-from fracture_detection.images import ImageError, read_image
+from fracture_detection.io import images
+from fracture_detection.io.images import ImageError, read_image
 
 from conftest import FOLDERS
 
@@ -58,7 +58,7 @@ def test_the_line_is_the_share_of_rows_decoded(tmp_path, src):
 
 
 def test_a_truncated_file_goes_through_the_chain_with_its_warning(tmp_path, tiny_weights):
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     src = SOURCES[0]
     cut = _cut(tmp_path, src, len(src.read_bytes()) - 2)
     short = _cut(tmp_path, src, len(src.read_bytes()) // 3)

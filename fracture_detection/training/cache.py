@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import data, files
+from ..io import data, files
 
 FORMAT = "fracture-cache-2"
 
@@ -45,7 +45,7 @@ def decode(blob: bytes) -> np.ndarray:
 def make_cache(data_root: Path, split_file: Path, out: Path, image_size: int = 224, layout: str = "auto",
                parts=data.TARGET_PARTS, quality: int = 95, verbose: int = 1) -> Path:
     """Cache the images ``train_fracture`` would use, split as ``split_file`` says (never a new split)."""
-    from .boxes import square_boxes
+    from ..io.boxes import square_boxes
     data_root, out = Path(data_root), Path(out)
     records = data.read_dataset(data_root, layout)
     layout = data.detect_layout(data_root) if layout == "auto" else layout

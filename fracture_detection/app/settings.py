@@ -27,7 +27,7 @@ def load() -> dict:
 
 def save(**values) -> None:
     """Merge ``values`` into the settings file; a failure to write is not the user's problem."""
-    from .files import atomic_write_json
+    from ..io.files import atomic_write_json
     data = load()
     data.update(values)
     try:

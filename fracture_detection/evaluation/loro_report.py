@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import files
-from .evaluation import _finite, share_text
+from ..io import files
+from .evaluate import _finite, share_text
 
 
 def loro_markdown(result: dict) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 class WeightsUnavailable(RuntimeError):
     """The requested pretrained weights cannot be had on this machine."""
 

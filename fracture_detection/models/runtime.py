@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.files import atomic_path, atomic_write_json
 from .artifacts import WeightsError
-from .files import atomic_path, atomic_write_json
 
 RUNTIMES = ("auto", "litert", "keras")
 
@@ -59,7 +59,8 @@ def inference_model(model, task: str, mirror: bool = False):
     import keras
     if task != "fracture":
         return keras.Model(model.inputs, model.outputs, name="inference")
-    from .locator import inference_model as locator_inference, is_locator
+    from .locator import inference_model as locator_inference
+    from .locator import is_locator
     if not is_locator(model):
         raise WeightsError(f"The fracture model {model.name} was made by an earlier version of this tool "
                            "(no fracture-location head); retrain it with training_fracture.py.")

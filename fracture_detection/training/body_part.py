@@ -25,9 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, files, gate, metrics
-from .runtime import body_part_outputs, save_model
-from .training import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
+from ..chain import decisions
+from ..evaluation import metrics
+from ..io import data, files
+from ..models import artifacts
+from ..models.runtime import body_part_outputs, save_model
+from . import gate
+from .trainer import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
 
 GENERATED = "generated"   # region of the generated non-radiographs
 
@@ -61,7 +65,7 @@ class BodyPartData:
 def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int) -> BodyPartData:
     """Records (already split) plus ``synthetic`` generated non-radiographs as classification data.
     FracAtlas ``mixed`` images (several regions) and records without a split are left out."""
-    from .synthetic import non_radiographs, split_of
+    from ..io.synthetic import non_radiographs, split_of
     usable = [r for r in records if r.part != "mixed" and r.split]
     has_other = any(r.part not in parts for r in usable) or synthetic > 0
     classes = list(parts) + ([artifacts.REJECT_CLASS] if has_other else [])

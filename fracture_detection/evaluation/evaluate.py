@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, files, metrics
-from .images import ImageError
+from ..chain import decisions
+from ..io import data, files
+from ..io.images import ImageError
+from ..models import artifacts
+from . import metrics
 
 MURA_PAPER_KAPPA = {"elbow": 0.710, "hand": 0.851, "shoulder": 0.729}  # Rajpurkar et al. 2017, model
 NOT_SUPPORTED = "not_supported"
@@ -47,7 +50,7 @@ def evaluation_records(weights_dir: Path, data_root: Path | None, layout: str) -
 
 def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
     """The generated non-radiographs of the body-part model's test split (rebuilt from its seed)."""
-    from .synthetic import non_radiographs, split_of
+    from ..io.synthetic import non_radiographs, split_of
     body, _ = artifacts.model_set(weights_dir)
     spec = body.meta.get("synthetic_non_radiographs") or {}
     n = int(spec.get("count", 0))
@@ -199,7 +202,7 @@ def study_verdicts(study_ids, findings, y) -> dict:
 
 def _localisation(records, idx, results, fm, n_boot) -> dict | None:
     """Localisation figures of a part's fracture model on images with fracture boxes."""
-    from .boxes import square_boxes
+    from ..io.boxes import square_boxes
     located = [(i, square_boxes(records[i].path)[0]) for i in idx if i in results["true_part_maps"]]
     if not any(len(b) for _, b in located):
         return None
@@ -488,7 +491,7 @@ def report_markdown(m: dict, plots: list[str]) -> str:
 def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, layout: str = "auto",
              batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None) -> dict:
     """``progress(done, total)``, when given, is called as images are evaluated."""
-    from .predictor import Predictor
+    from ..chain.predictor import Predictor
     records, description, _ = evaluation_records(weights_dir, data_root, layout)
     if not records:
         raise data.DatasetError("There are no images to evaluate.")

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = PACKAGE_ROOT / "weights"
 BODY_PART_TASK = "body_part"
 FRACTURE_TASK = "fracture"

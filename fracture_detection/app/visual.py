@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .decisions import format_probabilities
+from ..chain.decisions import format_probabilities
 
 HEAT_ALPHA = 0.45          # opacity at a heat of 1; cool regions stay nearly transparent
 HEAT_GAMMA = 0.7

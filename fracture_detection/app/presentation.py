@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import decisions
+from ..chain import decisions
 
 # finding -> (headline text, strong colour for text and boxes, light tint for table rows)
 FINDING_STYLE = {

@@ -35,10 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, files, gate
-from .body_part import (GENERATED, Outputs, body_part_data, decide, fit_gate, fit_top, pooled_outputs,
-                        trunk_features)
-from .training import TrainConfig, Trainer
+from ..chain import decisions
+from ..io import data, files
+from ..models import artifacts
+from . import gate
+from .body_part import GENERATED, Outputs, body_part_data, decide, fit_gate, fit_top, pooled_outputs, trunk_features
+from .trainer import TrainConfig, Trainer
 
 EPOCHS = 3        # fine-tuning epochs per fold (the bundled model: up to 15 with early stopping)
 HEAD_EPOCHS = 1
@@ -132,7 +134,7 @@ class _FindingCounter:
     CHUNK = 64
 
     def __init__(self, weights_dir: Path, bp):
-        from .predictor import Predictor
+        from ..chain.predictor import Predictor
         self.predictor = Predictor(weights_dir)
         self.bp = bp
 

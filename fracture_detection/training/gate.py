@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import decisions
+from ..chain import decisions
 
 MAX_TARGET_REJECTION = 0.01   # at most this share of elbow/hand/shoulder images may be rejected, all checks together
 OTHER_THRESHOLD = 0.5         # not supported when P(other) >= this (then 'other' is the most probable class)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..io.files import atomic_write_bytes
 from . import presentation as pres
-from .files import atomic_write_bytes
 
 DISCLAIMER = ("Decision support only, not a diagnosis. The finding is the output of a machine-learning model "
               "trained on public research data; it must be reviewed by a qualified clinician together with "
@@ -30,7 +30,7 @@ FIELDS = ("Patient or accession", "Reader")
 
 def read_picture(pred) -> Image.Image | None:
     """The X-ray of a prediction, at most :data:`PICTURE_SIDE` a side (None when unreadable)."""
-    from .images import ImageError, is_grey, load_image
+    from ..io.images import ImageError, is_grey, load_image
     if not pred.path or pred.finding == "error":
         return None
     try:

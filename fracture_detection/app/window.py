@@ -17,19 +17,19 @@ import os
 import queue
 import threading
 import time
+import tkinter as tk
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-import tkinter as tk
 from tkinter import filedialog
 
 import customtkinter as ctk
 
+from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
 from . import settings
-from .gui_viewer import Picture, Viewer
-from .gui_worklist import Worklist
-from .images import SUPPORTED_SUFFIXES, find_images
+from .viewer import Picture, Viewer
+from .worklist import Worklist
 
 TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
@@ -65,7 +65,7 @@ class Worker(threading.Thread):
 
     def run(self):
         try:
-            from .predictor import Predictor
+            from ..chain.predictor import Predictor
             self.predictor = Predictor(self.weights_dir)
             self.results.put(("ready", self.predictor))
         except Exception as exc:  # missing or broken weights: say so in the window
@@ -87,7 +87,7 @@ class Worker(threading.Thread):
             return generation, self._views(paths)
         if kind == "picture":
             generation, index, path = payload
-            from .predictor import safe_load
+            from ..chain.predictor import safe_load
             rgb = safe_load(path)
             return generation, index, None if isinstance(rgb, Exception) else Picture.from_array(rgb)
         if kind == "report":
@@ -103,7 +103,7 @@ class Worker(threading.Thread):
     def _views(self, paths) -> list[View]:
         """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
         ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
-        from .predictor import safe_load
+        from ..chain.predictor import safe_load
         views = []
         for p in paths:
             rgb = safe_load(p)
@@ -557,7 +557,7 @@ class App(_Base):
             self.export_csv(Path(path))
 
     def export_csv(self, path: Path):
-        from .files import atomic_write_text
+        from ..io.files import atomic_write_text
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
@@ -605,7 +605,7 @@ class ReportDialog(ctk.CTkToplevel):
             e.grid(row=r, column=1, padx=12, pady=4, sticky="ew")
             self.entries[name] = e
         view = app.current_view()
-        from .images import is_dicom
+        from ..io.images import is_dicom
         if view is not None and is_dicom(view.path):
             ctk.CTkButton(self, text="Fill from the DICOM header", width=200, command=self.from_dicom).grid(
                 row=4, column=1, padx=12, pady=4, sticky="w")

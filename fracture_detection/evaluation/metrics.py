@@ -122,7 +122,7 @@ def localisation_items(maps, labels, square_boxes, shapes, region_threshold: flo
     :func:`froc_sensitivity`) and the number of true boxes.  ``maps``: cell probabilities over the
     letterboxed square; ``square_boxes``: true boxes as fractions of that square; ``extent``: how far a
     region spreads (:data:`boxes.REGION_EXTENT` when None)."""
-    from .boxes import REGION_EXTENT, Letterbox, box_centre_inside, regions_from_map
+    from ..io.boxes import REGION_EXTENT, Letterbox, box_centre_inside, regions_from_map
     extent = REGION_EXTENT if extent is None else extent
     items = []
     for m, label, b, shape in zip(maps, labels, square_boxes, shapes):

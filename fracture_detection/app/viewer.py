@@ -39,7 +39,7 @@ class Picture:
     def from_array(cls, rgb: np.ndarray, heatmap=None) -> "Picture":
         """``rgb`` as :func:`images.load_image` returns it; ``heatmap(shape)`` gives the [0, 1] map
         for a ``(height, width)`` (e.g. ``Prediction.heatmap``), or None."""
-        from .images import is_grey
+        from ..io.images import is_grey
         img = Image.fromarray(np.ascontiguousarray(rgb[:, :, 0] if is_grey(rgb) else rgb))
         levels = [img]
         while max(levels[-1].size) > 64:

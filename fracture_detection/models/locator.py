@@ -82,7 +82,7 @@ def _bce_logits(t, z):
 
 def mid_layer(backbone_name: str) -> str:
     """The backbone layer whose output is the stride-16 feature map (also the frozen-trunk cut)."""
-    from .models import DEFAULT_CUTS
+    from .backbones import DEFAULT_CUTS
     return DEFAULT_CUTS[backbone_name]
 
 
@@ -108,7 +108,8 @@ def measure_alignment(backbone: str, size: int = 256) -> int:
     of the grid, the centroid of the input gradient's magnitude against the cell's centre; the mean
     offset along x (the backbones are symmetric in x and y), rounded.  Needs the TensorFlow backend."""
     import tensorflow as tf
-    from .models import build_backbone
+
+    from .backbones import build_backbone
     keras.utils.set_random_seed(0)
     _, base = build_backbone(backbone, "none", size)
     mid = keras.Model(base.input, base.get_layer(mid_layer(backbone)).output)
@@ -127,7 +128,7 @@ def measure_alignment(backbone: str, size: int = 256) -> int:
 def build_locator(backbone: str, weights: str, image_size: int, width: int = HEAD_WIDTH,
                   sharpness: float = LSE_SHARPNESS, prior: float = 0.01) -> keras.Model:
     """The fracture model; outputs ``[probability (batch, 1), cell logits (batch, S/16, S/16, 1)]``."""
-    from .models import build_backbone
+    from .backbones import build_backbone
     preprocess, base = build_backbone(backbone, weights, image_size)
     mid = base.get_layer(mid_layer(backbone)).output
     two = keras.Model(base.input, [mid, base.output], name="backbone")

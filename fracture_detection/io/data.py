@@ -22,8 +22,8 @@ import csv
 import hashlib
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 

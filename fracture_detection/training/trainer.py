@@ -16,8 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, data, decisions, metrics
-from .data import SPLIT_FILE, FRACTURE_EXCLUDED_NOTES, fracture_records, load_pixels  # noqa: F401 (also used by tests)
+from ..chain import decisions
+from ..evaluation import metrics
+from ..io import data
+from ..io.data import (  # noqa: F401 (also used by tests)
+    FRACTURE_EXCLUDED_NOTES, SPLIT_FILE, fracture_records, load_pixels
+)
+from ..models import artifacts
 
 
 @dataclass
@@ -113,7 +118,7 @@ def resolve_cut(cfg: TrainConfig) -> str | None:
     if cfg.weights == "none" or cfg.frozen_through in (None, "none", ""):
         return None
     if cfg.frozen_through == "auto":
-        from .models import DEFAULT_CUTS
+        from ..models.backbones import DEFAULT_CUTS
         return DEFAULT_CUTS.get(cfg.backbone) if cfg.weights == "offline" or cfg.backbone == "resnet50" else None
     return cfg.frozen_through
 
@@ -142,7 +147,8 @@ class Trainer:
 
     def __init__(self, classes: list[str], cfg: TrainConfig):
         import keras
-        from .models import build_classifier
+
+        from ..models.backbones import build_classifier
         keras.utils.set_random_seed(cfg.seed)
         self.cfg, self.n_classes = cfg, len(classes)
         self.model = build_classifier(cfg.backbone, cfg.weights, cfg.image_size, self.n_classes)
@@ -234,7 +240,7 @@ def fit(x_train, y_train, x_val, y_val, classes: list[str], cfg: TrainConfig):
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Model probabilities for uint8 pixels, in batches (no augmentation)."""
-    from .models import output_probabilities
+    from ..models.backbones import output_probabilities
     out = [output_probabilities(model.predict_on_batch(x[i:i + batch_size].astype("float32")))
            for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0,))

@@ -21,11 +21,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import artifacts, boxes, data, decisions, files, metrics
-from .runtime import save_model
-from .data import fracture_records, load_pixels
-from .training import (MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split,
-                       resolve_cut)
+from ..chain import decisions
+from ..evaluation import metrics
+from ..io import boxes, data, files
+from ..io.data import fracture_records, load_pixels
+from ..models import artifacts
+from ..models.runtime import save_model
+from .trainer import (
+    MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
+)
 
 MAX_REGIONS = 3
 
@@ -106,7 +110,7 @@ def _grey(img: np.ndarray) -> bool:
 
 def trunk_features(model, trunk, images, batch_size: int = 16, verbose: int = 1, desc: str = "") -> np.ndarray:
     """Stride-16 features (float16) of uint8 images, or of an iterable of them."""
-    from .locator import pixels_to_backbone
+    from ..models.locator import pixels_to_backbone
     preprocess = pixels_to_backbone(model)
     images = list(images) if not isinstance(images, np.ndarray) else images
     out = []
@@ -187,7 +191,8 @@ class LocatorTrainer:
 
     def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig()):
         import keras
-        from .locator import build_locator, trunk_and_top
+
+        from ..models.locator import build_locator, trunk_and_top
         keras.utils.set_random_seed(cfg.seed)
         self.cfg, self.feature_cache, self.head = cfg, feature_cache, head
         self.model = build_locator(cfg.backbone, cfg.weights, cfg.image_size, head.width, head.sharpness)
@@ -255,7 +260,7 @@ class LocatorTrainer:
             if epochs <= 0 or deadline.reached:
                 return
             if box:
-                from .locator import BoxPoolingLoss
+                from ..models.locator import BoxPoolingLoss
                 losses, weights = [None, BoxPoolingLoss(self.head.sharpness, self.head.cell_weight)], [0.0, 1.0]
             else:
                 losses = [keras.losses.BinaryCrossentropy(), keras.losses.BinaryCrossentropy(from_logits=True)]

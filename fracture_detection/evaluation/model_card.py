@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import artifacts, files
-from .boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
-from .evaluation import findings_table, share_text
+from ..io import files
+from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
+from ..models import artifacts
+from .evaluate import findings_table, share_text
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -271,7 +272,7 @@ def _gate_rule(meta: dict) -> str:
 def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
     """Which images get a finding: the gate's rules and values, its validation and test figures per
     region, the leave-one-region-out figures and the OOD methods compared, and the appliance head."""
-    from .evaluation import gate_markdown
+    from .evaluate import gate_markdown
     from .loro_report import RESULT_FILE
     from .loro_report import markdown as loro_markdown
     g = body.get("gate")

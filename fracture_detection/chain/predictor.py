@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import artifacts, decisions
-from .boxes import LEGACY_REGION_EXTENT, regions_from_map
+from ..io.boxes import LEGACY_REGION_EXTENT, regions_from_map
+from ..io.images import ImageError, colourfulness, read_image, to_model_input
+from ..models import artifacts
+from ..models.runtime import load as load_runner
+from . import decisions
 from .decisions import FINDINGS, reported
-from .images import ImageError, colourfulness, read_image, to_model_input
-from .runtime import load as load_runner
 
 FRACTURE_BATCH = 2   # images per fracture-model call (see Predictor._run_fracture)
 COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a colour picture, not an X-ray
@@ -317,7 +318,7 @@ def _name(source) -> str | None:
 def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
     """Expand files and folders (recursively) into image files; a missing path or a folder with no
     images becomes an 'error' prediction instead."""
-    from .images import find_images
+    from ..io.images import find_images
     files, problems = [], []
     for p in map(Path, paths):
         if p.is_dir():
