@@ -39,6 +39,8 @@ POSITIVE_WORDS = {"fractured", "fracture", "positive", "abnormal", "1"}
 NEGATIVE_WORDS = {"normal", "negative", "non_fractured", "not_fractured", "0"}
 SPLITS = ("train", "val", "test")
 SPLIT_FILE = "split.csv"  # beside the weights: the split every model of a folder was trained on
+APPLIANCE_FILE = "appliances.csv"  # at a data root: appliances seen on the films, labelled by eye
+APPLIANCES = ("cast", "splint", "implant", "external")  # 'external': an external fixator
 
 
 class DatasetError(Exception):
@@ -56,6 +58,12 @@ class Record:
     patient: str = ""
     split: str = ""          # '' until assigned; 'test' preset for MURA's official valid split
     note: str = ""
+    appliance: str = ""      # 'none' or one of APPLIANCES where labelled by eye (appliances.csv), '' unknown
+
+    @property
+    def treated(self) -> bool | None:
+        """A cast, splint, implant or fixator in view (True), labelled as none (False), or not known (None)."""
+        return None if not self.appliance else self.appliance in APPLIANCES
 
     def to_row(self, root: Path) -> dict:
         row = asdict(self)
@@ -324,7 +332,50 @@ def read_dataset(root, layout: str = "auto") -> list[Record]:
                    "roboflow": read_roboflow, "spine": read_spine}[layout](root)
     if not records:
         raise DatasetError(f"No labelled images were found in {root}.")
+    attach_appliances(records, root)
     return records
+
+
+def appliance_key(r: Record, root: Path) -> str:
+    """How ``appliances.csv`` names a record's image: the FracAtlas file name, ``<split>/<upload>`` for
+    a Roboflow image (one label for every augmented copy of an upload), else the path under the root."""
+    path = Path(r.path)
+    if r.source == "fracatlas":
+        return path.name
+    if r.source == "roboflow":
+        return f"{path.parent.parent.name}/{path.name.split('.rf.')[0]}"
+    return _relative(r.path, Path(root))
+
+
+def read_appliances(root: Path) -> dict[tuple[str, str], str]:
+    """``(source, key) -> appliance`` from ``<root>/appliances.csv`` (empty when there is none). The
+    shared data's file names its rows by ``source`` and ``key``; a plain one needs only ``path``
+    (relative to the root) and ``appliance``."""
+    path = Path(root) / APPLIANCE_FILE
+    if not path.is_file():
+        return {}
+    out = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            kind = row.get("appliance", "").strip()
+            if kind not in APPLIANCES + ("none",):
+                raise DatasetError(f"{path} names an unknown appliance '{kind}' (expected none or "
+                                   f"{', '.join(APPLIANCES)}).")
+            source = {"roboflow-bone-fracture": "roboflow"}.get(row.get("source", ""), row.get("source", ""))
+            out[(source or "folders", row.get("key") or row["path"])] = kind
+    return out
+
+
+def attach_appliances(records: list[Record], root) -> int:
+    """Fill ``Record.appliance`` from the data root's ``appliances.csv``; returns how many were found.
+    Only the fractured films were labelled in the shared data: a normal film stays unknown ('')."""
+    table = read_appliances(Path(root))
+    found = 0
+    for r in records:
+        kind = table.get((r.source, appliance_key(r, root)))
+        if kind is not None:
+            r.appliance, found = kind, found + 1
+    return found
 
 
 # --- splits ----------------------------------------------------------------------------
@@ -406,7 +457,9 @@ def write_split(records: list[Record], path: Path, root: Path) -> None:
 def read_split(path: Path, root: Path) -> list[Record]:
     """Read a split file written by :func:`write_split`; paths are resolved against ``root``."""
     with open(path, newline="") as fh:
-        return [record_from_row(row, root) for row in csv.DictReader(fh)]
+        records = [record_from_row(row, root) for row in csv.DictReader(fh)]
+    attach_appliances(records, root)
+    return records
 
 
 def record_from_row(row: dict, root: Path) -> Record:
@@ -468,13 +521,15 @@ UNKNOWN_APPLIANCE = -1   # appliance_label: not known
 
 
 def appliance_label(r: Record) -> int:
-    """1 when a cast or implant is noted, 0 when the image can be trusted to show none, else unknown.
+    """1 when a cast, splint, implant or fixator is in view, 0 when the film can be trusted to show
+    none, else :data:`UNKNOWN_APPLIANCE`.
 
-    FracAtlas flags hardware on every image; its fractured images without the flag may still show an
-    unflagged cast, so only its non-fractured ones count as negatives.  The Roboflow notes cover its
-    unannotated images only: those with no note are negatives; its annotated (fractured) images, the
-    ones noted ``possible_fracture``, the spine films (some with hardware) and other sources are
-    unknown."""
+    The labels by eye (``appliances.csv``, every fractured film of the shared data) come first. Else
+    FracAtlas's hardware flag and Roboflow's notes (``cast``, ``hardware``) say yes; FracAtlas's normal
+    films (hardware flagged on every image) and Roboflow's unannotated films with no note say no; the
+    rest (spine films, some with hardware, other sources) is unknown."""
+    if r.appliance:
+        return int(r.appliance in APPLIANCES)
     notes = set(r.note.split(";"))
     if notes & {"cast", "hardware"}:
         return 1
