@@ -9,52 +9,145 @@ import numpy as np
 import pytest
 
 from fracture_detection.chain import decisions
-from fracture_detection.evaluation import metrics
 from fracture_detection.chain.decisions import (REJECT_DOUBT, REJECT_OTHER, REJECT_UNFAMILIAR, BodyPartRule,
-                                          decide_body_parts, format_probabilities, fracture_finding,
-                                          mura_rule, select_band, study_verdict)
+                                                decide_body_parts, finding_edges, format_probabilities,
+                                                fracture_finding, mura_rule, select_cuts, study_verdict)
+from fracture_detection.evaluation import metrics
 
 # --- the fracture finding --------------------------------------------------------------
 
-THR, BAND = 0.6, [0.3, 0.8]
+EDGES = (0.3, 0.8)   # No fracture found below 0.3, Likely FRACTURE from 0.8
 
 
 @pytest.mark.parametrize("p, expected", [
     (1.0, "fractured"),
     (0.8001, "fractured"),
-    (0.8, "fractured"),        # p >= high is fractured: the edge itself belongs to "fractured"
+    (0.8, "fractured"),        # p >= fracture_from is fractured: the edge itself belongs to "fractured"
     (0.79996, "fractured"),    # reported as 0.8000: decided as it is reported
     (0.79994, "uncertain"),    # reported as 0.7999
     (0.7999, "uncertain"),
-    (0.6, "uncertain"),        # the threshold lies inside the band
+    (0.6, "uncertain"),
     (0.3001, "uncertain"),
-    (0.3, "uncertain"),        # p < low is normal: the low edge itself is uncertain
+    (0.3, "uncertain"),        # p < no_fracture_below is normal: the low edge itself is uncertain
     (0.29996, "uncertain"),    # reported as 0.3000
     (0.29994, "normal"),       # reported as 0.2999
     (0.2999, "normal"),
     (0.0, "normal"),
 ])
-def test_finding_on_and_around_each_edge_of_the_band(p, expected):
-    assert fracture_finding(p, THR, BAND) == expected
+def test_finding_on_and_around_each_cut(p, expected):
+    assert fracture_finding(p, EDGES) == expected
 
 
 @pytest.mark.parametrize("p, expected", [(0.6, "fractured"), (0.60004, "fractured"), (0.59996, "fractured"),
                                          (0.59994, "normal"), (0.5999, "normal"), (0.9, "fractured"),
                                          (0.1, "normal")])
-def test_a_band_of_zero_width_at_the_threshold_leaves_nothing_uncertain(p, expected):
-    assert fracture_finding(p, THR, [THR, THR]) == expected
+def test_equal_cuts_leave_nothing_uncertain(p, expected):
+    assert fracture_finding(p, (0.6, 0.6)) == expected
 
 
-@pytest.mark.parametrize("threshold, band, p, expected", [
-    (0.5, [0.2, 0.4], 0.45, "uncertain"),   # band below the threshold: widened up to it, [0.2, 0.5]
-    (0.5, [0.2, 0.4], 0.5, "fractured"),
-    (0.5, [0.2, 0.4], 0.1999, "normal"),
-    (0.1, [0.2, 0.4], 0.15, "uncertain"),   # band above the threshold: widened down to it, [0.1, 0.4]
-    (0.1, [0.2, 0.4], 0.0999, "normal"),
-    (0.1, [0.2, 0.4], 0.4, "fractured"),
-])
-def test_the_band_always_contains_the_threshold(threshold, band, p, expected):
-    assert fracture_finding(p, threshold, band) == expected
+def test_the_edges_come_from_the_cuts_or_from_an_older_models_band():
+    assert finding_edges({"cuts": {"no_fracture_below": 0.21234, "fracture_from": 0.9}, "threshold": 0.5,
+                          "uncertain_band": [0.4, 0.6]}) == (0.2123, 0.9)
+    # weights made before the cuts: the band widened to contain the threshold, as they were decided
+    assert finding_edges({"threshold": 0.5, "uncertain_band": [0.2, 0.4]}) == (0.2, 0.5)
+    assert finding_edges({"threshold": 0.1, "uncertain_band": [0.2, 0.4]}) == (0.1, 0.4)
+    assert finding_edges({"threshold": 0.45}) == (0.45, 0.45)
+
+
+# --- the two cuts, chosen on validation ---------------------------------------------------
+
+# A hand-made validation set of one part: 20 untreated fractured films, 4 fractured films in a cast,
+# and 16 normal films.
+UNTREATED = [0.15, 0.22, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.62,
+             0.65, 0.70, 0.72, 0.75, 0.80, 0.82, 0.85, 0.88, 0.90, 0.95]
+IN_CAST = [0.05, 0.97, 0.98, 0.99]
+NORMAL = [0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.14, 0.18, 0.20, 0.25, 0.28, 0.33, 0.38, 0.47, 0.66, 0.86]
+Y = [1] * 24 + [0] * 16
+P = UNTREATED + IN_CAST + NORMAL
+IS_UNTREATED = [True] * 20 + [False] * 20
+
+
+def test_cuts_by_hand_keep_both_promises():
+    cuts = select_cuts(Y, P, IS_UNTREATED)
+    # 5 % of 20 untreated fractures is 1: one may fall below the cut, so the cut is the 2nd lowest, 0.22
+    # (the treated fracture at 0.05 does not count: the promise is about the films a reader needs help with)
+    assert cuts["no_fracture_below"] == 0.22
+    # from the top: 0.99 0.98 0.97 0.95 0.90 0.88 0.86(normal) 0.85 0.82 0.80 ... at 0.80 there are 10 films,
+    # 9 fractured (90 %); at 0.75 11 films, 10 fractured (91 %); at 0.72 12, 11 (92 %); at 0.70 13, 12 (92 %);
+    # 0.66 (normal): 14, 12 (86 %); 0.65: 15, 13 (87 %) ... never 90 % again below 0.70. So 0.70.
+    assert cuts["fracture_from"] == 0.70
+    assert cuts["basis"] == "untreated"
+    findings = [fracture_finding(p, (cuts["no_fracture_below"], cuts["fracture_from"])) for p in P]
+    missed = sum(f == "normal" for f, u in zip(findings, IS_UNTREATED) if u)
+    assert missed == 1 <= 0.05 * 20
+    called = [y for f, y in zip(findings, Y) if f == "fractured"]
+    assert sum(called) / len(called) >= 0.9
+
+
+def test_cuts_ties_belong_to_the_side_above():
+    # two untreated fractures share the lowest value: with 1 allowed below (5 % of 20), the cut cannot
+    # sit between them, so it sits at that value and neither is called normal
+    p = [0.2, 0.2] + UNTREATED[2:]
+    cuts = select_cuts([1] * 20, p, [True] * 20)
+    assert cuts["no_fracture_below"] == 0.2
+    assert [fracture_finding(v, (0.2, 1.0)) for v in p[:2]] == ["uncertain", "uncertain"]
+    # a fracture cut takes every film at its value: 0.9 holds a normal and a fracture (50 %), so it
+    # cannot be the cut even though the fracture alone above it would make 100 %
+    cuts = select_cuts([1, 1, 0, 1], [0.95, 0.9, 0.9, 0.5], min_ppv=0.9)
+    assert cuts["fracture_from"] == 0.95
+
+
+def test_cuts_when_no_cut_reaches_the_ppv_call_nothing_fractured():
+    cuts = select_cuts([0, 1, 1], [0.9, 0.5, 0.4], [False, True, True])
+    assert cuts["fracture_from"] > 0.9
+    assert fracture_finding(0.9, (cuts["no_fracture_below"], cuts["fracture_from"])) != "fractured"
+
+
+def test_crossing_cuts_meet_at_the_fracture_cut():
+    # the PPV cut falls among fractures in a cast (0.3: every film from there up is fractured) below the
+    # lowest untreated fracture (0.7, none of 3 may fall below): the normal cut comes down to 0.3
+    cuts = select_cuts([0, 1, 1, 1, 1, 1, 1], [0.1, 0.3, 0.35, 0.4, 0.7, 0.8, 0.9],
+                       [False, False, False, False, True, True, True])
+    assert (cuts["no_fracture_below"], cuts["fracture_from"]) == (0.3, 0.3)
+    # where they do not cross, each stays where its own promise puts it
+    cuts = select_cuts([0, 0, 1, 1, 1], [0.1, 0.2, 0.7, 0.8, 0.9], [False, False, True, True, True])
+    assert (cuts["no_fracture_below"], cuts["fracture_from"]) == (0.7, 0.7)
+
+
+def test_without_untreated_labels_every_fracture_counts():
+    cuts = select_cuts(Y, P)   # e.g. MURA: no appliance labels
+    assert cuts["basis"] == "all fractured"
+    assert cuts["no_fracture_below"] == 0.15  # 5 % of 24 is 1: the 2nd lowest fracture (0.05 is the lowest)
+
+
+def test_cuts_keep_both_promises_on_random_sets():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(6, 40))
+        y = rng.integers(0, 2, n)
+        p = np.round(np.clip(0.3 * y + 0.7 * rng.random(n), 0, 1), 2)   # two decimals: many ties
+        untreated = rng.random(n) < 0.6
+        cuts = select_cuts(y, p, untreated)
+        edges = (cuts["no_fracture_below"], cuts["fracture_from"])
+        f = [fracture_finding(v, edges) for v in p]
+        u = [fi for fi, yi, ui in zip(f, y, untreated) if yi and ui]
+        if u:
+            assert u.count("normal") <= 0.05 * len(u) + 1e-9
+        called = [yi for fi, yi in zip(f, y) if fi == "fractured"]
+        if called:
+            assert np.mean(called) >= 0.9
+        # the cuts are the best such: one step lower for the fracture cut would break its promise,
+        # one step higher for the normal cut would break its own (unless the cuts met)
+        below = sorted({v for v in p if v < edges[1]})
+        if below:
+            lower = below[-1]
+            sel = [yi for v, yi in zip(p, y) if v >= lower]
+            assert np.mean(sel) < 0.9
+        if edges[0] < edges[1] and u:
+            above = sorted({v for v in p if v > edges[0]})
+            if above:
+                misses = sum(1 for v, yi, ui in zip(p, y, untreated) if yi and ui and v < above[0])
+                assert misses > 0.05 * len(u)
 
 
 # --- the body part ---------------------------------------------------------------------
@@ -152,58 +245,6 @@ def test_youden_threshold_by_hand():
     assert metrics.youden_threshold([0, 0, 0], [0.1, 0.5, 0.9]) == 0.5  # one class only
 
 
-def test_uncertain_band_by_hand():
-    # at threshold 0.6 with no band: normals 0.1 0.2 0.3 0.4 (3 of 4 right), fractured 0.6 0.7 0.9
-    # (3 of 3): 6 of 7 = 86 % < 90 %. Leaving one image uncertain: 0.4 -> 5 of 6; 0.6 -> 5 of 6 (83 %).
-    # Leaving two: 0.3 and 0.4 -> normals 0.1 0.2, fractured 0.6 0.7 0.9: 5 of 5 right; 0.4 and 0.6 ->
-    # 4 of 5; 0.6 and 0.7 -> 4 of 5. So the band is [0.3, 0.6]: 0.3 and 0.4 uncertain.
-    band = select_band(Y_VAL, P_VAL, 0.6, min_accuracy=0.9)
-    assert band == [0.3, 0.6]
-    assert [fracture_finding(p, 0.6, band) for p in P_VAL] == [
-        "normal", "normal", "uncertain", "uncertain", "fractured", "fractured", "fractured"]
-    # 80 % right is enough with no band (6 of 7)
-    assert select_band(Y_VAL, P_VAL, 0.6, min_accuracy=0.8) == [0.6, 0.6]
-
-
-def test_uncertain_band_prefers_the_narrower_of_two_equally_good_bands():
-    # y 0 1 1 at 0.2 0.4 0.8, threshold 0.5, all decided right: 0.4 must be uncertain. Low 0.4 with
-    # high 0.5 or with high 0.8 both leave only 0.4 uncertain; the narrower [0.4, 0.5] wins.
-    assert select_band([0, 1, 1], [0.2, 0.4, 0.8], 0.5, min_accuracy=1.0) == [0.4, 0.5]
-
-
-def test_uncertain_band_when_no_band_reaches_the_accuracy_holds_everything():
-    # the highest image is normal and always decided fractured by any band: nothing reaches 100 %
-    band = select_band([1, 0], [0.2, 0.8], 0.5, min_accuracy=1.0)
-    assert [fracture_finding(p, 0.5, band) for p in (0.2, 0.8)] == ["uncertain", "uncertain"]
-    assert select_band([], [], 0.42) == [0.42, 0.42]
-
-
-def _fewest_uncertain_by_brute_force(y, p, thr, min_accuracy):
-    edges = sorted(set(p) | {thr})
-    best = len(p)
-    for low in (e for e in edges if e <= thr):
-        for high in (e for e in edges if e >= thr):
-            f = [fracture_finding(v, thr, [low, high]) for v in p]
-            decided = [(fi == "fractured") == bool(yi) for fi, yi in zip(f, y) if fi != "uncertain"]
-            if sum(decided) >= min_accuracy * len(decided) - 1e-9:
-                best = min(best, f.count("uncertain"))
-    return best
-
-
-def test_uncertain_band_is_the_best_band_on_random_sets():
-    rng = np.random.default_rng(5)
-    for _ in range(40):
-        n = int(rng.integers(4, 14))
-        y = rng.integers(0, 2, n)
-        p = np.round(np.clip(0.35 * y + 0.65 * rng.random(n), 0, 1), 4)
-        thr = float(np.round(rng.choice(p), 4))
-        band = select_band(y, p, thr, 0.9)
-        f = [fracture_finding(v, thr, band) for v in p]
-        decided = [(fi == "fractured") == bool(yi) for fi, yi in zip(f, y) if fi != "uncertain"]
-        assert sum(decided) >= 0.9 * len(decided) - 1e-9
-        assert f.count("uncertain") == _fewest_uncertain_by_brute_force(list(y), list(p), thr, 0.9)
-
-
 # --- the study ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("findings, verdict", [
@@ -277,12 +318,30 @@ def test_format_probabilities_never_contradicts_the_numbers():
                 assert t != texts[0], (p, e, texts)
 
 
-def test_worklist_order_puts_a_cast_or_implant_after_other_films_of_the_same_finding():
-    """A follow-up film of a known, treated fracture must not top the worklist."""
+def test_worklist_order_never_moves_a_cast_or_implant_down_silently():
+    """The order is the finding, then the distance above each model's fracture cut: a film with a
+    visible cast is flagged beside its finding (see appliance_line), not hidden lower in the list."""
     from fracture_detection.app import presentation as pres
     from fracture_detection.chain.predictor import Prediction
-    cast = Prediction(path="a", finding="fractured", fracture_probability=0.99, threshold=0.5,
+    cast = Prediction(path="a", finding="fractured", fracture_probability=0.99, uncertain_band=[0.3, 0.8],
                       appliance="cast or implant", appliance_probability=0.9)
-    plain = Prediction(path="b", finding="fractured", fracture_probability=0.80, threshold=0.5)
-    unsure = Prediction(path="c", finding="uncertain", fracture_probability=0.45, threshold=0.5)
-    assert sorted([unsure, cast, plain], key=pres.suspicion_key) == [plain, cast, unsure]
+    plain = Prediction(path="b", finding="fractured", fracture_probability=0.80, uncertain_band=[0.3, 0.8])
+    other_model = Prediction(path="d", finding="fractured", fracture_probability=0.85, uncertain_band=[0.2, 0.6])
+    unsure = Prediction(path="c", finding="uncertain", fracture_probability=0.45, uncertain_band=[0.3, 0.8])
+    assert sorted([unsure, plain, cast, other_model], key=pres.suspicion_key) == [other_model, cast, plain, unsure]
+    assert "follow-up film" in pres.appliance_line(cast) and pres.appliance_line(plain) is None
+    lines = pres.detail_lines(cast)
+    assert "Likely FRACTURE from 0.80 · No fracture below 0.30" in lines[0] and "Cast or implant in view" in lines[1]
+
+
+@pytest.mark.parametrize("finding, p, text", [("fractured", 0.91, "0.91 ≥ 0.80"), ("normal", 0.12, "0.12 < 0.30"),
+                                              ("uncertain", 0.5, "0.50 in 0.30–0.80"),
+                                              ("fractured", 0.79996, "0.80 ≥ 0.80"),   # reported as 0.8000
+                                              ("uncertain", 0.7999, "0.7999 in 0.3000–0.8000")])
+def test_the_table_shows_the_cut_that_decided(finding, p, text):
+    from fracture_detection.app import presentation as pres
+    from fracture_detection.chain.predictor import Prediction
+    pred = Prediction(path="a", fracture_probability=decisions.reported(p), uncertain_band=[0.3, 0.8])
+    pred.finding = fracture_finding(pred.fracture_probability, pred.uncertain_band)
+    assert pred.finding == finding
+    assert pres.short_probability(pred) == text

@@ -120,12 +120,12 @@ def view_of(app, path, **changes):
 
 
 def with_finding(app, path, finding, part="hand", threshold=0.6, band=(0.4, 0.8), **changes):
-    """A prediction whose probability the decision rule puts in ``finding``."""
+    """A prediction whose probability the decision rule puts in ``finding`` (``band``: its two cuts)."""
     from fracture_detection.chain import decisions
     p = {"fractured": 0.9, "uncertain": 0.65, "normal": 0.2}[finding]
     v = view_of(app, path, body_part=part, body_part_probability=0.97, fracture_probability=p, threshold=threshold,
                 uncertain_band=list(band), finding=finding, message=None, rejection=None, **changes)
-    assert decisions.fracture_finding(p, threshold, band) == finding
+    assert decisions.fracture_finding(p, band) == finding
     return v
 
 
@@ -141,8 +141,10 @@ def test_opens_an_xray_and_shows_its_finding(make_app):
     assert app.name_label.cget("text") == XRAY.name
     detail = app.detail_text.get("1.0", "end")
     if pred.fracture_probability is not None:
-        p, thr, *_ = decisions.format_probabilities(pred.fracture_probability, pred.threshold, *pred.uncertain_band)
-        assert f"Fracture probability {p} (threshold {thr};" in detail
+        p, low, high = decisions.format_probabilities(pred.fracture_probability, *pred.uncertain_band)
+        assert f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}" in detail
+        assert decisions.fracture_finding(pred.fracture_probability, pred.uncertain_band) == pred.finding, \
+            "the edges shown are the ones the finding uses"
         assert "fracture_" in detail, "the model and its measured figures are shown"
     else:
         assert pred.message in detail
@@ -425,7 +427,7 @@ def test_space_toggles_the_heatmap_and_its_legend(make_app):
 
 # --- the worklist --------------------------------------------------------------------------
 
-def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app, tmp_path):
+def test_worklist_scrolls_colours_and_orders_by_distance_from_the_fracture_cut(make_app, tmp_path):
     from fracture_detection.app import presentation as pres
     folder = tmp_path / "films"
     folder.mkdir()
@@ -444,7 +446,7 @@ def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app
     app.update()
     assert t.bbox(rows[-1]), "the last row can be reached"
     keys = [pres.suspicion_key(app.views[int(r[1:])].prediction) for r in rows]
-    assert keys == sorted(keys), "most suspicious first, by finding then by distance above the threshold"
+    assert keys == sorted(keys), "most suspicious first, by finding then by distance above the fracture cut"
     for r in rows:
         assert t.item(r, "tags")[0] == app.views[int(r[1:])].prediction.finding
     assert t.heading("finding", "text").endswith("▼")
@@ -469,16 +471,16 @@ def test_worklist_scrolls_colours_and_orders_by_distance_from_threshold(make_app
 
 def test_raw_probabilities_of_different_models_are_not_ranked_together(make_app):
     app = make_app()
-    elbow = with_finding(app, XRAY, "uncertain", part="elbow", threshold=0.95, band=(0.5, 0.97))
+    elbow = with_finding(app, XRAY, "uncertain", part="elbow", threshold=0.95, band=(0.5, 0.95))
     elbow.prediction.fracture_probability = 0.91
-    hand = with_finding(app, NORMAL, "fractured", part="hand", threshold=0.68, band=(0.07, 0.78))
+    hand = with_finding(app, NORMAL, "fractured", part="hand", threshold=0.68, band=(0.07, 0.68))
     hand.prediction.fracture_probability = 0.90
     inject(app, [elbow, hand])
     order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
     assert order == ["hand", "elbow"], "a fracture at 0.90 ranks above an uncertain 0.91 of another model"
     app.worklist.sort_by("prob")
     order = [app.views[int(i[1:])].prediction.body_part for i in app.worklist.rows() if i.startswith("v")]
-    assert order == ["hand", "elbow"], "0.90 is 0.22 above its threshold, 0.91 is 0.04 below its own"
+    assert order == ["hand", "elbow"], "0.90 is 0.22 above its fracture cut, 0.91 is 0.04 below its own"
 
 
 def test_mura_studies_are_grouped_with_their_verdict(make_app):
@@ -591,8 +593,8 @@ def test_report_of_the_whole_worklist(make_app, tmp_path):
         embedded = page.images[0].image
         assert embedded.size[0] >= 100 and np.asarray(embedded.convert("L")).std() > 10
         if p.fracture_probability is not None:
-            prob, thr, *_ = decisions.format_probabilities(p.fracture_probability, p.threshold, *p.uncertain_band)
-            assert f"Fracture probability {prob} (threshold {thr};" in text
+            prob, low, high = decisions.format_probabilities(p.fracture_probability, *p.uncertain_band)
+            assert f"Fracture probability {prob} · Likely FRACTURE from {high} · No fracture below {low}" in text
             assert "fracture_" in text and "Models and their measured figures" in text
             assert "Heatmap scale" in text and len(page.images) == 3, "X-ray, overlay and colour bar"
 

@@ -79,8 +79,8 @@ def test_threshold_and_uncertain_band():
     # ten hand-made validation images: one normal at 0.6 sits among the fractures
     y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-    assert decisions.select_band(y, p, 0.5, min_accuracy=0.9) == [0.5, 0.5]   # 9 of 10 right: none uncertain
-    assert decisions.select_band(y, p, 0.5, min_accuracy=0.95) == [0.5, 0.7]  # 0.5 and 0.6 left uncertain
+    cuts = decisions.select_cuts(y, p, y == 1)
+    assert (cuts["no_fracture_below"], cuts["fracture_from"]) == (0.5, 0.7)   # 5 fractures: none may be missed
 
 
 def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):

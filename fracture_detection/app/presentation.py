@@ -1,9 +1,9 @@
 """What a reader sees of a prediction, shared by the app and the PDF report.
 
-Finding texts and colours, the probability text (through :func:`decisions.format_probabilities`,
-so a number never reads the same as its threshold while the finding says the other side), the
-order "most suspicious first" across models with different thresholds, and the grouping of
-views into studies with the study verdict of :func:`decisions.study_verdict`.
+Finding texts and colours, the probability text with the two cuts the finding uses (through
+:func:`decisions.format_probabilities`, so a number never reads the same as a cut while the finding
+says the other side), the order "most suspicious first" across models with different cuts, and the
+grouping of views into studies with the study verdict of :func:`decisions.study_verdict`.
 """
 from __future__ import annotations
 
@@ -37,33 +37,54 @@ def finding_colour(finding: str) -> str:
 
 
 def margin(pred) -> float | None:
-    """How far the fracture probability lies from its own model's threshold (p minus threshold):
-    comparable across models, unlike the raw probabilities."""
-    if pred.fracture_probability is None or pred.threshold is None:
+    """How far the fracture probability lies above its own model's "Likely FRACTURE" cut: comparable
+    across models, unlike the raw probabilities."""
+    if pred.fracture_probability is None or not pred.uncertain_band:
         return None
-    return pred.fracture_probability - pred.threshold
+    return pred.fracture_probability - pred.uncertain_band[1]
 
 
 def suspicion_key(pred) -> tuple:
-    """Sort key, ascending = most suspicious first: the finding, then films without a visible cast or
-    implant before those with one (often a known, treated fracture), then the distance above the
-    model's threshold (never the raw probability of one model against another's)."""
+    """Sort key, ascending = most suspicious first: the finding, then the distance above the model's
+    fracture cut (never the raw probability of one model against another's).  A visible cast or
+    implant is shown beside the finding, never used to move a film down the list."""
     m = margin(pred)
-    return SUSPICION_ORDER.get(pred.finding, 9), bool(getattr(pred, "appliance", None)), -(m if m is not None else -2.0)
+    return SUSPICION_ORDER.get(pred.finding, 9), -(m if m is not None else -2.0)
 
 
-def probability_texts(pred) -> tuple[str, str, str, str] | None:
-    """``(p, threshold, band low, band high)`` as text that never contradicts the finding."""
-    if pred.fracture_probability is None or pred.threshold is None:
+def probability_texts(pred) -> tuple[str, str, str] | None:
+    """``(p, no fracture below, likely fracture from)`` as text that never contradicts the finding."""
+    if pred.fracture_probability is None or not pred.uncertain_band:
         return None
-    low, high = pred.uncertain_band or (pred.threshold, pred.threshold)
-    return decisions.format_probabilities(pred.fracture_probability, pred.threshold, low, high)
+    low, high = pred.uncertain_band
+    return decisions.format_probabilities(pred.fracture_probability, low, high)
 
 
 def short_probability(pred) -> str:
-    """For a table cell: ``0.87 (0.68)``, the probability and its model's threshold, or a dash."""
+    """For a table cell: the probability beside the cut that decided it (``0.91 ≥ 0.84``,
+    ``0.12 < 0.29``, ``0.50 in 0.29–0.84``), or a dash."""
     texts = probability_texts(pred)
-    return "–" if texts is None else f"{texts[0]} ({texts[1]})"
+    if texts is None:
+        return "–"
+    p, low, high = texts
+    return {"fractured": f"{p} ≥ {high}", "normal": f"{p} < {low}"}.get(pred.finding, f"{p} in {low}–{high}")
+
+
+def cut_line(pred) -> str | None:
+    """The edges the finding uses, in the reader's words."""
+    texts = probability_texts(pred)
+    if texts is None:
+        return None
+    p, low, high = texts
+    return f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}"
+
+
+def appliance_line(pred) -> str | None:
+    """A visible cast, splint or implant: said beside the finding, with the question it raises."""
+    if not pred.appliance:
+        return None
+    return (f"{pred.appliance[:1].upper()}{pred.appliance[1:]} in view: a follow-up film? The models are "
+            "surest on films that show one; a first film without one needs the closest look.")
 
 
 def detail_lines(pred) -> list[str]:
@@ -71,13 +92,9 @@ def detail_lines(pred) -> list[str]:
     lines = []
     if pred.body_part:
         lines.append(f"Body part: {pred.body_part} ({pred.body_part_probability:.0%})")
-    texts = probability_texts(pred)
-    if texts is not None:
-        p, thr, low, high = texts
-        lines.append(f"Fracture probability {p} (threshold {thr}; uncertain band {low}–{high})")
-    if pred.appliance:
-        lines.append(f"{pred.appliance[:1].upper()}{pred.appliance[1:]} visible — may be a known, treated "
-                     "fracture.")
+    for line in (cut_line(pred), appliance_line(pred)):
+        if line:
+            lines.append(line)
     if pred.message:
         lines.append(pred.message)
     if pred.warning:

@@ -157,7 +157,7 @@ class _Report:
         for study in ordered[:1] if len(ordered) == 1 else ordered:
             self.verdict_line(study, 16 if len(ordered) == 1 else 11)
         self.text("A study is fractured when any view is, else uncertain when any view is, each view at its own "
-                  "model's threshold and band.", 8, colour="#555555", h=4)
+                  "model's two cuts (Likely FRACTURE from one, No fracture found below the other).", 8, colour="#555555", h=4)
         pdf.ln(3)
         self.text("Images, most suspicious first", 11, bold=True)
         self.table()
@@ -167,7 +167,7 @@ class _Report:
     def table(self):
         pdf = self.pdf
         widths = (10, 52, 36, 16, 46, 30)
-        heads = ("Page", "Image", "Study", "Part", "Finding", "p (threshold)")
+        heads = ("Page", "Image", "Study", "Part", "Finding", "p and its cut")
         pdf.set_font("DejaVu", "B", 8)
         for w, h in zip(widths, heads):
             pdf.cell(w, 6, h, border="B")

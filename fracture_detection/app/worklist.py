@@ -2,8 +2,8 @@
 
 Rows are ``v<index>`` (a view, the index into the app's list of views) and ``s<index>`` (a study
 row above its views, for studies of several views).  Sorting by *Finding* orders by the finding,
-then by how far each probability lies above its own model's threshold (not by raw probabilities
-of different models).  Rows are added and moved in place while a folder is analysed, so the
+then by how far each probability lies above its own model's "Likely FRACTURE" cut (not by raw
+probabilities of different models); a visible cast or implant is marked, never used to re-sort.  Rows are added and moved in place while a folder is analysed, so the
 table never jumps back to the top under the reader's pointer.
 """
 from __future__ import annotations
@@ -182,7 +182,7 @@ class Worklist(ctk.CTkFrame):
             key = (Path(v.path).name.lower(),)
         elif self.sort_key == "part":
             key = (p.body_part or "~",) + pres.suspicion_key(p)
-        elif self.sort_key == "prob":  # furthest above its own model's threshold first
+        elif self.sort_key == "prob":  # furthest above its own model's fracture cut first
             m = pres.margin(p)
             key = (-(m if m is not None else -2.0), pres.suspicion_key(p))
         else:  # finding: most suspicious first

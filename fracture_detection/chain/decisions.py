@@ -1,16 +1,18 @@
 """Every decision the tool takes from a model's numbers, in one place, with no model needed.
 
-* :func:`fracture_finding`: a fracture probability -> fractured, normal or uncertain.
+* :func:`fracture_finding`: a fracture probability -> fractured, normal or uncertain, at the model's two
+  cuts (:func:`select_cuts` chooses them on validation; :func:`finding_edges` reads them).
 * :func:`decide_body_parts`: body-part probabilities (and an out-of-distribution score) ->
   a part, or *not supported* with the reason.
 * :func:`study_verdict`: the findings of a study's views -> the study's finding.
 * :func:`mura_rule`: MURA's study rule (mean probability above 0.5), kept as an evaluation figure.
-* :func:`select_band`: the uncertain band chosen on validation data.
+* :func:`select_cuts`: the two cuts that keep the reader's two promises on validation data: a green
+  "No fracture found" rarely wrong about an untreated fracture, a red "Likely FRACTURE" usually right.
 * :func:`format_probabilities`: what a person reads, never contradicting the finding.
 
 Probabilities are compared as they are reported (rounded to :data:`DECIMALS` places), and
-thresholds and bands are stored rounded the same way, so a reported number can always be
-checked against the reported finding: fractured means ``p >= band[1]``, normal ``p < band[0]``.
+cuts are stored rounded the same way, so a reported number can always be checked against the
+reported finding: fractured means ``p >= fracture_from``, normal ``p < no_fracture_below``.
 """
 from __future__ import annotations
 
@@ -38,12 +40,12 @@ def reported(p) -> float | None:
 
 # --- fracture -------------------------------------------------------------------------
 
-def fracture_finding(p: float, threshold: float, band) -> str:
-    """``fractured`` when ``p >= high``, ``normal`` when ``p < low``, else ``uncertain``, where
-    ``[low, high]`` is the band widened to contain the threshold (a band of zero width at the
-    threshold leaves nothing uncertain).  ``p`` is rounded as reported first."""
+def fracture_finding(p: float, edges) -> str:
+    """``fractured`` when ``p >= edges[1]`` (Likely FRACTURE from there), ``normal`` when ``p < edges[0]``
+    (No fracture found below it), else ``uncertain``.  ``p`` is rounded as reported first; a value
+    exactly on an edge belongs to the side above it."""
     p = reported(p)
-    low, high = min(band[0], threshold), max(band[1], threshold)
+    low, high = edges
     if p >= high:
         return "fractured"
     if p < low:
@@ -51,10 +53,21 @@ def fracture_finding(p: float, threshold: float, band) -> str:
     return "uncertain"
 
 
+def finding_edges(meta: dict) -> tuple[float, float]:
+    """``(no_fracture_below, fracture_from)`` of a fracture model's metadata: its ``cuts`` where it has
+    them; else (weights made before the cuts) the uncertain band widened to contain the threshold."""
+    cuts = meta.get("cuts")
+    if cuts:
+        return reported(cuts["no_fracture_below"]), reported(cuts["fracture_from"])
+    threshold = reported(meta.get("threshold", 0.5))
+    band = meta.get("uncertain_band") or [threshold, threshold]
+    return min(reported(band[0]), threshold), max(reported(band[1]), threshold)
+
+
 def study_verdict(findings) -> str:
     """A study is fractured when any view is; else uncertain when any view is; else normal when
     any view was decided normal; ``not_supported`` when no view was analysed (``error`` when none
-    could even be read).  Each view was decided at its own model's threshold and band."""
+    could even be read).  Each view was decided at its own model's cuts."""
     findings = list(findings)
     for verdict in ("fractured", "uncertain", "normal"):
         if verdict in findings:
@@ -73,44 +86,48 @@ def mura_rule(mean_probability) -> np.ndarray | bool:
     return bool(out) if out.ndim == 0 else out
 
 
-def select_band(y_true, prob, threshold: float, min_accuracy: float = 0.90) -> list[float]:
-    """``[low, high]`` around ``threshold`` that leaves the fewest images uncertain while the
-    fractured (``p >= high``) and normal (``p < low``) findings together stay at least
-    ``min_accuracy`` right on the data given.  Ties go to the narrower band, then to the
-    band closest to symmetric in the number of images it holds on each side.  Every edge is a
-    reported probability (so the stored band is exactly what the findings use)."""
+MAX_MISSED_UNTREATED = 0.05  # at most this share of untreated fractured validation films below "No fracture"
+MIN_FRACTURE_PPV = 0.90       # at least this share of validation films from "Likely FRACTURE" up are fractured
+
+
+def select_cuts(y_true, prob, untreated=None, max_missed: float = MAX_MISSED_UNTREATED,
+                min_ppv: float = MIN_FRACTURE_PPV) -> dict:
+    """The two cuts of a fracture model, each keeping one promise to the reader on the data given:
+
+    * ``no_fracture_below``: the highest cut under which at most ``max_missed`` of the *untreated*
+      fractured films fall (``untreated``: True for a fractured film with no cast, splint or implant in
+      view; where no film is known to be untreated, every fractured film counts).  With ``n`` such films
+      that is the ``floor(max_missed * n) + 1``-th lowest of their probabilities;
+    * ``fracture_from``: the lowest cut from which at least ``min_ppv`` of all the films are fractured;
+      above every film (nothing called fractured) when no cut gets there.
+
+    Ties: a film exactly on a cut belongs to the side above it (``p < no_fracture_below`` is normal,
+    ``p >= fracture_from`` fractured), both here and in :func:`fracture_finding`.  Should the cuts cross
+    (``fracture_from`` below ``no_fracture_below``), ``no_fracture_below`` comes down to ``fracture_from``:
+    both promises still hold and nothing is uncertain.  Every cut is a reported probability."""
     y = np.asarray(y_true, dtype=int)
     p = np.round(np.asarray(prob, dtype=float), DECIMALS)
-    thr = reported(threshold)
-    if len(y) == 0:
-        return [thr, thr]
-    lows = np.unique(np.concatenate([p[p <= thr], [thr]]))            # candidate lows: p < low is normal
-    highs = np.unique(np.concatenate([p[p >= thr], [thr]]))           # candidate highs: p >= high is fractured
-    order = np.argsort(p, kind="stable")
+    fractured = y == 1
+    known = fractured & (np.asarray(untreated, dtype=bool) if untreated is not None else False)
+    basis = "untreated" if known.any() else "all fractured"
+    q = np.sort(p[known] if known.any() else p[fractured])
+    if len(q):
+        allowed = int(np.floor(max_missed * len(q) + 1e-9))
+        low = float(q[allowed])
+    else:
+        low = 0.0
+    high = float(round(float(p.max()) + 10 ** -DECIMALS, DECIMALS)) if len(p) else 1.0
+    order = np.argsort(-p, kind="stable")
     ps, ys = p[order], y[order]
-    # normals decided for each low: images with p < low; right ones are y == 0
-    n_below = np.searchsorted(ps, lows, side="left")
-    neg_cum = np.concatenate([[0], np.cumsum(ys == 0)])
-    right_below = neg_cum[n_below]
-    # fractured decided for each high: images with p >= high; right ones are y == 1
-    n_above = len(ps) - np.searchsorted(ps, highs, side="left")
-    pos_cum_rev = np.concatenate([np.cumsum((ys == 1)[::-1])[::-1], [0]])
-    right_above = pos_cum_rev[len(ps) - n_above]
-    best_key, best = None, [thr, thr]
-    for i, low in enumerate(lows):
-        decided = n_below[i] + n_above
-        ok = right_below[i] + right_above >= min_accuracy * decided - 1e-9
-        if not ok.any():
-            continue
-        j = np.nonzero(ok)[0]
-        keys = np.stack([len(p) - decided[j], highs[j] - low, np.abs(n_below[i] - n_above[j])], axis=1)
-        k = j[np.lexsort(keys.T[::-1])[0]]
-        key = (len(p) - decided[k], highs[k] - low, abs(int(n_below[i]) - int(n_above[k])))
-        if best_key is None or key < best_key:
-            best_key, best = key, [float(low), float(highs[k])]
-    if best_key is None:  # no band reaches the accuracy: everything uncertain
-        return [float(min(p.min(), thr)), float(np.nextafter(max(p.max(), thr), 2.0))]
-    return best
+    n_from = np.arange(1, len(ps) + 1)
+    ppv = np.cumsum(ys) / n_from
+    last = np.r_[ps[1:] != ps[:-1], True]  # a cut takes every film at its value
+    ok = np.nonzero(last & (ppv >= min_ppv - 1e-12))[0]
+    if len(ok):
+        high = float(ps[ok[-1]])  # the lowest qualifying cut
+    low = min(low, high)
+    return {"no_fracture_below": low, "fracture_from": high, "basis": basis,
+            "max_missed_untreated": max_missed, "min_fracture_ppv": min_ppv}
 
 
 # --- body part ------------------------------------------------------------------------

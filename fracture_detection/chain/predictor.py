@@ -36,14 +36,14 @@ class Prediction:
     fracture_probability: float | None = None
     finding: str = "error"
     message: str | None = None
-    threshold: float | None = None
-    uncertain_band: list[float] | None = None
+    threshold: float | None = None         # the model's Youden threshold (sensitivity/specificity figures only)
+    uncertain_band: list[float] | None = None  # the finding's cuts: [no fracture below, likely fracture from]
     part_probabilities: dict[str, float] = field(default_factory=dict)
     model: str | None = None
     rejection: str | None = None           # why not analysed (decisions.REJECT_*), when not_supported
     regions: list[dict] = field(default_factory=list)  # [{"box": [x0, y0, x1, y1], "score": s}], image pixels
     appliance: str | None = None           # "cast or implant" when one is visible
-    appliance_probability: float | None = None
+    appliance_probability: float | None = None  # on every analysed image, whether flagged or not
     warning: str | None = None             # e.g. the file ends early (analysed all the same)
     image_shape: tuple | None = field(default=None, repr=False)
     cam: np.ndarray | None = field(default=None, repr=False)  # cell fracture probabilities over the square
@@ -72,8 +72,8 @@ class _Prepared:
 
 
 class _FractureModel:
-    """A fracture model's runner (probability and cell probabilities) with its threshold, band and
-    the cell probability from which a further suspected region is shown."""
+    """A fracture model's runner (probability and cell probabilities) with its two cuts and the cell
+    probability from which a further suspected region is shown."""
 
     def __init__(self, info: artifacts.ModelInfo, runtime: str):
         self.info = info
@@ -87,11 +87,10 @@ class _FractureModel:
         self.run = load_runner(info, runtime)
         self.size = info.image_size
         self.threshold = reported(info.meta.get("threshold", 0.5))
-        band = info.meta.get("uncertain_band", [self.threshold, self.threshold])
-        self.band = [min(reported(band[0]), self.threshold), max(reported(band[1]), self.threshold)]
+        self.edges = decisions.finding_edges(info.meta)
 
     def finding(self, p: float) -> str:
-        return decisions.fracture_finding(p, self.threshold, self.band)
+        return decisions.fracture_finding(p, self.edges)
 
     def regions(self, cells: np.ndarray, image_shape, finding: str) -> list[dict]:
         """Suspected regions for a fractured or uncertain finding (none otherwise)."""
@@ -216,12 +215,12 @@ class Predictor:
                 res = out[i]
                 res.cam, res.image_shape = np.asarray(m, dtype="float32"), prepared[i].shape
                 res.fracture_probability = reported(p)
-                res.threshold, res.uncertain_band = fm.threshold, list(fm.band)
+                res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
                 res.finding = fm.finding(res.fracture_probability)
                 res.regions = fm.regions(res.cam, res.image_shape, res.finding)
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
-                    res.message = ("The fracture probability is inside the model's uncertain band; "
+                    res.message = ("The fracture probability lies between the model's two cuts; "
                                    "review the image closely.")
         return out
 
@@ -259,9 +258,10 @@ class Predictor:
                 res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
                                                           self.rule.floor)
                 continue
-            if appliance is not None and self.appliance_threshold is not None \
-                    and reported(appliance[j, 0]) >= self.appliance_threshold:
-                res.appliance, res.appliance_probability = self.appliance_label, reported(appliance[j, 0])
+            if appliance is not None:
+                res.appliance_probability = reported(appliance[j, 0])
+                if self.appliance_threshold is not None and res.appliance_probability >= self.appliance_threshold:
+                    res.appliance = self.appliance_label
             accepted.append((i, int(k)))
         return accepted
 
@@ -341,12 +341,12 @@ def describe(pred: Prediction) -> str:
         return f"{name}: could not be analysed. {pred.message}"
     if pred.finding == "not_supported":
         return f"{name}: not analysed. {pred.message}{warning}"
-    p, thr = decisions.format_probabilities(pred.fracture_probability, pred.threshold, *pred.uncertain_band)[:2]
+    p, low, high = decisions.format_probabilities(pred.fracture_probability, *pred.uncertain_band)
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
     where = ""
     if pred.regions:
         x0, y0, x1, y1 = pred.regions[0]["box"]
         where = f"; most suspicious region x {x0}-{x1}, y {y0}-{y1} px"
-    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (threshold {thr})"
-            f"{where}{appliance}{warning}")
+    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (likely fracture from {high}, "
+            f"no fracture below {low}){where}{appliance}{warning}")

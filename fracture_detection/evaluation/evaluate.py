@@ -136,7 +136,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         studies = [records[i].study for i in idx]
         findings = [fm.finding(v) for v in p]
         out["fracture"][part] = {
-            "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": fm.band,
+            "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": list(fm.edges),
             **fracture_figures(y, p, studies, fm.threshold, n_boot),
             "findings": decided_figures(findings, y),
             "study_verdict": study_verdicts(studies, findings, y),
