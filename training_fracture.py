@@ -4,14 +4,18 @@
     python training_fracture.py --data ../shared/data
     python training_fracture.py --data /path/to/MURA-v1.1 --parts hand
     python training_fracture.py --data .cache/fracture-448.npz --frozen-through none   # scripts/make_cache.py
+    python training_fracture.py --data ../shared/data --cuts-only    # new cuts for the models in --out
 
 Each model scores every cell of a grid over the image and takes the image's probability from
 its most suspicious cells; cells learn from fracture boxes where the data has them (FracAtlas,
 the Roboflow export, or a YOLO .txt beside each image in plain folders).  On MURA the label is
 "abnormal", which is broader than "fractured", and there are no boxes.
-Writes fracture_<part>.keras, .tflite (what the app runs) and .json (threshold, uncertain band,
-region threshold and, with --test-time-mirroring auto, mirroring, all chosen on the validation
-split) and split.csv to --out (default: weights/).
+Writes fracture_<part>.keras, .tflite (what the app runs) and .json (the two cuts, the region threshold
+and, with --test-time-mirroring auto, mirroring, all chosen on the validation split) and split.csv to
+--out (default: weights/). The cuts keep two promises on the validation films: "No fracture found" only
+below a cut under which at most 5 % of the untreated fractures fall (no cast, splint or implant in view,
+from the data's appliances.csv; every fracture where there is none, e.g. MURA), "Likely FRACTURE" only
+from a cut above which at least 90 % of the films are fractured.
 """
 import argparse
 from pathlib import Path
@@ -31,10 +35,25 @@ def main(argv=None):
     parser.add_argument("--test-time-mirroring", choices=("off", "auto"), default="off",
                         help="auto: also score the mirror image and average, where that raises the validation AUC "
                              "(twice the time per image; off by default to keep a folder at >= 30 images/s)")
+    parser.add_argument("--pool-regions", action="store_true",
+                        help="one model learns from every region's fractured and normal films (e.g. leg, hip, "
+                             "forearm, wrist besides the target parts), saved once per part with that part's cuts")
+    parser.add_argument("--appliance-weight", type=float, default=1.0, metavar="W",
+                        help="weight of a fractured film with a cast, splint or implant in view (from the data's "
+                             "appliances.csv): 0 leaves them out of the positives, so the appliance is not learnt "
+                             "as the evidence of a fracture (default 1)")
+    parser.add_argument("--cuts-only", action="store_true",
+                        help="train nothing: run the fracture models already in --out on their validation films "
+                             "(the folder's split.csv) and store new cuts and validation figures")
     args = parser.parse_args(argv)
-    from fracture_detection.training.fracture import train_fracture
+    if args.cuts_only:
+        from fracture_detection.training.fracture import rechoose_cuts
+        rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
+        return 0
+    from fracture_detection.training.fracture import HeadConfig, train_fracture
     train_fracture(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
-                   args.feature_cache, mirroring=args.test_time_mirroring)
+                   args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
+                   mirroring=args.test_time_mirroring, pooled=args.pool_regions)
 
 
 if __name__ == "__main__":

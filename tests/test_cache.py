@@ -23,7 +23,7 @@ def test_training_from_a_cache_keeps_its_split_and_points_at_the_original_data(t
 
     path = cache.make_cache(FOLDERS, weights / "split.csv", tmp_path / "cache" / "fracture.npz", image_size=64)
     c = cache.read_cache(path, 64)
-    wanted = [r for p in data.TARGET_PARTS for r in trainer.fracture_records(records, p)]
+    wanted = [r for p in data.TARGET_PARTS for r in data.fracture_records(records, p)]
     assert [r.path for r in c.records] == [r.path for r in wanted] and c.layout == "folders"
     assert [r.split for r in c.records] == [r.split for r in wanted] and c.split_csv == split_text
     x, _ = c.load_pixels([wanted[0].path], 64, verbose=0)

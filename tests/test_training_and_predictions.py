@@ -40,18 +40,27 @@ def test_training_writes_models_metadata_and_split(tiny_weights):
     assert {r.split for r in recs} <= set(data.SPLITS) and all(FOLDERS.as_posix() in r.path for r in recs)
 
 
-def test_threshold_and_band_are_chosen_on_validation(tiny_weights):
-    """The stored threshold and band are what the decision rules choose on this model's predictions
-    for the validation images (not the training or test images, not a default)."""
+def test_threshold_and_cuts_are_chosen_on_validation(tiny_weights):
+    """The stored threshold and the two cuts are what the decision rules choose on this model's
+    predictions for the validation images (not the training or test images, not a default), with the
+    fixtures' appliance labels telling untreated fractures from treated ones."""
     hand = next(m for m in artifacts.find_models(tiny_weights) if m.part == "hand")
-    recs = [r for r in trainer.fracture_records(data.read_split(tiny_weights / "split.csv", FOLDERS), "hand")
+    recs = [r for r in data.fracture_records(data.read_split(tiny_weights / "split.csv", FOLDERS), "hand")
             if r.split == "val"]
-    x, kept = trainer.load_pixels([r.path for r in recs], hand.image_size, verbose=0)
+    x, kept = data.load_pixels([r.path for r in recs], hand.image_size, verbose=0)
     y, p = [recs[i].label for i in kept], trainer.predict(hand.load(), x)
     assert len(y) >= 2 and len(set(y)) == 2, "the fixture split gives the hand model both classes to tune on"
     thr = decisions.reported(metrics.youden_threshold(y, p))
     assert hand.meta["threshold"] == pytest.approx(thr, abs=2e-4)
-    assert hand.meta["uncertain_band"] == pytest.approx(decisions.select_band(y, p, thr), abs=2e-4)
+    untreated = [recs[i].treated is False for i in kept]
+    assert any(untreated) and not all(untreated[j] for j in range(len(y)) if y[j]), \
+        "the fixture's labels by eye mark some hand fractures as untreated"
+    cuts = decisions.select_cuts(y, p, untreated)
+    stored = hand.meta["cuts"]
+    assert stored["basis"] == cuts["basis"]
+    assert stored["no_fracture_below"] == pytest.approx(cuts["no_fracture_below"], abs=2e-4)
+    assert stored["fracture_from"] == pytest.approx(cuts["fracture_from"], abs=2e-4)
+    assert decisions.finding_edges(hand.meta) == (stored["no_fracture_below"], stored["fracture_from"])
 
 
 def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
@@ -59,7 +68,7 @@ def test_prediction_preprocessing_matches_training(tiny_weights, predictor):
     files = sorted((FOLDERS / "Hand").rglob("*.jpg"))
     info = artifacts.find_models(tiny_weights)
     hand = next(m for m in info if m.part == "hand")
-    x, kept = trainer.load_pixels([str(f) for f in files], hand.image_size, verbose=0)
+    x, kept = data.load_pixels([str(f) for f in files], hand.image_size, verbose=0)
     keras_model = hand.load()
     expected = trainer.predict(keras_model, x)
     got = [r for r in predictor.predict(files) if r.body_part == "hand"]

@@ -136,20 +136,25 @@ def localisation_items(maps, labels, square_boxes, shapes, region_threshold: flo
             scored.append((r["score"], "hit" if new else "repeat" if inside else "false"))
             found.update(new[:1])
         items.append({"top_hit": box_centre_inside(top[0]["box"], true_px) if len(true_px) and top else None,
+                      "top_iou": max((box_iou(top[0]["box"], t) for t in true_px), default=0.0)
+                      if len(true_px) and top else None,
                       "scored": scored, "n_lesions": len(true_px)})
     return items
 
 
 def localisation(items: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
-    """Top region inside a true box (share of fractured images with boxes) and region sensitivity at
-    one false region per image (over all images), with 95 % bootstrap intervals over images."""
+    """Top region inside a true box (share of fractured images with boxes), the median overlap (IoU) of
+    the top region with the best-matching true box, and region sensitivity at one false region per
+    image (over all images), with 95 % bootstrap intervals over images."""
     def figures(sample):
         hits = [it["top_hit"] for it in sample if it["top_hit"] is not None]
         return (float(np.mean(hits)) if hits else None,
                 froc_sensitivity([s for it in sample for s in it["scored"]], sum(it["n_lesions"] for it in sample),
                                  len(sample), 1.0))
     top, froc = figures(items)
+    ious = [it["top_iou"] for it in items if it.get("top_iou") is not None]
     out = {"top_region_in_box": top, "n_fractured_with_boxes": sum(it["top_hit"] is not None for it in items),
+           "median_top_iou": float(np.median(ious)) if ious else None,
            "region_sensitivity_at_1_false_per_image": froc}
     if n_boot and items:
         rng = np.random.default_rng(seed)
@@ -158,3 +163,75 @@ def localisation(items: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
                        for name, k in (("top_region_in_box", 0), ("region_sensitivity_at_1_false_per_image", 1))
                        for v in [[b[k] for b in boot if b[k] is not None]]}
     return out
+
+
+# --- the reader's two promises, by kind of fractured film ------------------------------------
+
+FILM_KINDS = ("untreated", "appliance")  # fractured films with nothing in view / with a cast, splint or implant
+
+
+def film_kinds(labels, treated) -> np.ndarray:
+    """Per film: ``normal``, ``untreated``, ``appliance`` or ``unknown`` (a fractured film nobody
+    labelled for appliances); ``treated`` is :attr:`data.Record.treated` (True, False or None)."""
+    return np.array(["normal" if not y else "unknown" if t is None else "appliance" if t else "untreated"
+                     for y, t in zip(labels, treated)], dtype=object)
+
+
+def _share(mask, of) -> float | None:
+    n = int(np.sum(of))
+    return float(np.sum(mask & of) / n) if n else None
+
+
+def promise_figures(y, p, findings, kinds, kind: str, n_boot: int = 0, seed: int = 0) -> dict:
+    """The figures a reader's trust rests on, on the normal films plus the fractured films of one
+    ``kind``: the AUC (with its interval), how the fractured films were called (fractured, uncertain,
+    normal), whether "No fracture found" and "Likely FRACTURE" were right, and the uncertain share."""
+    y, p, f, kinds = (np.asarray(y, dtype=int), np.asarray(p, dtype=float), np.asarray(findings),
+                      np.asarray(kinds, dtype=object))
+    keep = (kinds == "normal") | (kinds == kind)
+    y, p, f = y[keep], p[keep], f[keep]
+    fx, nm = y == 1, y == 0
+    out = {"n_fractured": int(fx.sum()), "n_normal": int(nm.sum())}
+    auc = with_intervals(y, p, n_boot=n_boot, seed=seed) if n_boot else binary_metrics(y, p)
+    out["auc"] = auc["auc"] if np.isfinite(auc["auc"]) else None
+    if n_boot:
+        out["auc_ci95"] = auc["ci95"]["auc"]
+    out["fractured_called"] = {finding: _share(f == finding, fx) for finding in ("fractured", "uncertain", "normal")}
+    out["no_fracture_found_right"] = _share(nm, f == "normal")
+    out["likely_fracture_right"] = _share(fx, f == "fractured")
+    out["n_called_normal"], out["n_called_fractured"] = int((f == "normal").sum()), int((f == "fractured").sum())
+    out["uncertain"] = _share(f == "uncertain", np.ones(len(f), bool))
+    return out
+
+
+def promises_by_kind(y, p, findings, kinds, n_boot: int = 0) -> dict:
+    """:func:`promise_figures` for the untreated fractured films first, then those with an appliance,
+    then every film together."""
+    out = {kind: promise_figures(y, p, findings, kinds, kind, n_boot) for kind in FILM_KINDS}
+    every = np.where(np.asarray(kinds, dtype=object) == "normal", "normal", "all")
+    out["all"] = promise_figures(y, p, findings, every, "all", n_boot)
+    return out
+
+
+def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
+    """95 % bootstrap intervals of the two cuts (:func:`decisions.select_cuts`), resampling the films."""
+    from ..chain.decisions import select_cuts
+    y, p, u = np.asarray(y, dtype=int), np.asarray(p, dtype=float), np.asarray(untreated, dtype=bool)
+    rng = np.random.default_rng(seed)
+    lows, highs = [], []
+    for _ in range(n_boot if len(y) else 0):
+        idx = rng.integers(0, len(y), len(y))
+        c = select_cuts(y[idx], p[idx], u[idx])
+        lows.append(c["no_fracture_below"])
+        highs.append(c["fracture_from"])
+    ci = (lambda v: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [None, None])
+    return {"no_fracture_below": ci(lows), "fracture_from": ci(highs)}
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two ``[x0, y0, x1, y1]`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0

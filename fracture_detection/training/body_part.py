@@ -31,7 +31,7 @@ from ..io import data, files
 from ..models import artifacts
 from ..models.runtime import body_part_outputs, save_model
 from . import gate
-from .trainer import TrainConfig, Trainer, _features, base_metadata, load_pixels, prepare_split
+from .trainer import TrainConfig, Trainer, _features, base_metadata, prepare_split
 
 GENERATED = "generated"   # region of the generated non-radiographs
 
@@ -126,7 +126,7 @@ def trunk_features(trainer: Trainer, bp: BodyPartData, cfg: TrainConfig, cache: 
                 n = int(z["n_copies"])
                 return (TrunkFeatures(z["original"], [z[f"copy_{i}"] for i in range(n)], z["train_index"]),
                         bp.keep(z["kept"]))
-    x, kept = load_pixels(bp.sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
+    x, kept = data.load_pixels(bp.sources, cfg.image_size, "Loading images for the body-part model", cfg.verbose)
     bp = bp.keep(kept)
     train_index = np.nonzero(bp.split == "train")[0]
     original = trainer.inputs(x)[0]

@@ -28,7 +28,7 @@ from ..io.data import fracture_records, load_pixels
 from ..models import artifacts
 from ..models.runtime import save_model
 from .trainer import (
-    MIN_DECIDED_ACCURACY, TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
+    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
 )
 
 MAX_REGIONS = 3
@@ -43,6 +43,8 @@ class HeadConfig:
     sharpness: float = 5.0              # log-sum-exp pooling: larger is closer to the single highest cell
     width: int = 64                     # channels of the head's convolutions
     box_pooling: bool = True            # a fractured image's label is pooled over its box cells only
+    appliance_weight: float = 1.0       # a fractured film with a cast, splint or implant in view counts this
+    # much (0: left out of the positives), so the appliance is not learnt as the evidence of a fracture
 
 
 # --- data ------------------------------------------------------------------------------
@@ -141,8 +143,15 @@ class Versions:
     """Training inputs: for every image several versions (original, augmented copies), each with its
     own cell targets; a batch takes a random version of each image."""
 
-    def __init__(self, inputs: list[np.ndarray], targets: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray):
+    def __init__(self, inputs: list[np.ndarray], targets: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray,
+                 weights: np.ndarray | None = None):
         self.inputs, self.targets, self.y = inputs, targets, y
+        self.weights = np.ones(len(y), "float32") if weights is None else np.asarray(weights, "float32")
+
+
+def example_weights(records, appliance_weight: float) -> np.ndarray:
+    """Per film: ``appliance_weight`` for a fractured film with an appliance in view, else 1."""
+    return np.array([appliance_weight if r.label == 1 and r.treated else 1.0 for r in records], "float32")
 
 
 def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=False, seed=0, box_pooling=False):
@@ -167,6 +176,7 @@ def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=Fa
             y = versions.y[idx].astype("float32")[:, None]
             iw = np.ones(len(idx), "float32") if image_weights is None else \
                 np.array([image_weights[int(c)] for c in versions.y[idx]], "float32")
+            iw = iw * versions.weights[idx]
             if not box_pooling:
                 return x, (y, t), (iw, w)
             # everything the box-pooling loss needs, per cell: target, weight, pooling mask, label, image weight
@@ -238,7 +248,8 @@ class LocatorTrainer:
             inputs.append(self.inputs(np.stack([p[0] for p in pairs]), verbose, f"copy {k + 1}",
                                       f"copy {k + 1}|seed {self.cfg.seed}|{key}"))
             targets.append(self.targets([p[1] for p in pairs], ex.y))
-        return Versions(inputs, targets, ex.y)
+            del pairs
+        return Versions(inputs, targets, ex.y, example_weights(ex.records, self.head.appliance_weight))
 
     def targets(self, box_lists, y):
         return all_targets(box_lists, y, self.grid, self.head.positive_cell_weight)
@@ -351,22 +362,32 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def fracture_metadata_from_validation(val: Examples, out: dict) -> dict:
-    """Threshold, band, region threshold and validation figures of one trained part."""
+def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000) -> dict:
+    """The two cuts (:func:`decisions.select_cuts`, with bootstrap intervals), the Youden threshold for
+    the sensitivity/specificity figures, the region threshold, and the validation figures of one trained
+    part: untreated fractured films first, then those with an appliance."""
     probs, maps = out["probs"], out["maps"]
+    probs = np.round(np.asarray(probs, dtype=float), decisions.DECIMALS)
     thr = decisions.reported(metrics.youden_threshold(val.y, probs))
-    band = decisions.select_band(val.y, probs, thr, MIN_DECIDED_ACCURACY)
+    treated = [r.treated for r in val.records]
+    untreated = np.array([t is False for t in treated])
+    cuts = decisions.select_cuts(val.y, probs, untreated)
+    edges = (cuts["no_fracture_below"], cuts["fracture_from"])
+    cuts["ci95"] = metrics.cut_intervals(val.y, probs, untreated, n_boot)
     region_thr = choose_region_threshold(maps, val.y, val.boxes, val.shapes)
-    findings = [decisions.fracture_finding(p, thr, band) for p in probs]
-    decided = [(f, t) for f, t in zip(findings, val.y) if f in decisions.DECIDED]
+    findings = [decisions.fracture_finding(p, edges) for p in probs]
+    kinds = metrics.film_kinds(val.y, treated)
+    items = metrics.localisation_items(maps, val.y, val.boxes, val.shapes, region_thr)
     validation = metrics.binary_metrics(val.y, probs, thr)
     validation.update({
         "uncertain": float(np.mean([f == "uncertain" for f in findings])) if findings else None,
-        "accuracy_of_decided": float(np.mean([(f == "fractured") == bool(t) for f, t in decided])) if decided else None,
         "auc_without_mirroring": out["auc_plain"], "auc_with_mirroring": out["auc_mirrored"],
-        **metrics.localisation(metrics.localisation_items(maps, val.y, val.boxes, val.shapes, region_thr)),
+        "by_kind": metrics.promises_by_kind(val.y, probs, findings, kinds),
+        "localisation_by_kind": {k: metrics.localisation([it for it, kk in zip(items, kinds) if kk == k])
+                                 for k in metrics.FILM_KINDS},
+        **metrics.localisation(items),
     })
-    return {"threshold": thr, "uncertain_band": band, "validation": validation,
+    return {"threshold": thr, "cuts": cuts, "uncertain_band": list(edges), "validation": validation,
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
                              "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
                              "max_regions": MAX_REGIONS,
@@ -385,8 +406,13 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
-                   head: HeadConfig = HeadConfig(), mirroring: str = "off") -> list[Path]:
-    """One fracture model per part, each with its threshold, band and region threshold from validation.
+                   head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False) -> list[Path]:
+    """One fracture model per part, each with its two cuts and region threshold from validation.
+
+    ``pooled``: one model learns from the fractured and normal films of every region with labels (the
+    shared data: leg, hip, forearm, humerus, wrist and finger films besides the three parts), and is then
+    saved once per part with that part's own cuts, chosen on the part's own validation films: what a
+    fracture line looks like comes from every region, not from a dozen untreated elbow fractures.
 
     ``feature_cache``: a folder where frozen-trunk features are kept between runs (the slow part on a
     CPU), keyed by backbone, size, cut, seed and the exact list of images.
@@ -412,31 +438,101 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     if not wanted:
         raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
     trainer = LocatorTrainer(cfg, feature_cache, head)
+    sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
+    if pooled:
+        regions = sorted({r.part for r in records if r.label is not None and fracture_records(records, r.part)})
+        ex = load_examples([r for p in regions for r in fracture_records(records, p) if r.split in ("train", "val")],
+                           cfg.image_size, pixels, cfg.verbose, box_source)
+        history = _fit(trainer, ex, "every region", cfg)
+        parts_of = np.array([r.part for r in ex.records])
+        return [_save_part(trainer, ex.subset(parts_of == part), part, history, cfg, head, mirroring, regions,
+                           **sources) for part in wanted]
     saved = []
     for part in wanted:
         recs = [r for r in fracture_records(records, part) if r.split in ("train", "val")]
         ex = load_examples(recs, cfg.image_size, pixels, cfg.verbose, box_source)
-        train, val = ex.subset(ex.split == "train"), ex.subset(ex.split == "val")
-        print(f"  {part} fracture: train {int(train.y.sum())} fractured / {int((1 - train.y).sum())} normal, "
-              f"validation {int(val.y.sum())} / {int((1 - val.y).sum())}; "
-              f"{sum(len(b) > 0 for b in train.boxes)} training images with fracture boxes")
         trainer.reset()
-        versions = trainer.training_versions(train, cfg.verbose)
-        val_versions = Versions([trainer.inputs(val.pixels, cfg.verbose, "validation", f"val|{_key(val)}")],
-                                [trainer.targets(val.boxes, val.y)], val.y)
-        history = trainer.fit(versions, val_versions)
-        del versions
-        meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
-                             ex.records, history)
-        meta["part"] = part
-        meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
-                                 else "fractured")
-        meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
-        meta["training"]["head"] = dataclasses.asdict(head)
-        meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
-        path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
-        v = meta["validation"]
-        print(f"Saved {path} (validation AUC {_fmt(v['auc'], '.3f')}, threshold {_fmt(meta['threshold'], '.3f')}, "
-              f"uncertain {_fmt(v['uncertain'], '.0%')}, top region in box {_fmt(v['top_region_in_box'], '.0%')})")
-        saved.append(path)
+        history = _fit(trainer, ex, part, cfg)
+        saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], **sources))
     return saved
+
+
+def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> dict:
+    train, val = ex.subset(ex.split == "train"), ex.subset(ex.split == "val")
+    treated = sum(bool(r.treated) for r in train.records if r.label == 1)
+    print(f"  {what} fracture: train {int(train.y.sum())} fractured ({treated} with an appliance in view, weight "
+          f"{trainer.head.appliance_weight:g}) / {int((1 - train.y).sum())} normal, validation {int(val.y.sum())} / "
+          f"{int((1 - val.y).sum())}; {sum(len(b) > 0 for b in train.boxes)} training images with fracture boxes")
+    versions = trainer.training_versions(train, cfg.verbose)
+    val_versions = Versions([trainer.inputs(val.pixels, cfg.verbose, "validation", f"val|{_key(val)}")],
+                            [trainer.targets(val.boxes, val.y)], val.y,
+                            example_weights(val.records, trainer.head.appliance_weight))
+    history = trainer.fit(versions, val_versions)
+    del versions
+    return history
+
+
+def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirroring, regions,
+               data_root, layout, out_dir) -> Path:
+    """Choose a part's cuts on its validation films and save the model as ``fracture_<part>``."""
+    val = ex.subset(ex.split == "val")
+    meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
+                         ex.records, history)
+    meta["part"] = part
+    meta["label_meaning"] = ("abnormal (MURA: any abnormality, broader than fracture)" if layout == "mura"
+                             else "fractured")
+    meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
+    meta["training"]["head"] = dataclasses.asdict(head)
+    meta["training"]["regions"] = list(regions)
+    meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
+    path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
+    v, c = meta["validation"], meta["cuts"]
+    u = v["by_kind"]["untreated"]
+    print(f"Saved {path} (validation AUC {_fmt(v['auc'], '.3f')}, untreated {_fmt(u['auc'], '.3f')} on "
+          f"{u['n_fractured']} fractures; No fracture below {c['no_fracture_below']:.3f}, Likely FRACTURE from "
+          f"{c['fracture_from']:.3f}, uncertain {_fmt(v['uncertain'], '.0%')}; top region in box "
+          f"{_fmt(v['top_region_in_box'], '.0%')})")
+    return path
+
+
+# --- new cuts for trained models -------------------------------------------------------------
+
+def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
+                  verbose: int = 1) -> dict[str, dict]:
+    """Run each saved fracture model on its part's validation films (the weights' own split) and store
+    the cuts, the region threshold and the validation figures chosen there, as training would have.
+    The model itself is unchanged; its metadata is rewritten whole (temporary file, then rename).
+    Returns the new metadata per part."""
+    from ..models.runtime import load as load_runner
+    records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
+    _, fracture = artifacts.model_set(weights_dir)
+    out = {}
+    for part, info in fracture.items():
+        if part not in parts:
+            continue
+        recs = [r for r in fracture_records(records, part) if r.split == "val"]
+        val = load_examples(recs, info.image_size, verbose=verbose)
+        run = load_runner(info, runtime)
+        probs, maps = [], []
+        for start in range(0, len(val.pixels), 8):
+            p, m = run(val.pixels[start:start + 8])
+            probs.append(np.asarray(p)[:, 0])
+            maps.append(np.asarray(m))
+        old = info.meta.get("validation") or {}
+        result = {"probs": np.concatenate(probs), "maps": np.concatenate(maps),
+                  "auc_plain": old.get("auc_without_mirroring"), "auc_mirrored": old.get("auc_with_mirroring"),
+                  "mirror": bool((info.meta.get("localisation") or {}).get("test_time_mirroring"))}
+        new = fracture_metadata_from_validation(val, result)
+        meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation")})
+        meta["localisation"] = dict(info.meta.get("localisation") or {}, region_threshold=new["localisation"]
+                                    ["region_threshold"])
+        files.atomic_write_json(info.path.with_suffix(".json"), meta)
+        out[part] = meta
+        if verbose:
+            c = meta["cuts"]
+            u = meta["validation"]["by_kind"]["untreated"]
+            print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f} "
+                  f"(untreated AUC {_fmt(u['auc'], '.3f')}, {u['n_fractured']} untreated fractures: called normal "
+                  f"{_fmt(u['fractured_called']['normal'], '.1%')}, uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
+                  "of the part's films)", file=sys.stderr)
+    return out

@@ -16,13 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..chain import decisions
-from ..evaluation import metrics
 from ..io import data
-from ..io.data import (  # noqa: F401 (also used by tests)
-    FRACTURE_EXCLUDED_NOTES, SPLIT_FILE, fracture_records, load_pixels
-)
-from ..models import artifacts
+from ..io.data import SPLIT_FILE
 
 
 @dataclass
@@ -278,18 +273,6 @@ def base_metadata(task: str, classes, cfg: TrainConfig, data_root: Path, layout:
         "history": history,
     }
 
-
-def fracture_validation(y_val, p_val) -> dict:
-    """Threshold (Youden) and uncertain band chosen on validation, plus the metrics there: the band
-    leaves the fewest validation images uncertain while the decided findings stay >= 90 % right
-    (:func:`decisions.select_band`)."""
-    thr = decisions.reported(metrics.youden_threshold(y_val, p_val))
-    band = decisions.select_band(y_val, p_val, thr, MIN_DECIDED_ACCURACY)
-    return {"threshold": thr, "uncertain_band": band,
-            "validation": metrics.binary_metrics(y_val, p_val, thr)}
-
-
-MIN_DECIDED_ACCURACY = 0.90  # the fractured and normal findings on validation, together
 
 # --- the recipes ------------------------------------------------------------------------
 # The body-part model, its gate and appliance head: body_part.train_body_part.
