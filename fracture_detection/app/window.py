@@ -1,9 +1,7 @@
 """The desktop app (customtkinter): a viewer with decision support.
 
 Threads: the Tk event loop runs on the main thread and never runs a model, reads a file or
-builds an image pyramid.  One worker thread loads the models and then handles one request at a
-time (analyse a batch, re-read a picture, write a report); it hands results back through a queue
-that the event loop polls.
+builds an image pyramid; that is the worker thread's (worker.py), whose results the window polls.
 
 Layout (fixed: nothing moves when a text changes length): toolbar; the study verdict as a
 coloured headline; the image view (left) beside a fixed-width panel with the detail of the
@@ -15,11 +13,9 @@ import csv
 import io
 import os
 import queue
-import threading
 import time
 import tkinter as tk
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog
 
@@ -28,7 +24,8 @@ import customtkinter as ctk
 from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
 from . import settings
-from .viewer import Picture, Viewer
+from .viewer import Viewer
+from .worker import View, Worker
 from .worklist import Worklist
 
 TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
@@ -45,77 +42,6 @@ try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     _Base = type("_Base", (ctk.CTk, TkinterDnD.DnDWrapper), {})
 except Exception:  # pragma: no cover - platform without a tkdnd build
     DND_FILES, TkinterDnD, _Base = None, None, ctk.CTk
-
-
-@dataclass
-class View:
-    """One analysed image as the window shows it."""
-    path: Path
-    prediction: object            # fracture_detection.predictor.Prediction
-    picture: Picture | None       # None when the file could not be read
-
-
-class Worker(threading.Thread):
-    """Loads the models, then runs requests one at a time off the UI thread."""
-
-    def __init__(self, weights_dir, results: queue.Queue):
-        super().__init__(daemon=True, name="inference")
-        self.weights_dir, self.results, self.requests = weights_dir, results, queue.Queue()
-        self.predictor = None
-
-    def run(self):
-        try:
-            from ..chain.predictor import Predictor
-            self.predictor = Predictor(self.weights_dir)
-            self.results.put(("ready", self.predictor))
-        except Exception as exc:  # missing or broken weights: say so in the window
-            self.results.put(("fatal", _sentence(exc)))
-            return
-        while True:
-            kind, payload = self.requests.get()
-            try:
-                self.results.put((kind, self._handle(kind, payload)))
-            except Exception as exc:
-                self.results.put(("error", (kind, payload, _sentence(exc))))
-            if kind == "analyse":
-                from .visual import warm_up
-                warm_up()  # the heatmap's palette (matplotlib) is imported here, not in the event loop
-
-    def _handle(self, kind, payload):
-        if kind == "analyse":
-            generation, paths = payload
-            return generation, self._views(paths)
-        if kind == "picture":
-            generation, index, path = payload
-            from ..chain.predictor import safe_load
-            rgb = safe_load(path)
-            return generation, index, None if isinstance(rgb, Exception) else Picture.from_array(rgb)
-        if kind == "report":
-            from .report import write_report
-            path, preds, studies, fields = payload
-            try:
-                return write_report(path, preds, self.predictor, studies=studies, fields=fields)
-            except OSError as exc:
-                raise OSError(f"The report could not be written to {path.name}: "
-                              f"{exc.strerror or 'the disk refused it'}") from None
-        raise ValueError(kind)
-
-    def _views(self, paths) -> list[View]:
-        """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
-        ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
-        from ..chain.predictor import safe_load
-        views = []
-        for p in paths:
-            rgb = safe_load(p)
-            pred = self.predictor.predict_loaded([str(p)], [rgb])[0]
-            views.append(View(Path(p), pred, None if isinstance(rgb, Exception) else
-                              Picture.from_array(rgb, pred.heatmap)))
-        return views
-
-
-def _sentence(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if text.endswith(".") else text + "."
 
 
 class App(_Base):
