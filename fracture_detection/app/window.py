@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import queue
 import time
 import tkinter as tk
-from collections import OrderedDict
 from pathlib import Path
 from tkinter import filedialog
 
@@ -24,18 +22,19 @@ import customtkinter as ctk
 from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
 from . import settings
+from .labels import elide, reconfigure
+from .studies import PLACEHOLDER, StudyController
+from .timing import TIMING, milestone
 from .viewer import Viewer
 from .worker import View, Worker
 from .worklist import Worklist
 
-TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
+__all__ = ["App", "View", "ReportDialog", "main"]   # View lives in worker.py; importers find it here too
+
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
 DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
 BATCH = 8                  # images per request to the worker
-FULL_BUDGET = 768 << 20    # bytes of full-resolution pictures kept; older ones keep 512 px levels
-REFRESH_MS = 300           # the worklist is refreshed at most this often while a folder is analysed
-PLACEHOLDER = "Open an X-ray (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here."
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD
@@ -44,7 +43,7 @@ except Exception:  # pragma: no cover - platform without a tkdnd build
     DND_FILES, TkinterDnD, _Base = None, None, ctk.CTk
 
 
-class App(_Base):
+class App(StudyController, _Base):
     def __init__(self, weights_dir, paths=(), start_worker: bool = True):
         super().__init__()
         self.title("Fracture screening – elbow, hand, shoulder X-rays")
@@ -54,15 +53,10 @@ class App(_Base):
         self.results: queue.Queue = queue.Queue()
         self.worker = Worker(weights_dir, self.results)
         self.predictor = None
-        self.views: list[View] = []
-        self.studies: list[pres.Study] = []
-        self.current: int | None = None
-        self.one_study = False
+        self._init_studies()
         self.pending: list[Path] = []
         self.busy = False
         self.generation = 0
-        self.full_kept: OrderedDict[int, int] = OrderedDict()   # view index -> bytes, least recent first
-        self._refresh_job = None
         self.dnd_available = False
         self._build()
         self._bind_keys()
@@ -74,7 +68,7 @@ class App(_Base):
             self.worker.start()
         self._poll_job = self.after(30, self._poll)
         if TIMING:
-            self.after_idle(lambda: self._milestone("window"))
+            self.after_idle(lambda: milestone("window"))
 
     def destroy(self):
         for job in (self._poll_job, self._refresh_job, self.viewer._pending):
@@ -82,10 +76,6 @@ class App(_Base):
                 self.after_cancel(job)
         self.worklist.tooltip.hide()
         super().destroy()
-
-    def _milestone(self, name: str):
-        import sys
-        print(f"milestone {name} {time.time():.3f}", file=sys.stderr, flush=True)
 
     # --- layout -----------------------------------------------------------------------
 
@@ -302,151 +292,6 @@ class App(_Base):
                 self._submit()
             self.set_status(message, error=True)
 
-    def _add_views(self, views: list[View]):
-        start = len(self.views)
-        self.views += views
-        for i, v in enumerate(views, start):
-            if v.picture is not None:
-                self._kept(i)
-        self.studies = pres.group_studies([v.path for v in self.views], one_study=self.one_study)
-        if self.current is None:
-            self._refresh_worklist()
-            first = self.worklist.first_view()
-            self.select(first if first is not None else 0)
-            self.worklist.table.focus_set()  # the arrow keys work at once
-            if TIMING:
-                self.update_idletasks()
-                self._milestone("first_result")
-        elif self.pending:
-            if self._refresh_job is None:
-                self._refresh_job = self.after(REFRESH_MS, self._refresh_worklist)
-        else:
-            self._refresh_worklist()
-            self._show_headline()
-
-    def _refresh_worklist(self):
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-            self._refresh_job = None
-        self.worklist.refresh(self.views, self.studies)
-        if self.current is not None and self.worklist.selected() is None:
-            self.worklist.select(f"v{self.current}")
-        self._show_headline()
-
-    def _kept(self, index: int):
-        """Count a full-resolution picture against :data:`FULL_BUDGET`; drop the least recently
-        shown ones beyond it (they keep their small levels and are re-read when shown)."""
-        self.full_kept.pop(index, None)
-        self.full_kept[index] = self.views[index].picture.nbytes
-        while sum(self.full_kept.values()) > FULL_BUDGET and len(self.full_kept) > 1:
-            old = next(i for i in self.full_kept if i != self.current)
-            self.full_kept.pop(old)
-            self.views[old].picture.drop_full()
-
-    # --- selection -------------------------------------------------------------------
-
-    def _on_row(self, iid: str):
-        views = self.worklist.views_of(iid)
-        if iid.startswith("s"):  # a study row: its headline, and its most suspicious view
-            if views and views[0] != self.current:
-                self.select(views[0], from_table=True)
-            self._show_headline(self.worklist.views_of(iid))
-        elif views and views[0] != self.current:
-            self.select(views[0], from_table=True)
-
-    def select(self, index: int, from_table: bool = False):
-        self.current = index
-        view = self.views[index]
-        if not from_table:
-            self.worklist.select(f"v{index}")
-        if view.picture is not None and not view.picture.has_full:
-            self.worker.requests.put(("picture", (self.generation, index, view.path)))
-        elif index in self.full_kept:
-            self.full_kept.move_to_end(index)
-        self._show_current()
-        self._show_headline()
-
-    def step(self, delta: int):
-        """Select the next (+1) or previous (-1) image in the worklist's order."""
-        order = [int(i[1:]) for i in self.worklist.rows() if i.startswith("v")]
-        if not order:
-            return
-        k = order.index(self.current) if self.current in order else -1
-        self.select(order[max(0, min(len(order) - 1, k + delta))])
-
-    def current_view(self) -> View | None:
-        return None if self.current is None else self.views[self.current]
-
-    def _show_current(self):
-        v = self.current_view()
-        if v is None:
-            self.viewer.show(None, placeholder=PLACEHOLDER)
-        else:
-            p = v.prediction
-            placeholder = "" if v.picture else f"No picture: {p.message or 'the file could not be read.'}"
-            self.viewer.show(v.picture, p.regions, placeholder=placeholder)
-        self._show_detail()
-
-    def _show_detail(self):
-        v = self.current_view()
-        if v is None:
-            self.name_label.configure(text="")
-            self.finding_label.configure(text="")
-            self._set_detail([])
-            return
-        p = v.prediction
-        self.name_label.configure(text=_elide(v.path.name, 56))
-        self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
-        lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
-                 for line in pres.detail_lines(p)]
-        lines += [(m, "small") for m in pres.model_lines(self.predictor, [p])]
-        if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
-            lines.append(("No heatmap: no fracture model ran on this image.", "small"))
-        self._set_detail(lines)
-
-    def _set_detail(self, lines):
-        t = self.detail_text
-        t.configure(state="normal")
-        t.delete("1.0", "end")
-        for k, (line, tag) in enumerate(lines):
-            t.insert("end", ("\n" if k else "") + line, tag or ())
-        t.configure(state="disabled")
-
-    def _overlay_toggled(self):
-        self.viewer.redraw()
-        self._show_detail()
-
-    def study_of(self, index: int) -> pres.Study | None:
-        return next((s for s in self.studies if index in s.members), None)
-
-    def _show_headline(self, members: list[int] | None = None):
-        if members is None:
-            study = self.study_of(self.current) if self.current is not None else None
-            members = study.members if study else []
-        else:
-            study = self.study_of(members[0]) if members else None
-        if not members:
-            _configure(self.verdict_label, text="No study open", text_color="gray40")
-            _configure(self.verdict_note, text="")
-            return
-        preds = [self.views[i].prediction for i in members]
-        verdict = study.verdict([v.prediction for v in self.views]) if study else preds[0].finding
-        n = len(members)
-        what = f"Study {study.label}" if n > 1 else f"Image {self.views[members[0]].path.name}"
-        count = sum(p.finding == verdict for p in preds)
-        tail = f" — {count} of {n} views" if n > 1 and verdict in ("fractured", "uncertain") else \
-            f" — {n} views" if n > 1 else ""
-        _configure(self.verdict_label, text=_elide(f"{pres.finding_text(verdict)}{tail}", 70),
-                   text_color=pres.finding_colour(verdict))
-        notes = [_elide(what, 60)]
-        parts = {p.body_part for p in preds if p.body_part}
-        if len(parts) > 1:
-            notes.append("views read as different body parts: check they are one study")
-        mean = pres.mura_mean_line(preds)
-        if mean:
-            notes.append(mean[0].lower() + mean[1:])
-        _configure(self.verdict_note, text=" · ".join(notes))
-
     # --- report and export -----------------------------------------------------------
 
     def ask_save_report(self):
@@ -502,7 +347,7 @@ class App(_Base):
             self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
 
     def set_status(self, text: str, error: bool = False):
-        _configure(self.status, text=_elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
+        reconfigure(self.status, text=elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
 
 
 class ReportDialog(ctk.CTkToplevel):
@@ -575,17 +420,6 @@ class ReportDialog(ctk.CTkToplevel):
             settings.remember_folder(Path(path).parent)
             self.app.save_report(Path(path), scope, fields)
         self.destroy()
-
-
-def _configure(widget, **options):
-    """Reconfigure a customtkinter widget only where something changed (each change redraws it)."""
-    changed = {k: v for k, v in options.items() if widget.cget(k) != v}
-    if changed:
-        widget.configure(**changed)
-
-
-def _elide(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 12] + "…" + text[-11:]
 
 
 def main(weights_dir, paths) -> None:
