@@ -9,32 +9,28 @@ current image (fixed height) above the worklist; the disclaimer.
 """
 from __future__ import annotations
 
-import csv
-import io
 import queue
 import time
 import tkinter as tk
 from pathlib import Path
-from tkinter import filedialog
 
 import customtkinter as ctk
 
-from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
-from . import settings
+from .actions import Actions
 from .labels import elide, reconfigure
+from .report_dialog import ReportDialog
 from .studies import PLACEHOLDER, StudyController
 from .timing import TIMING, milestone
 from .viewer import Viewer
 from .worker import View, Worker
 from .worklist import Worklist
 
-__all__ = ["App", "View", "ReportDialog", "main"]   # View lives in worker.py; importers find it here too
+__all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are found here too
 
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
 DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
-BATCH = 8                  # images per request to the worker
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD
@@ -43,7 +39,11 @@ except Exception:  # pragma: no cover - platform without a tkdnd build
     DND_FILES, TkinterDnD, _Base = None, None, ctk.CTk
 
 
-class App(StudyController, _Base):
+class App(Actions, StudyController, _Base):
+    """The window: its widgets and layout, keys, status line, and the worker's results. What the
+    reader does is in :class:`Actions` (actions.py); what is shown, in :class:`StudyController`
+    (studies.py)."""
+
     def __init__(self, weights_dir, paths=(), start_worker: bool = True):
         super().__init__()
         self.title("Fracture screening – elbow, hand, shoulder X-rays")
@@ -187,64 +187,6 @@ class App(StudyController, _Base):
         except Exception:  # the window still works without drag and drop
             self.dnd_available = False
 
-    # --- opening -----------------------------------------------------------------------
-
-    def ask_open(self):
-        types = [("X-ray images", " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES)), ("All files", "*")]
-        paths = filedialog.askopenfilenames(parent=self, title="Open X-rays (several views of one study)",
-                                            filetypes=types, initialdir=str(settings.last_folder()))
-        if paths:
-            settings.remember_folder(paths[0])
-            self.open_paths([Path(p) for p in paths])
-
-    def ask_folder(self):
-        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays",
-                                         initialdir=str(settings.last_folder()))
-        if folder:
-            settings.remember_folder(folder)
-            self.open_folder(Path(folder))
-
-    def _on_drop(self, event):
-        paths = [Path(p) for p in self.tk.splitlist(event.data)]
-        if len(paths) == 1 and paths[0].is_dir():
-            self.open_folder(paths[0])
-        else:
-            self.open_paths(paths)
-
-    def open_folder(self, folder: Path):
-        files = find_images(folder)
-        if not files:
-            self.set_status(f"The folder {folder.name} contains no supported images.", error=True)
-            return
-        self._start(files, one_study=False)
-
-    def open_paths(self, paths: list[Path]):
-        files = [p for p in paths if not p.is_dir()]
-        for d in (p for p in paths if p.is_dir()):
-            files += find_images(d)
-        if not files:
-            self.set_status("No image files were given.", error=True)
-            return
-        self._start(files, one_study=len(paths) > 1 and not any(p.is_dir() for p in paths))
-
-    def _start(self, files, one_study: bool):
-        self.generation += 1
-        self.views, self.studies, self.current, self.one_study = [], [], None, one_study
-        self.full_kept.clear()
-        self.worklist.clear()
-        self._show_current()
-        self.pending = list(files)
-        self._submit()
-
-    def _submit(self):
-        if self.predictor is None or self.busy or not self.pending:
-            return
-        self.busy = True
-        batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-        total = len(self.views) + len(batch) + len(self.pending)
-        self.set_status(f"Analysing… ({len(self.views)} of {total})")
-        self.worker.requests.put(("analyse", (self.generation, batch)))
-
     # --- results -----------------------------------------------------------------------
 
     def _poll(self):
@@ -292,134 +234,10 @@ class App(StudyController, _Base):
                 self._submit()
             self.set_status(message, error=True)
 
-    # --- report and export -----------------------------------------------------------
-
-    def ask_save_report(self):
-        if self.current is None:
-            self.set_status("Open an X-ray first; there is nothing to report yet.", error=True)
-            return
-        ReportDialog(self)
-
-    def report_views(self, scope: str) -> list[int]:
-        """``study``: the current image's study; ``worklist``: everything open."""
-        if scope == "worklist":
-            return list(range(len(self.views)))
-        study = self.study_of(self.current)
-        return list(study.members) if study else [self.current]
-
-    def save_report(self, path: Path, scope: str = "study", fields: dict | None = None):
-        indices = self.report_views(scope)
-        preds = [self.views[i].prediction for i in indices]
-        position = {i: k for k, i in enumerate(indices)}
-        studies = [pres.Study(s.key, s.label, [position[i] for i in s.members])
-                   for s in self.studies if all(i in position for i in s.members)]
-        self.worker.requests.put(("report", (Path(path), preds, studies, fields or {})))
-        self.set_status("Saving report…")
-
-    def ask_export_csv(self):
-        if not self.views:
-            self.set_status("Open X-rays first; there is nothing to export yet.", error=True)
-            return
-        path = filedialog.asksaveasfilename(parent=self, title="Export results", defaultextension=".csv",
-                                            filetypes=[("CSV", "*.csv")], initialfile="fracture_results.csv",
-                                            initialdir=str(settings.last_folder()))
-        if path:
-            settings.remember_folder(Path(path).parent)
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path):
-        from ..io.files import atomic_write_text
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
-                    "fracture_probability", "threshold", "message"])
-        preds = [v.prediction for v in self.views]
-        for i in sorted(range(len(self.views)), key=lambda i: pres.suspicion_key(preds[i])):
-            v, p, s = self.views[i], preds[i], self.study_of(i)
-            w.writerow([v.path, s.label if s else "", s.verdict(preds) if s else "", p.body_part or "",
-                        p.body_part_probability or "", p.finding,
-                        "" if p.fracture_probability is None else p.fracture_probability,
-                        "" if p.threshold is None else p.threshold, p.message or ""])
-        try:
-            atomic_write_text(path, buf.getvalue())
-            self.set_status(f"Exported {len(self.views)} results to {path.name}.")
-        except OSError as exc:
-            self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
+    # --- status line -------------------------------------------------------------------
 
     def set_status(self, text: str, error: bool = False):
         reconfigure(self.status, text=elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
-
-
-class ReportDialog(ctk.CTkToplevel):
-    """What goes into the report: the current study or the whole worklist, and the optional
-    fields the reader types (nothing is read from DICOM headers unless the reader asks)."""
-
-    def __init__(self, app: App):
-        super().__init__(app)
-        self.app = app
-        self.title("Save report")
-        self.resizable(False, False)
-        self.transient(app)
-        self.grid_columnconfigure(1, weight=1)
-        self.scope = ctk.StringVar(value="study")
-        n_study, n_all = len(app.report_views("study")), len(app.views)
-        ctk.CTkLabel(self, text="Report on", anchor="w").grid(row=0, column=0, padx=12, pady=(12, 4), sticky="w")
-        ctk.CTkRadioButton(self, text=f"the current study ({n_study} image{'s' * (n_study != 1)})",
-                           variable=self.scope, value="study").grid(row=0, column=1, padx=12, pady=(12, 4), sticky="w")
-        ctk.CTkRadioButton(self, text=f"the whole worklist ({n_all} image{'s' * (n_all != 1)})",
-                           variable=self.scope, value="worklist").grid(row=1, column=1, padx=12, pady=4, sticky="w")
-        self.entries = {}
-        for r, name in enumerate(("Patient or accession", "Reader"), start=2):
-            ctk.CTkLabel(self, text=f"{name} (optional)", anchor="w").grid(row=r, column=0, padx=12, pady=4,
-                                                                           sticky="w")
-            e = ctk.CTkEntry(self, width=260)
-            e.grid(row=r, column=1, padx=12, pady=4, sticky="ew")
-            self.entries[name] = e
-        view = app.current_view()
-        from ..io.images import is_dicom
-        if view is not None and is_dicom(view.path):
-            ctk.CTkButton(self, text="Fill from the DICOM header", width=200, command=self.from_dicom).grid(
-                row=4, column=1, padx=12, pady=4, sticky="w")
-        buttons = ctk.CTkFrame(self, fg_color="transparent")
-        buttons.grid(row=5, column=0, columnspan=2, pady=12)
-        ctk.CTkButton(buttons, text="Save…", width=100, command=self.save).grid(row=0, column=0, padx=6)
-        ctk.CTkButton(buttons, text="Cancel", width=100, fg_color="gray50", command=self.destroy).grid(
-            row=0, column=1, padx=6)
-        self.bind("<Escape>", lambda _e: self.destroy())
-        self.after(50, self._focus)
-
-    def _focus(self):
-        try:
-            self.grab_set()
-            self.entries["Patient or accession"].focus_set()
-        except Exception:  # the window manager may refuse a grab; the dialog still works
-            pass
-
-    def from_dicom(self):
-        """Patient ID and accession number from the current file's header, at the reader's request."""
-        import pydicom
-        try:
-            ds = pydicom.dcmread(self.app.current_view().path, stop_before_pixels=True, force=True)
-        except Exception:
-            self.app.set_status("The DICOM header could not be read.", error=True)
-            return
-        text = " / ".join(str(v) for v in (ds.get("PatientID"), ds.get("AccessionNumber")) if v)
-        self.entries["Patient or accession"].delete(0, "end")
-        self.entries["Patient or accession"].insert(0, text)
-
-    def save(self):
-        fields = {k: e.get().strip() for k, e in self.entries.items() if e.get().strip()}
-        scope = self.scope.get()
-        view = self.app.current_view()
-        name = "worklist_report.pdf" if scope == "worklist" else f"{view.path.stem}_report.pdf"
-        self.grab_release()
-        path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
-                                            filetypes=[("PDF", "*.pdf")], initialfile=name,
-                                            initialdir=str(settings.last_folder()))
-        if path:
-            settings.remember_folder(Path(path).parent)
-            self.app.save_report(Path(path), scope, fields)
-        self.destroy()
 
 
 def main(weights_dir, paths) -> None:
