@@ -640,11 +640,11 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
 
 
 def test_full_resolution_pictures_stay_within_their_budget(make_app, tmp_path, monkeypatch):
-    from fracture_detection.app import window
+    from fracture_detection.app import studies
     folder = tmp_path / "large"
     folder.mkdir()
     paths = [big_xray(folder, (1600, 1300), f"film{k}.png")[0] for k in range(4)]
-    monkeypatch.setattr(window, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
+    monkeypatch.setattr(studies, "FULL_BUDGET", 2 * 1600 * 1300 * 4 // 3 + 1)   # about two films' pyramids
     app = make_app([folder])
     full = [v.picture.has_full for v in app.views]
     assert sum(full) <= 2 and full[app.current], "older films keep only their small levels"

@@ -1,9 +1,7 @@
 """The desktop app (customtkinter): a viewer with decision support.
 
 Threads: the Tk event loop runs on the main thread and never runs a model, reads a file or
-builds an image pyramid.  One worker thread loads the models and then handles one request at a
-time (analyse a batch, re-read a picture, write a report); it hands results back through a queue
-that the event loop polls.
+builds an image pyramid; that is the worker thread's (worker.py), whose results the window polls.
 
 Layout (fixed: nothing moves when a text changes length): toolbar; the study verdict as a
 coloured headline; the image view (left) beside a fixed-width panel with the detail of the
@@ -11,34 +9,28 @@ current image (fixed height) above the worklist; the disclaimer.
 """
 from __future__ import annotations
 
-import csv
-import io
-import os
 import queue
-import threading
 import time
 import tkinter as tk
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from tkinter import filedialog
 
 import customtkinter as ctk
 
-from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
-from . import settings
-from .viewer import Picture, Viewer
+from .actions import Actions
+from .labels import elide, reconfigure
+from .report_dialog import ReportDialog
+from .studies import PLACEHOLDER, StudyController
+from .timing import TIMING, milestone
+from .viewer import Viewer
+from .worker import View, Worker
 from .worklist import Worklist
 
-TIMING = os.environ.get("FRACTURE_APP_TIMING")  # set by benchmarks/benchmark.py: print milestones
+__all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are found here too
+
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
 DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
-BATCH = 8                  # images per request to the worker
-FULL_BUDGET = 768 << 20    # bytes of full-resolution pictures kept; older ones keep 512 px levels
-REFRESH_MS = 300           # the worklist is refreshed at most this often while a folder is analysed
-PLACEHOLDER = "Open an X-ray (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files here."
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD
@@ -47,78 +39,11 @@ except Exception:  # pragma: no cover - platform without a tkdnd build
     DND_FILES, TkinterDnD, _Base = None, None, ctk.CTk
 
 
-@dataclass
-class View:
-    """One analysed image as the window shows it."""
-    path: Path
-    prediction: object            # fracture_detection.predictor.Prediction
-    picture: Picture | None       # None when the file could not be read
+class App(Actions, StudyController, _Base):
+    """The window: its widgets and layout, keys, status line, and the worker's results. What the
+    reader does is in :class:`Actions` (actions.py); what is shown, in :class:`StudyController`
+    (studies.py)."""
 
-
-class Worker(threading.Thread):
-    """Loads the models, then runs requests one at a time off the UI thread."""
-
-    def __init__(self, weights_dir, results: queue.Queue):
-        super().__init__(daemon=True, name="inference")
-        self.weights_dir, self.results, self.requests = weights_dir, results, queue.Queue()
-        self.predictor = None
-
-    def run(self):
-        try:
-            from ..chain.predictor import Predictor
-            self.predictor = Predictor(self.weights_dir)
-            self.results.put(("ready", self.predictor))
-        except Exception as exc:  # missing or broken weights: say so in the window
-            self.results.put(("fatal", _sentence(exc)))
-            return
-        while True:
-            kind, payload = self.requests.get()
-            try:
-                self.results.put((kind, self._handle(kind, payload)))
-            except Exception as exc:
-                self.results.put(("error", (kind, payload, _sentence(exc))))
-            if kind == "analyse":
-                from .visual import warm_up
-                warm_up()  # the heatmap's palette (matplotlib) is imported here, not in the event loop
-
-    def _handle(self, kind, payload):
-        if kind == "analyse":
-            generation, paths = payload
-            return generation, self._views(paths)
-        if kind == "picture":
-            generation, index, path = payload
-            from ..chain.predictor import safe_load
-            rgb = safe_load(path)
-            return generation, index, None if isinstance(rgb, Exception) else Picture.from_array(rgb)
-        if kind == "report":
-            from .report import write_report
-            path, preds, studies, fields = payload
-            try:
-                return write_report(path, preds, self.predictor, studies=studies, fields=fields)
-            except OSError as exc:
-                raise OSError(f"The report could not be written to {path.name}: "
-                              f"{exc.strerror or 'the disk refused it'}") from None
-        raise ValueError(kind)
-
-    def _views(self, paths) -> list[View]:
-        """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
-        ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
-        from ..chain.predictor import safe_load
-        views = []
-        for p in paths:
-            rgb = safe_load(p)
-            pred = self.predictor.predict_loaded([str(p)], [rgb])[0]
-            views.append(View(Path(p), pred, None if isinstance(rgb, Exception) else
-                              Picture.from_array(rgb, pred.heatmap)))
-        return views
-
-
-def _sentence(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if text.endswith(".") else text + "."
-
-
-class App(_Base):
     def __init__(self, weights_dir, paths=(), start_worker: bool = True):
         super().__init__()
         self.title("Fracture screening – elbow, hand, shoulder X-rays")
@@ -128,15 +53,10 @@ class App(_Base):
         self.results: queue.Queue = queue.Queue()
         self.worker = Worker(weights_dir, self.results)
         self.predictor = None
-        self.views: list[View] = []
-        self.studies: list[pres.Study] = []
-        self.current: int | None = None
-        self.one_study = False
+        self._init_studies()
         self.pending: list[Path] = []
         self.busy = False
         self.generation = 0
-        self.full_kept: OrderedDict[int, int] = OrderedDict()   # view index -> bytes, least recent first
-        self._refresh_job = None
         self.dnd_available = False
         self._build()
         self._bind_keys()
@@ -148,7 +68,7 @@ class App(_Base):
             self.worker.start()
         self._poll_job = self.after(30, self._poll)
         if TIMING:
-            self.after_idle(lambda: self._milestone("window"))
+            self.after_idle(lambda: milestone("window"))
 
     def destroy(self):
         for job in (self._poll_job, self._refresh_job, self.viewer._pending):
@@ -156,10 +76,6 @@ class App(_Base):
                 self.after_cancel(job)
         self.worklist.tooltip.hide()
         super().destroy()
-
-    def _milestone(self, name: str):
-        import sys
-        print(f"milestone {name} {time.time():.3f}", file=sys.stderr, flush=True)
 
     # --- layout -----------------------------------------------------------------------
 
@@ -271,64 +187,6 @@ class App(_Base):
         except Exception:  # the window still works without drag and drop
             self.dnd_available = False
 
-    # --- opening -----------------------------------------------------------------------
-
-    def ask_open(self):
-        types = [("X-ray images", " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES)), ("All files", "*")]
-        paths = filedialog.askopenfilenames(parent=self, title="Open X-rays (several views of one study)",
-                                            filetypes=types, initialdir=str(settings.last_folder()))
-        if paths:
-            settings.remember_folder(paths[0])
-            self.open_paths([Path(p) for p in paths])
-
-    def ask_folder(self):
-        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays",
-                                         initialdir=str(settings.last_folder()))
-        if folder:
-            settings.remember_folder(folder)
-            self.open_folder(Path(folder))
-
-    def _on_drop(self, event):
-        paths = [Path(p) for p in self.tk.splitlist(event.data)]
-        if len(paths) == 1 and paths[0].is_dir():
-            self.open_folder(paths[0])
-        else:
-            self.open_paths(paths)
-
-    def open_folder(self, folder: Path):
-        files = find_images(folder)
-        if not files:
-            self.set_status(f"The folder {folder.name} contains no supported images.", error=True)
-            return
-        self._start(files, one_study=False)
-
-    def open_paths(self, paths: list[Path]):
-        files = [p for p in paths if not p.is_dir()]
-        for d in (p for p in paths if p.is_dir()):
-            files += find_images(d)
-        if not files:
-            self.set_status("No image files were given.", error=True)
-            return
-        self._start(files, one_study=len(paths) > 1 and not any(p.is_dir() for p in paths))
-
-    def _start(self, files, one_study: bool):
-        self.generation += 1
-        self.views, self.studies, self.current, self.one_study = [], [], None, one_study
-        self.full_kept.clear()
-        self.worklist.clear()
-        self._show_current()
-        self.pending = list(files)
-        self._submit()
-
-    def _submit(self):
-        if self.predictor is None or self.busy or not self.pending:
-            return
-        self.busy = True
-        batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-        total = len(self.views) + len(batch) + len(self.pending)
-        self.set_status(f"Analysing… ({len(self.views)} of {total})")
-        self.worker.requests.put(("analyse", (self.generation, batch)))
-
     # --- results -----------------------------------------------------------------------
 
     def _poll(self):
@@ -376,290 +234,10 @@ class App(_Base):
                 self._submit()
             self.set_status(message, error=True)
 
-    def _add_views(self, views: list[View]):
-        start = len(self.views)
-        self.views += views
-        for i, v in enumerate(views, start):
-            if v.picture is not None:
-                self._kept(i)
-        self.studies = pres.group_studies([v.path for v in self.views], one_study=self.one_study)
-        if self.current is None:
-            self._refresh_worklist()
-            first = self.worklist.first_view()
-            self.select(first if first is not None else 0)
-            self.worklist.table.focus_set()  # the arrow keys work at once
-            if TIMING:
-                self.update_idletasks()
-                self._milestone("first_result")
-        elif self.pending:
-            if self._refresh_job is None:
-                self._refresh_job = self.after(REFRESH_MS, self._refresh_worklist)
-        else:
-            self._refresh_worklist()
-            self._show_headline()
-
-    def _refresh_worklist(self):
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-            self._refresh_job = None
-        self.worklist.refresh(self.views, self.studies)
-        if self.current is not None and self.worklist.selected() is None:
-            self.worklist.select(f"v{self.current}")
-        self._show_headline()
-
-    def _kept(self, index: int):
-        """Count a full-resolution picture against :data:`FULL_BUDGET`; drop the least recently
-        shown ones beyond it (they keep their small levels and are re-read when shown)."""
-        self.full_kept.pop(index, None)
-        self.full_kept[index] = self.views[index].picture.nbytes
-        while sum(self.full_kept.values()) > FULL_BUDGET and len(self.full_kept) > 1:
-            old = next(i for i in self.full_kept if i != self.current)
-            self.full_kept.pop(old)
-            self.views[old].picture.drop_full()
-
-    # --- selection -------------------------------------------------------------------
-
-    def _on_row(self, iid: str):
-        views = self.worklist.views_of(iid)
-        if iid.startswith("s"):  # a study row: its headline, and its most suspicious view
-            if views and views[0] != self.current:
-                self.select(views[0], from_table=True)
-            self._show_headline(self.worklist.views_of(iid))
-        elif views and views[0] != self.current:
-            self.select(views[0], from_table=True)
-
-    def select(self, index: int, from_table: bool = False):
-        self.current = index
-        view = self.views[index]
-        if not from_table:
-            self.worklist.select(f"v{index}")
-        if view.picture is not None and not view.picture.has_full:
-            self.worker.requests.put(("picture", (self.generation, index, view.path)))
-        elif index in self.full_kept:
-            self.full_kept.move_to_end(index)
-        self._show_current()
-        self._show_headline()
-
-    def step(self, delta: int):
-        """Select the next (+1) or previous (-1) image in the worklist's order."""
-        order = [int(i[1:]) for i in self.worklist.rows() if i.startswith("v")]
-        if not order:
-            return
-        k = order.index(self.current) if self.current in order else -1
-        self.select(order[max(0, min(len(order) - 1, k + delta))])
-
-    def current_view(self) -> View | None:
-        return None if self.current is None else self.views[self.current]
-
-    def _show_current(self):
-        v = self.current_view()
-        if v is None:
-            self.viewer.show(None, placeholder=PLACEHOLDER)
-        else:
-            p = v.prediction
-            placeholder = "" if v.picture else f"No picture: {p.message or 'the file could not be read.'}"
-            self.viewer.show(v.picture, p.regions, placeholder=placeholder)
-        self._show_detail()
-
-    def _show_detail(self):
-        v = self.current_view()
-        if v is None:
-            self.name_label.configure(text="")
-            self.finding_label.configure(text="")
-            self._set_detail([])
-            return
-        p = v.prediction
-        self.name_label.configure(text=_elide(v.path.name, 56))
-        self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
-        lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
-                 for line in pres.detail_lines(p)]
-        lines += [(m, "small") for m in pres.model_lines(self.predictor, [p])]
-        if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
-            lines.append(("No heatmap: no fracture model ran on this image.", "small"))
-        self._set_detail(lines)
-
-    def _set_detail(self, lines):
-        t = self.detail_text
-        t.configure(state="normal")
-        t.delete("1.0", "end")
-        for k, (line, tag) in enumerate(lines):
-            t.insert("end", ("\n" if k else "") + line, tag or ())
-        t.configure(state="disabled")
-
-    def _overlay_toggled(self):
-        self.viewer.redraw()
-        self._show_detail()
-
-    def study_of(self, index: int) -> pres.Study | None:
-        return next((s for s in self.studies if index in s.members), None)
-
-    def _show_headline(self, members: list[int] | None = None):
-        if members is None:
-            study = self.study_of(self.current) if self.current is not None else None
-            members = study.members if study else []
-        else:
-            study = self.study_of(members[0]) if members else None
-        if not members:
-            _configure(self.verdict_label, text="No study open", text_color="gray40")
-            _configure(self.verdict_note, text="")
-            return
-        preds = [self.views[i].prediction for i in members]
-        verdict = study.verdict([v.prediction for v in self.views]) if study else preds[0].finding
-        n = len(members)
-        what = f"Study {study.label}" if n > 1 else f"Image {self.views[members[0]].path.name}"
-        count = sum(p.finding == verdict for p in preds)
-        tail = f" — {count} of {n} views" if n > 1 and verdict in ("fractured", "uncertain") else \
-            f" — {n} views" if n > 1 else ""
-        _configure(self.verdict_label, text=_elide(f"{pres.finding_text(verdict)}{tail}", 70),
-                   text_color=pres.finding_colour(verdict))
-        notes = [_elide(what, 60)]
-        parts = {p.body_part for p in preds if p.body_part}
-        if len(parts) > 1:
-            notes.append("views read as different body parts: check they are one study")
-        mean = pres.mura_mean_line(preds)
-        if mean:
-            notes.append(mean[0].lower() + mean[1:])
-        _configure(self.verdict_note, text=" · ".join(notes))
-
-    # --- report and export -----------------------------------------------------------
-
-    def ask_save_report(self):
-        if self.current is None:
-            self.set_status("Open an X-ray first; there is nothing to report yet.", error=True)
-            return
-        ReportDialog(self)
-
-    def report_views(self, scope: str) -> list[int]:
-        """``study``: the current image's study; ``worklist``: everything open."""
-        if scope == "worklist":
-            return list(range(len(self.views)))
-        study = self.study_of(self.current)
-        return list(study.members) if study else [self.current]
-
-    def save_report(self, path: Path, scope: str = "study", fields: dict | None = None):
-        indices = self.report_views(scope)
-        preds = [self.views[i].prediction for i in indices]
-        position = {i: k for k, i in enumerate(indices)}
-        studies = [pres.Study(s.key, s.label, [position[i] for i in s.members])
-                   for s in self.studies if all(i in position for i in s.members)]
-        self.worker.requests.put(("report", (Path(path), preds, studies, fields or {})))
-        self.set_status("Saving report…")
-
-    def ask_export_csv(self):
-        if not self.views:
-            self.set_status("Open X-rays first; there is nothing to export yet.", error=True)
-            return
-        path = filedialog.asksaveasfilename(parent=self, title="Export results", defaultextension=".csv",
-                                            filetypes=[("CSV", "*.csv")], initialfile="fracture_results.csv",
-                                            initialdir=str(settings.last_folder()))
-        if path:
-            settings.remember_folder(Path(path).parent)
-            self.export_csv(Path(path))
-
-    def export_csv(self, path: Path):
-        from ..io.files import atomic_write_text
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
-                    "fracture_probability", "threshold", "message"])
-        preds = [v.prediction for v in self.views]
-        for i in sorted(range(len(self.views)), key=lambda i: pres.suspicion_key(preds[i])):
-            v, p, s = self.views[i], preds[i], self.study_of(i)
-            w.writerow([v.path, s.label if s else "", s.verdict(preds) if s else "", p.body_part or "",
-                        p.body_part_probability or "", p.finding,
-                        "" if p.fracture_probability is None else p.fracture_probability,
-                        "" if p.threshold is None else p.threshold, p.message or ""])
-        try:
-            atomic_write_text(path, buf.getvalue())
-            self.set_status(f"Exported {len(self.views)} results to {path.name}.")
-        except OSError as exc:
-            self.set_status(f"Could not write {path.name}: {exc.strerror or exc}.", error=True)
+    # --- status line -------------------------------------------------------------------
 
     def set_status(self, text: str, error: bool = False):
-        _configure(self.status, text=_elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
-
-
-class ReportDialog(ctk.CTkToplevel):
-    """What goes into the report: the current study or the whole worklist, and the optional
-    fields the reader types (nothing is read from DICOM headers unless the reader asks)."""
-
-    def __init__(self, app: App):
-        super().__init__(app)
-        self.app = app
-        self.title("Save report")
-        self.resizable(False, False)
-        self.transient(app)
-        self.grid_columnconfigure(1, weight=1)
-        self.scope = ctk.StringVar(value="study")
-        n_study, n_all = len(app.report_views("study")), len(app.views)
-        ctk.CTkLabel(self, text="Report on", anchor="w").grid(row=0, column=0, padx=12, pady=(12, 4), sticky="w")
-        ctk.CTkRadioButton(self, text=f"the current study ({n_study} image{'s' * (n_study != 1)})",
-                           variable=self.scope, value="study").grid(row=0, column=1, padx=12, pady=(12, 4), sticky="w")
-        ctk.CTkRadioButton(self, text=f"the whole worklist ({n_all} image{'s' * (n_all != 1)})",
-                           variable=self.scope, value="worklist").grid(row=1, column=1, padx=12, pady=4, sticky="w")
-        self.entries = {}
-        for r, name in enumerate(("Patient or accession", "Reader"), start=2):
-            ctk.CTkLabel(self, text=f"{name} (optional)", anchor="w").grid(row=r, column=0, padx=12, pady=4,
-                                                                           sticky="w")
-            e = ctk.CTkEntry(self, width=260)
-            e.grid(row=r, column=1, padx=12, pady=4, sticky="ew")
-            self.entries[name] = e
-        view = app.current_view()
-        from ..io.images import is_dicom
-        if view is not None and is_dicom(view.path):
-            ctk.CTkButton(self, text="Fill from the DICOM header", width=200, command=self.from_dicom).grid(
-                row=4, column=1, padx=12, pady=4, sticky="w")
-        buttons = ctk.CTkFrame(self, fg_color="transparent")
-        buttons.grid(row=5, column=0, columnspan=2, pady=12)
-        ctk.CTkButton(buttons, text="Save…", width=100, command=self.save).grid(row=0, column=0, padx=6)
-        ctk.CTkButton(buttons, text="Cancel", width=100, fg_color="gray50", command=self.destroy).grid(
-            row=0, column=1, padx=6)
-        self.bind("<Escape>", lambda _e: self.destroy())
-        self.after(50, self._focus)
-
-    def _focus(self):
-        try:
-            self.grab_set()
-            self.entries["Patient or accession"].focus_set()
-        except Exception:  # the window manager may refuse a grab; the dialog still works
-            pass
-
-    def from_dicom(self):
-        """Patient ID and accession number from the current file's header, at the reader's request."""
-        import pydicom
-        try:
-            ds = pydicom.dcmread(self.app.current_view().path, stop_before_pixels=True, force=True)
-        except Exception:
-            self.app.set_status("The DICOM header could not be read.", error=True)
-            return
-        text = " / ".join(str(v) for v in (ds.get("PatientID"), ds.get("AccessionNumber")) if v)
-        self.entries["Patient or accession"].delete(0, "end")
-        self.entries["Patient or accession"].insert(0, text)
-
-    def save(self):
-        fields = {k: e.get().strip() for k, e in self.entries.items() if e.get().strip()}
-        scope = self.scope.get()
-        view = self.app.current_view()
-        name = "worklist_report.pdf" if scope == "worklist" else f"{view.path.stem}_report.pdf"
-        self.grab_release()
-        path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
-                                            filetypes=[("PDF", "*.pdf")], initialfile=name,
-                                            initialdir=str(settings.last_folder()))
-        if path:
-            settings.remember_folder(Path(path).parent)
-            self.app.save_report(Path(path), scope, fields)
-        self.destroy()
-
-
-def _configure(widget, **options):
-    """Reconfigure a customtkinter widget only where something changed (each change redraws it)."""
-    changed = {k: v for k, v in options.items() if widget.cget(k) != v}
-    if changed:
-        widget.configure(**changed)
-
-
-def _elide(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 12] + "…" + text[-11:]
+        reconfigure(self.status, text=elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
 
 
 def main(weights_dir, paths) -> None:
