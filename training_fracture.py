@@ -42,10 +42,18 @@ def main(argv=None):
                         help="weight of a fractured film with a cast, splint or implant in view (from the data's "
                              "appliances.csv): 0 leaves them out of the positives, so the appliance is not learnt "
                              "as the evidence of a fracture (default 1)")
+    parser.add_argument("--appliance-head-only", action="store_true",
+                        help="train no fracture model: fit the cast/splint/implant detector on the films of --out's "
+                             "split (labels by eye: the data's appliances.csv) and save the Keras models in --out "
+                             "again with it (training adds it by itself where the data has those labels)")
     parser.add_argument("--cuts-only", action="store_true",
                         help="train nothing: run the fracture models already in --out on their validation films "
                              "(the folder's split.csv) and store new cuts and validation figures")
     args = parser.parse_args(argv)
+    if args.appliance_head_only:
+        from fracture_detection.training.appliance import add_appliance_head
+        add_appliance_head(args.out, args.data, verbose=0 if args.quiet else 1)
+        return 0
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts
         rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)

@@ -673,7 +673,13 @@ def test_export_csv(make_app, tmp_path):
     with open(tmp_path / "out.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(app.views) == 4
-    assert {"path", "study", "study_verdict", "finding", "fracture_probability", "threshold"} <= set(rows[0])
+    assert {"path", "study", "study_verdict", "finding", "fracture_probability", "no_fracture_below",
+            "likely_fracture_from", "appliance_probability"} <= set(rows[0])
+    from fracture_detection.chain import decisions
+    for row in rows:  # the cuts written beside each probability are the ones its finding used
+        if row["fracture_probability"]:
+            edges = (float(row["no_fracture_below"]), float(row["likely_fracture_from"]))
+            assert decisions.fracture_finding(float(row["fracture_probability"]), edges) == row["finding"]
 
 
 def test_file_dialogs_start_in_the_last_folder(make_app, tmp_path, monkeypatch):

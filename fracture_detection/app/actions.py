@@ -121,14 +121,16 @@ class Actions:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
-                    "fracture_probability", "threshold", "message"])
+                    "fracture_probability", "no_fracture_below", "likely_fracture_from", "appliance",
+                    "appliance_probability", "message"])
         preds = [v.prediction for v in self.views]
         for i in sorted(range(len(self.views)), key=lambda i: pres.suspicion_key(preds[i])):
             v, p, s = self.views[i], preds[i], self.study_of(i)
             w.writerow([v.path, s.label if s else "", s.verdict(preds) if s else "", p.body_part or "",
                         p.body_part_probability or "", p.finding,
                         "" if p.fracture_probability is None else p.fracture_probability,
-                        "" if p.threshold is None else p.threshold, p.message or ""])
+                        *(p.uncertain_band or ["", ""]), p.appliance or "",
+                        "" if p.appliance_probability is None else p.appliance_probability, p.message or ""])
         try:
             atomic_write_text(path, buf.getvalue())
             self.set_status(f"Exported {len(self.views)} results to {path.name}.")

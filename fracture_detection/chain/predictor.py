@@ -88,6 +88,10 @@ class _FractureModel:
         self.size = info.image_size
         self.threshold = reported(info.meta.get("threshold", 0.5))
         self.edges = decisions.finding_edges(info.meta)
+        outputs = (info.meta.get("litert") or {}).get("outputs") or []
+        appliance = info.meta.get("appliance") or {}
+        # a cast, splint or implant judged at the fracture model's resolution, where it has that head
+        self.appliance = appliance if "appliance_probability" in outputs and "threshold" in appliance else None
 
     def finding(self, p: float) -> str:
         return decisions.fracture_finding(p, self.edges)
@@ -178,7 +182,7 @@ class Predictor:
 
     def fracture_outputs(self, prepared: list[_Prepared], part: str) -> tuple[np.ndarray, np.ndarray]:
         """The ``part`` fracture model's probabilities and cell-probability maps for prepared images."""
-        prob, maps = self._run_fracture(self.fracture[part], prepared)
+        prob, maps, _ = self._run_fracture(self.fracture[part], prepared)
         return prob[:, 0], maps
 
     # --- the chain -------------------------------------------------------------------
@@ -210,9 +214,13 @@ class Predictor:
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]
-            prob, maps = self._run_fracture(fm, [prepared[i] for i in idx])
-            for i, p, m in zip(idx, prob[:, 0], maps):
+            prob, maps, appliance = self._run_fracture(fm, [prepared[i] for i in idx])
+            for j, (i, p, m) in enumerate(zip(idx, prob[:, 0], maps)):
                 res = out[i]
+                if appliance is not None:  # the fracture model's own appliance head replaces the body-part model's
+                    res.appliance_probability = reported(appliance[j, 0])
+                    res.appliance = fm.appliance.get("label", "cast or implant") \
+                        if res.appliance_probability >= fm.appliance["threshold"] else None
                 res.cam, res.image_shape = np.asarray(m, dtype="float32"), prepared[i].shape
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
@@ -224,17 +232,18 @@ class Predictor:
                                    "review the image closely.")
         return out
 
-    def _run_fracture(self, fm: _FractureModel, prepared: list) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities and cell maps, FRACTURE_BATCH images at a time: at 448 px (twice that when
-        mirrored) a larger batch mostly costs memory for the runtime's intermediate tensors."""
-        probs, maps = [], []
+    def _run_fracture(self, fm: _FractureModel, prepared: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Probabilities, cell maps and (where the model has that head) appliance probabilities,
+        FRACTURE_BATCH images at a time: at 448 px (twice that when mirrored) a larger batch mostly costs
+        memory for the runtime's intermediate tensors."""
+        outs = []
         for start in range(0, len(prepared), FRACTURE_BATCH):
             batch = np.stack([p.inputs[fm.size] for p in prepared[start:start + FRACTURE_BATCH]])
             with self._lock:
-                prob, cells = fm.run(batch)
-            probs.append(prob)
-            maps.append(cells)
-        return np.concatenate(probs), np.concatenate(maps)
+                outs.append(fm.run(batch))
+        prob, maps = (np.concatenate([o[k] for o in outs]) for k in (0, 1))
+        appliance = np.concatenate([o[2] for o in outs]) if fm.appliance is not None else None
+        return prob, maps, appliance
 
     def _body_parts(self, prepared: list, ok: list[int], out: list[Prediction]) -> list[tuple[int, int]]:
         """The body-part model and its gate on the readable images ``ok`` (not colour pictures): fills each one's part

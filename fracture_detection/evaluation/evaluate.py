@@ -135,24 +135,31 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         p = np.round(probs[idx], decisions.DECIMALS)  # as reported and decided on
         studies = [records[i].study for i in idx]
         findings = [fm.finding(v) for v in p]
+        kinds = metrics.film_kinds(y, [records[i].treated for i in idx])
         out["fracture"][part] = {
             "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": list(fm.edges),
+            "by_kind": metrics.promises_by_kind(y, p, findings, kinds, n_boot),
             **fracture_figures(y, p, studies, fm.threshold, n_boot),
             "findings": decided_figures(findings, y),
             "study_verdict": study_verdicts(studies, findings, y),
             "localisation": _localisation(records, idx, results, fm, n_boot),
+            "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
+                                                      results, fm, n_boot) for k in metrics.FILM_KINDS},
             "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
         }
         pooled["y"] += list(y)
         pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
         pooled["p"] += list(p)
         pooled["study"] += studies
+        pooled["finding"] += findings
+        pooled["kind"] += list(kinds)
     if pooled["y"]:
         y, p = np.array(pooled["y"]), np.array(pooled["p"])
         out["fracture_overall"] = {
             "image": metrics.with_intervals(y, p, n_boot=n_boot, predicted=pooled["pred"]),
             "image_auc_pooled_probabilities": metrics.binary_metrics(y, p)["auc"],
             "study_mura_rule": fracture_figures(y, p, pooled["study"], None, n_boot)["study_mura_rule"],
+            "by_kind": metrics.promises_by_kind(y, p, pooled["finding"], pooled["kind"], n_boot),
         }
     return out
 
@@ -424,6 +431,43 @@ def findings_table(m: dict) -> list[str]:
     return lines
 
 
+KIND_TITLES = {"untreated": "untreated", "appliance": "appliance in view", "all": "all films"}
+
+
+def promise_table(m: dict) -> list[str]:
+    """Per part and pooled, untreated fractures first: AUC, how fractured films were called, whether
+    each finding was right, the uncertain share, and where the top region fell."""
+    rows = [(part, e["by_kind"], dict(e.get("localisation_by_kind") or {}, all=e.get("localisation")))
+            for part, e in m["fracture"].items() if e.get("by_kind")]
+    if "fracture_overall" in m and m["fracture_overall"].get("by_kind"):
+        rows.append(("three parts pooled", m["fracture_overall"]["by_kind"], {}))
+    if not rows:
+        return ["No fractured film of these data is labelled for appliances (e.g. MURA): see the figures on all "
+                "films below."]
+    lines = ["| part | fractured films | n (fractured / normal) | AUC | fractures called fractured / uncertain / "
+             "normal | \"No fracture found\" right | \"Likely FRACTURE\" right | uncertain | top region in a true box "
+             "(median IoU) |", "|---|---|---|---|---|---|---|---|---|"]
+    for kind in (*metrics.FILM_KINDS, "all"):
+        for part, by_kind, loc in rows:
+            f = by_kind.get(kind)
+            if not f or not f["n_fractured"]:
+                continue
+            ci = f.get("auc_ci95") or [None, None]
+            auc = "–" if f["auc"] is None else f"{f['auc']:.3f}" + (
+                f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else "")
+            c = f["fractured_called"]
+            where = loc.get(kind)
+            top = "–" if not where or where["top_region_in_box"] is None else (
+                f"{share_text(where['top_region_in_box'])} of {where['n_fractured_with_boxes']}"
+                + (f" ({where['median_top_iou']:.2f})" if where.get("median_top_iou") is not None else ""))
+            lines.append(f"| {part} | {KIND_TITLES[kind]} | {f['n_fractured']} / {f['n_normal']} | {auc} | "
+                         f"{share_text(c['fractured'])} / {share_text(c['uncertain'])} / {share_text(c['normal'])} | "
+                         f"{share_text(f['no_fracture_found_right'])} of {f['n_called_normal']} | "
+                         f"{share_text(f['likely_fracture_right'])} of {f['n_called_fractured']} | "
+                         f"{share_text(f['uncertain'])} | {top} |")
+    return lines
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
              f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
@@ -442,7 +486,13 @@ def report_markdown(m: dict, plots: list[str]) -> str:
         lines += [f"- generated non-radiographs rejected: {bp['non_radiographs']['rejected']:.1%} of "
                   f"{bp['non_radiographs']['n']}"]
     lines += gate_markdown(m.get("gate"))
-    lines += ["", "## Fracture models on the true body part", "",
+    lines += ["", "## Fractures without a cast, splint or implant in view first", "",
+              "The films where a reader needs help: untreated fractured films (nothing in view, by the data's "
+              "labels by eye) against every normal film of the part; then fractured films with an appliance in "
+              "view, which are easier and often a known, treated fracture. Each model at its own two cuts: "
+              "\"No fracture found\" below one, \"Likely FRACTURE\" from the other, uncertain between.", "",
+              *promise_table(m), ""]
+    lines += ["## Fracture models on the true body part", "",
               "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
               "image probabilities (MURA rule: abnormal when > 0.5).", "",
               "| part | images | AUC | accuracy | sensitivity | specificity | kappa | studies | study kappa (> 0.5) |",
@@ -458,8 +508,8 @@ def report_markdown(m: dict, plots: list[str]) -> str:
                       f"sensitivity {_fmt(o, 'sensitivity')}, specificity {_fmt(o, 'specificity')}, "
                       f"kappa {_fmt(o, 'kappa')} on {o['n']} images."]
     lines += ["", "## Findings: how many are decided, and how often they are right", "",
-              "Each model on its true part, at its validation-chosen threshold and uncertain band (fractured: "
-              "p at or above the band; normal: below it). Study verdict as the app shows it: fractured when any "
+              "Each model on its true part, at its two validation-chosen cuts (fractured: p at or above the "
+              "fracture cut; normal: below the other). Study verdict as the app shows it: fractured when any "
               "view is, else uncertain when any view is, else normal.", "",
               *findings_table(m)]
     located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}

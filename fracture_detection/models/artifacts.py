@@ -99,6 +99,11 @@ def find_models(weights_dir: Path) -> list[ModelInfo]:
     return found
 
 
+def fracture_models(weights_dir: Path) -> dict[str, ModelInfo]:
+    """The fracture model per part in a weights folder (none is required)."""
+    return {m.part: m for m in find_models(weights_dir) if m.task == FRACTURE_TASK}
+
+
 def model_set(weights_dir: Path) -> tuple[ModelInfo, dict[str, ModelInfo]]:
     """The body-part model and the fracture model per part, or :class:`WeightsError`."""
     models = find_models(weights_dir)
@@ -108,8 +113,7 @@ def model_set(weights_dir: Path) -> tuple[ModelInfo, dict[str, ModelInfo]]:
             f"No body-part model was found in {weights_dir}; train one with training_parts.py "
             "or restore the bundled weights/ folder."
         )
-    fracture = {m.part: m for m in models if m.task == FRACTURE_TASK}
-    return body[0], fracture
+    return body[0], fracture_models(weights_dir)
 
 
 def resolve_data_root(meta: dict, weights_dir: Path) -> Path:

@@ -14,6 +14,7 @@ plus :class:`LogSumExpPool` (registered, so files still load in safe mode) are u
 from __future__ import annotations
 
 import functools
+import sys
 
 import keras
 import numpy as np
@@ -191,18 +192,50 @@ class Mirror(layers.Layer):
 
 
 def inference_model(model, mirror: bool = False) -> keras.Model:
-    """``[probability (batch, 1), cell probabilities (batch, S/16, S/16)]`` from the same forward pass;
-    with ``mirror`` the mean over the image and its mirror image (the mirror's map mirrored back)."""
+    """``[probability (batch, 1), cell probabilities (batch, S/16, S/16)]`` from the same forward pass,
+    then ``appliance_probability (batch, 1)`` where the model has an appliance head (see
+    :func:`with_appliance_head`); with ``mirror`` the mean over the image and its mirror image (the
+    mirror's map mirrored back; the appliance is judged on the image as it is)."""
     inputs = keras.Input(model.inputs[0].shape[1:], name="pixels")
-    prob, logits = model(inputs)
+    prob, logits, *appliance = model(inputs)
     cells = layers.Activation("sigmoid", name="cell_probability")(logits)
     if mirror:
-        prob_m, logits_m = model(Mirror(name="mirror")(inputs))
+        prob_m, logits_m, *_ = model(Mirror(name="mirror")(inputs))
         cells_m = Mirror(name="mirror_back")(layers.Activation("sigmoid", name="cell_probability_m")(logits_m))
         prob = layers.Average(name="mean_probability")([prob, prob_m])
         cells = layers.Average(name="mean_cells")([cells, cells_m])
     cells = layers.Reshape(tuple(cells.shape[1:3]), name="map")(cells)
-    return keras.Model(inputs, [prob, cells], name="inference")
+    return keras.Model(inputs, [prob, cells, *appliance], name="inference")
+
+
+APPLIANCE_OUTPUT = "appliance_probability"
+
+
+def has_appliance_head(model) -> bool:
+    return any(layer.name == APPLIANCE_OUTPUT for layer in model.layers)
+
+
+def pooled_trunk_features(features: np.ndarray) -> np.ndarray:
+    """What the appliance head reads: the mean and the maximum of each stride-16 channel."""
+    f = np.asarray(features, dtype="float32")
+    return np.concatenate([f.mean(axis=(1, 2)), f.max(axis=(1, 2))], axis=1)
+
+
+def with_appliance_head(model, backbone_name: str, weights: np.ndarray, bias: float) -> keras.Model:
+    """The fracture model with a third output: P(cast, splint, implant or fixator in view), a logistic
+    regression on the mean and maximum of the frozen stride-16 features (fitted outside the model,
+    :mod:`training.appliance`), stored as one Dense layer.  One forward pass serves both."""
+    two = model.get_layer("backbone")
+    inputs = keras.Input(model.inputs[0].shape[1:], name="pixels")
+    f16, f32 = two(pixels_to_backbone(model)(inputs), training=False)
+    logits = _reapply_head(model, f16, f32)
+    prob = model.get_layer("probability")(model.get_layer("pool")(logits))
+    pooled = layers.Concatenate(name="appliance_pool")([layers.GlobalAveragePooling2D(name="appliance_mean")(f16),
+                                                        layers.GlobalMaxPooling2D(name="appliance_max")(f16)])
+    dense = layers.Dense(1, activation="sigmoid", name=APPLIANCE_OUTPUT)
+    appliance = dense(pooled)
+    dense.set_weights([np.asarray(weights, "float32").reshape(-1, 1), np.array([bias], "float32")])
+    return keras.Model(inputs, [prob, logits, appliance], name=model.name)
 
 
 def trunk_and_top(model, backbone_name: str):
@@ -227,3 +260,19 @@ def _reapply_head(model, f16, f32):
         b = model.get_layer("crop")(b)
     z = model.get_layer("fuse")(model.get_layer("fuse_add")([a, b]))
     return model.get_layer(CELL_LOGITS)(z)
+
+
+def trunk_features(model, trunk, images, batch_size: int = 16, verbose: int = 1, desc: str = "") -> np.ndarray:
+    """Stride-16 features (float16) of uint8 images, or of an iterable of them."""
+    preprocess = pixels_to_backbone(model)
+    images = list(images) if not isinstance(images, np.ndarray) else images
+    out = []
+    for i in range(0, len(images), batch_size):
+        xb = np.stack(images[i:i + batch_size]).astype("float32")
+        out.append(np.asarray(trunk.predict_on_batch(preprocess(xb))).astype("float16"))
+        if verbose:
+            print(f"\r  {desc} trunk features {min(i + batch_size, len(images))}/{len(images)}", end="",
+                  file=sys.stderr, flush=True)
+    if verbose:
+        print(file=sys.stderr)
+    return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")

@@ -92,7 +92,7 @@ def export_litert(model, task: str, path: Path, mirror: bool = False) -> dict | 
         if diff > MAX_DIFFERENCE:
             raise WeightsError(f"The LiteRT export of {Path(path).stem} differs from the Keras model by {diff:.1e}.")
     return {"file": Path(path).name, "max_difference_to_keras": diff,
-            "outputs": body_part_outputs(m) if task != "fracture" else ["probability", "cell_probability"]}
+            "outputs": body_part_outputs(m) if task != "fracture" else fracture_outputs(m)}
 
 
 def _difference(got: np.ndarray, expected: np.ndarray, task: str) -> float:
@@ -100,6 +100,12 @@ def _difference(got: np.ndarray, expected: np.ndarray, task: str) -> float:
     (large on random images) relative to the output's size, for probabilities absolute."""
     scale = max(1.0, float(np.abs(expected).max())) if task != "fracture" else 1.0
     return float(np.abs(got - expected).max()) / scale
+
+
+def fracture_outputs(model) -> list[str]:
+    """The names a fracture inference model's outputs go by: ``probability``, ``cell_probability``, and
+    ``appliance_probability`` where the model has an appliance head."""
+    return ["probability", "cell_probability", "appliance_probability"][:len(model.outputs)]
 
 
 def body_part_outputs(model) -> list[str]:

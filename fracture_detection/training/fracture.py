@@ -26,6 +26,7 @@ from ..evaluation import metrics
 from ..io import boxes, data, files
 from ..io.data import fracture_records, load_pixels
 from ..models import artifacts
+from ..models.locator import trunk_features
 from ..models.runtime import save_model
 from .trainer import (
     TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
@@ -109,23 +110,6 @@ def _grey(img: np.ndarray) -> bool:
 
 
 # --- the frozen trunk -------------------------------------------------------------------
-
-def trunk_features(model, trunk, images, batch_size: int = 16, verbose: int = 1, desc: str = "") -> np.ndarray:
-    """Stride-16 features (float16) of uint8 images, or of an iterable of them."""
-    from ..models.locator import pixels_to_backbone
-    preprocess = pixels_to_backbone(model)
-    images = list(images) if not isinstance(images, np.ndarray) else images
-    out = []
-    for i in range(0, len(images), batch_size):
-        xb = np.stack(images[i:i + batch_size]).astype("float32")
-        out.append(np.asarray(trunk.predict_on_batch(preprocess(xb))).astype("float16"))
-        if verbose:
-            print(f"\r  {desc} trunk features {min(i + batch_size, len(images))}/{len(images)}", end="",
-                  file=sys.stderr, flush=True)
-    if verbose:
-        print(file=sys.stderr)
-    return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")
-
 
 def all_targets(box_lists, y, grid, positive_weight: float = HeadConfig.positive_cell_weight
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -439,6 +423,17 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
         raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
     trainer = LocatorTrainer(cfg, feature_cache, head)
     sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
+    saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources)
+    if box_source is None and any(r.label == 1 and r.treated is not None for r in records):
+        from .appliance import add_appliance_head
+        add_appliance_head(out_dir, data_root, cfg.verbose)
+    elif box_source is not None:
+        print("No appliance detector from a cache file: run training_fracture.py --appliance-head-only on the CPU, "
+              "where the data is.", file=sys.stderr)
+    return saved
+
+
+def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources) -> list[Path]:
     if pooled:
         regions = sorted({r.part for r in records if r.label is not None and fracture_records(records, r.part)})
         ex = load_examples([r for p in regions for r in fracture_records(records, p) if r.split in ("train", "val")],
@@ -497,42 +492,50 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
 
 # --- new cuts for trained models -------------------------------------------------------------
 
+def validation_outputs(info, val: Examples, runtime: str = "auto") -> dict:
+    """A saved fracture model's probabilities and cell maps on validation examples (as the app runs it,
+    mirrored where its metadata says so), in the form :func:`fracture_metadata_from_validation` takes."""
+    from ..models.runtime import load as load_runner
+    run = load_runner(info, runtime)
+    probs, maps = [], []
+    for start in range(0, len(val.pixels), 8):
+        p, m = run(val.pixels[start:start + 8])
+        probs.append(np.asarray(p)[:, 0])
+        maps.append(np.asarray(m))
+    old = info.meta.get("validation") or {}
+    return {"probs": np.concatenate(probs) if probs else np.zeros(0),
+            "maps": np.concatenate(maps) if maps else np.zeros((0, 1, 1)),
+            "auc_plain": old.get("auc_without_mirroring"), "auc_mirrored": old.get("auc_with_mirroring"),
+            "mirror": bool((info.meta.get("localisation") or {}).get("test_time_mirroring"))}
+
+
+def validation_examples(weights_dir: Path, data_root: Path, part: str, size: int, verbose: int = 1) -> Examples:
+    """A part's validation films of the weights' own split (``split.csv``), with their boxes."""
+    records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
+    return load_examples([r for r in fracture_records(records, part) if r.split == "val"], size, verbose=verbose)
+
+
 def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
                   verbose: int = 1) -> dict[str, dict]:
     """Run each saved fracture model on its part's validation films (the weights' own split) and store
     the cuts, the region threshold and the validation figures chosen there, as training would have.
     The model itself is unchanged; its metadata is rewritten whole (temporary file, then rename).
     Returns the new metadata per part."""
-    from ..models.runtime import load as load_runner
-    records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
-    _, fracture = artifacts.model_set(weights_dir)
+    fracture = artifacts.fracture_models(weights_dir)
     out = {}
     for part, info in fracture.items():
         if part not in parts:
             continue
-        recs = [r for r in fracture_records(records, part) if r.split == "val"]
-        val = load_examples(recs, info.image_size, verbose=verbose)
-        run = load_runner(info, runtime)
-        probs, maps = [], []
-        for start in range(0, len(val.pixels), 8):
-            p, m = run(val.pixels[start:start + 8])
-            probs.append(np.asarray(p)[:, 0])
-            maps.append(np.asarray(m))
-        old = info.meta.get("validation") or {}
-        result = {"probs": np.concatenate(probs), "maps": np.concatenate(maps),
-                  "auc_plain": old.get("auc_without_mirroring"), "auc_mirrored": old.get("auc_with_mirroring"),
-                  "mirror": bool((info.meta.get("localisation") or {}).get("test_time_mirroring"))}
-        new = fracture_metadata_from_validation(val, result)
+        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
+        new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
         meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation")})
-        meta["localisation"] = dict(info.meta.get("localisation") or {}, region_threshold=new["localisation"]
-                                    ["region_threshold"])
+        meta["localisation"] = dict(info.meta.get("localisation") or {},
+                                    region_threshold=new["localisation"]["region_threshold"])
         files.atomic_write_json(info.path.with_suffix(".json"), meta)
         out[part] = meta
-        if verbose:
-            c = meta["cuts"]
-            u = meta["validation"]["by_kind"]["untreated"]
-            print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f} "
-                  f"(untreated AUC {_fmt(u['auc'], '.3f')}, {u['n_fractured']} untreated fractures: called normal "
-                  f"{_fmt(u['fractured_called']['normal'], '.1%')}, uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
-                  "of the part's films)", file=sys.stderr)
+        c, u = meta["cuts"], meta["validation"]["by_kind"]["untreated"]
+        print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f} "
+              f"(untreated AUC {_fmt(u['auc'], '.3f')} on {u['n_fractured']} fractures, called normal "
+              f"{_fmt(u['fractured_called']['normal'], '.1%')}; uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
+              "of the part's films)", file=sys.stderr)
     return out

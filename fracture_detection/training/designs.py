@@ -1,0 +1,70 @@
+"""Fracture-model designs compared on the untreated validation films (benchmarks/compare_designs.py).
+
+A design is a weights folder made by ``training_fracture.py`` on the same split: per-part models, one
+model on every region, appliance films in or out of the positives.  Each runs on every part's
+validation films at its own cuts; what counts is the untreated fractures against the normal films.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..chain import decisions
+from ..evaluation import metrics
+from ..io import files
+from ..models import artifacts
+from .fracture import validation_examples, validation_outputs
+
+
+def design_figures(weights_dir: Path, data_root: Path, examples: dict) -> dict:
+    """Per part and pooled: the untreated figures of one design's models at their stored cuts.
+    ``examples`` caches each part's validation examples between designs (same split, same films)."""
+    fracture = artifacts.fracture_models(weights_dir)
+    pooled = {"y": [], "p": [], "finding": [], "kind": [], "items": []}
+    per_part = {}
+    for part, info in sorted(fracture.items()):
+        if part not in examples:
+            examples[part] = validation_examples(weights_dir, data_root, part, info.image_size, verbose=0)
+        val = examples[part]
+        out = validation_outputs(info, val)
+        p = np.round(out["probs"], decisions.DECIMALS)
+        edges = decisions.finding_edges(info.meta)
+        findings = [decisions.fracture_finding(v, edges) for v in p]
+        kinds = metrics.film_kinds(val.y, [r.treated for r in val.records])
+        where = info.meta.get("localisation") or {}
+        items = metrics.localisation_items(out["maps"], val.y, val.boxes, val.shapes, where.get("region_threshold", 0.5),
+                                           where.get("region_extent"))
+        f = metrics.promise_figures(val.y, p, findings, kinds, "untreated")
+        f["top_region_in_box"] = metrics.localisation([it for it, k in zip(items, kinds) if k == "untreated"]
+                                                      )["top_region_in_box"]
+        f["cuts"] = list(edges)
+        per_part[part] = f
+        pooled["y"] += list(val.y)
+        pooled["p"] += list(p)
+        pooled["finding"] += findings
+        pooled["kind"] += list(kinds)
+        pooled["items"] += [it for it, k in zip(items, kinds) if k == "untreated"]
+    whole = metrics.promise_figures(pooled["y"], pooled["p"], pooled["finding"], pooled["kind"], "untreated")
+    return {"untreated": per_part, "pooled_auc": whole["auc"], "called": whole["fractured_called"],
+            "pooled": whole, "top_region_in_box": metrics.localisation(pooled["items"])["top_region_in_box"]}
+
+
+def compare_designs(designs, data_root: Path, out: Path, notes=()) -> dict:
+    """``designs``: ``(name, weights folder, shipped)``; writes the comparison to ``out`` (JSON)."""
+    examples: dict = {}
+    runs = []
+    for name, folder, shipped in designs:
+        figures = design_figures(folder, data_root, examples)
+        fracture = artifacts.fracture_models(folder)
+        command = next(iter(fracture.values())).meta.get("training", {}).get("command", "") if fracture else ""
+        runs.append({"design": name, "folder": str(folder), "shipped": bool(shipped), "command": command,
+                     **figures})
+        print(f"{name}: pooled untreated AUC {figures['pooled_auc']:.3f}; "
+              + ", ".join(f"{p} {v['auc']:.3f}" if v["auc"] is not None else f"{p} –"
+                          for p, v in figures["untreated"].items()))
+    result = {"parts": sorted(examples), "runs": runs, "notes": list(notes),
+              "method": "Validation films of the weights' split; each design's models as the app runs them "
+                        "(LiteRT, mirrored where their metadata says so)."}
+    files.atomic_write_json(out, result)
+    return result

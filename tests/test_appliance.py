@@ -1,0 +1,80 @@
+"""The cast, splint or implant detector: fitted outside the model, then carried inside the fracture model
+as its third output, so the app reads it from the same forward pass."""
+import shutil
+
+import numpy as np
+import pytest
+
+from fracture_detection.io import data
+from fracture_detection.io.data import Record
+from fracture_detection.training.appliance import MAX_NORMAL, appliance_records, fit_head
+
+from conftest import FOLDERS
+
+
+def test_fit_head_folds_the_standardisation_into_the_weights():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, [1.0, 20.0, 0.1], size=(400, 3)).astype("float32")   # channels on very different scales
+    y = (x[:, 2] > 5.0).astype(int)                                         # only the smallest one matters
+    w, b = fit_head(x, y)
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    assert ((p >= 0.5) == y).mean() > 0.95
+    assert abs(w[2]) > 10 * max(abs(w[0]), abs(w[1]) / 20), "the raw-feature weights undo the scaling"
+
+
+def test_appliance_records_take_every_known_fracture_and_a_bounded_share_of_normals():
+    def rec(i, label, appliance="", note="", source="fracatlas", split="train"):
+        return Record(path=f"{i}.jpg", part="hand", label=label, group=str(i), study=str(i), source=source,
+                      split=split, note=note, appliance=appliance)
+    records = ([rec(i, 1, "cast") for i in range(3)] + [rec(i, 1, "none") for i in range(3, 6)]
+               + [rec(6, 1, source="roboflow")]                                       # fractured, never labelled
+               + [rec(i, 0) for i in range(100, 100 + MAX_NORMAL + 50)]               # FracAtlas normals: known
+               + [rec(9, 0, source="roboflow", note="possible_fracture")]             # unknown
+               + [rec(10, 1, "implant", split="test")])                               # test stays untouched
+    chosen = appliance_records(records, "train")
+    labels = [data.appliance_label(r) for r in chosen]
+    assert sum(r.label == 1 for r in chosen) == 6 and labels.count(1) == 3
+    assert sum(r.label == 0 for r in chosen) == MAX_NORMAL
+    assert all(r.split == "train" for r in chosen) and data.UNKNOWN_APPLIANCE not in labels
+
+
+@pytest.mark.slow
+def test_the_head_rides_in_the_fracture_model(tiny_weights, tmp_path):
+    import keras
+
+    from fracture_detection.chain.predictor import Predictor
+    from fracture_detection.io.images import load_image, to_model_input
+    from fracture_detection.models import artifacts
+    from fracture_detection.models.locator import mid_layer, pooled_trunk_features, trunk_features, with_appliance_head
+    from fracture_detection.models.runtime import load as load_runner
+    from fracture_detection.models.runtime import save_model
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    hand = artifacts.fracture_models(weights)["hand"]
+    model = hand.load()
+    films = sorted((FOLDERS / "Hand").rglob("*.jpg"))[:4]
+    x = np.stack([to_model_input(load_image(f), hand.image_size) for f in films]).astype("float32")
+    two = model.get_layer("backbone")
+    trunk = keras.Model(two.input, two.get_layer(mid_layer(hand.meta["backbone"])).output)
+    f = pooled_trunk_features(trunk_features(model, trunk, x, verbose=0))
+    w = (f[0] - f[1]) / np.linalg.norm(f[0] - f[1]) ** 2 * 8        # film 0 well above, film 1 well below
+    b = -float(w @ (f[0] + f[1]) / 2)
+    expected = 1 / (1 + np.exp(-(f @ w + b)))
+    before = load_runner(hand)(x)
+    save_model(with_appliance_head(model, hand.meta["backbone"], w, b),
+               dict(hand.meta, appliance={"label": "cast or implant", "threshold": 0.5}), weights, "fracture_hand")
+    hand = artifacts.fracture_models(weights)["hand"]
+    assert hand.meta["litert"]["outputs"] == ["probability", "cell_probability", "appliance_probability"]
+    prob, cells, appliance = load_runner(hand, "litert")(x)
+    np.testing.assert_allclose(appliance[:, 0], expected, atol=1e-4)
+    np.testing.assert_allclose(prob, before[0], atol=1e-5)     # the fracture outputs are unchanged
+    np.testing.assert_allclose(cells, before[1], atol=1e-5)
+    assert expected[0] > 0.9 and expected[1] < 0.1
+    predictor = Predictor(weights)
+    preds = predictor.chain([str(p) for p in films], [predictor.prepare(str(p)) for p in films])
+    for pred, e in zip(preds, expected):
+        if pred.body_part == "hand":      # read by the fracture model that now carries the head
+            assert pred.appliance_probability == pytest.approx(e, abs=2e-4)
+            assert (pred.appliance == "cast or implant") == (pred.appliance_probability >= 0.5)
+        elif pred.finding not in ("not_supported", "error"):
+            assert pred.appliance_probability is not None, "every analysed film says how likely an appliance is"
