@@ -16,8 +16,9 @@ from ..chain.decisions import format_probabilities
 
 HEAT_ALPHA = 0.45          # opacity at a heat of 1; cool regions stay nearly transparent
 HEAT_GAMMA = 0.7
-# fracture regions: (lowest score, colour, legend text), highest bin first
-REGION_BINS = ((0.8, "#ff1744", "score ≥ 0.80"), (0.5, "#ff9100", "0.50–0.79"), (0.0, "#ffea00", "< 0.50"))
+# fracture regions: (lowest score, colour, legend text), highest bin first. Blues and violet, never the
+# findings' red, amber and green: a box's colour says how strong its cells are, not a second verdict.
+REGION_BINS = ((0.8, "#00e5ff", "cell score ≥ 0.80"), (0.5, "#448aff", "0.50–0.79"), (0.0, "#b388ff", "< 0.50"))
 
 
 @lru_cache(maxsize=1)
