@@ -88,8 +88,9 @@ def previous_run(args) -> dict:
     y, probs = np.array([r.label for r in recs]), np.array(probs)
     located = [boxes.square_boxes(r.path) for r in recs]
     thr = decisions.reported(metrics.youden_threshold(y, probs))
-    band = decisions.select_band(y, probs, thr)
-    findings = [decisions.fracture_finding(p, thr, band) for p in probs]
+    cuts = decisions.select_cuts(y, probs, [r.treated is False for r in recs])
+    band = [cuts["no_fracture_below"], cuts["fracture_from"]]
+    findings = [decisions.fracture_finding(p, band) for p in probs]
     decided = [(f, t) for f, t in zip(findings, y) if f in decisions.DECIDED]
     validation = metrics.binary_metrics(y, probs, thr)
     validation.update({"uncertain": float(np.mean([f == "uncertain" for f in findings])),

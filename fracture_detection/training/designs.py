@@ -60,10 +60,15 @@ def compare_designs(designs, data_root: Path, out: Path, notes=()) -> dict:
         command = next(iter(fracture.values())).meta.get("training", {}).get("command", "") if fracture else ""
         runs.append({"design": name, "folder": str(folder), "shipped": bool(shipped), "command": command,
                      **figures})
-        print(f"{name}: pooled untreated AUC {figures['pooled_auc']:.3f}; "
+        print(f"{name}: untreated AUC pooled over its parts {figures['pooled_auc']:.3f}; "
               + ", ".join(f"{p} {v['auc']:.3f}" if v["auc"] is not None else f"{p} –"
                           for p, v in figures["untreated"].items()))
-    result = {"parts": sorted(examples), "runs": runs, "notes": list(notes),
+    parts = sorted(examples)
+    for r in runs:  # pooled figures compare only between designs with a model for every part
+        if sorted(r["untreated"]) != parts:
+            r["pooled_auc"], r["called"], r["top_region_in_box"] = None, {}, None
+            r.pop("pooled")
+    result = {"parts": parts, "runs": runs, "notes": list(notes),
               "method": "Validation films of the weights' split; each design's models as the app runs them "
                         "(LiteRT, mirrored where their metadata says so)."}
     files.atomic_write_json(out, result)
