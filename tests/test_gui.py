@@ -5,6 +5,7 @@ Events are real Tk events (event_generate): clicks, drags, the wheel, keys, resi
 """
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -504,9 +505,25 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
     assert app.verdict_label.cget("text").startswith(pres.finding_text(verdict))
     assert app.verdict_label.cget("text_color") == pres.finding_colour(verdict)
     note = app.verdict_note.cget("text")
-    assert "mean > 0.5" not in note
-    if "mean of the views" in note:
-        assert "MURA's rule calls a study abnormal above 0.5" in note
+    assert "MURA" not in note and "mean" not in note, "MURA's rule is not a second verdict beside the study's"
+    part = app.studies[0].part([v.prediction for v in app.views])
+    assert t.item(first, "values")[1] == (part or "–"), "the study row shows its part"
+
+
+def test_study_headline_counts_only_views_of_its_part(make_app):
+    from fracture_detection.app import presentation as pres
+    app = make_app()
+    views = [with_finding(app, XRAY, "normal"), with_finding(app, NORMAL, "normal"),
+             with_finding(app, XRAY, "fractured", part="elbow")]
+    inject(app, views, one_study=True)
+    study = next(i for i in app.worklist.rows() if i.startswith("s"))
+    app.worklist.select(study)
+    settle(app)
+    assert app.verdict_label.cget("text") == f"{pres.finding_text('normal')} — 2 views"
+    note = app.verdict_note.cget("text")
+    assert note.startswith("Hand study ") and "not counted in this hand study's verdict" in note
+    assert "(read as elbow)" in note
+    assert app.worklist.table.item(study, "values")[:2] == (pres.TABLE_TEXT["normal"], "hand")
 
 
 def test_keyboard_moves_through_the_worklist(make_app):
@@ -569,6 +586,10 @@ def test_report_of_the_whole_worklist(make_app, tmp_path):
     app = make_app()
     app.open_folder(folder)
     pump(app, lambda: finished(app) and len(app.views) == 3)
+    assert len(app.studies) == 3, "a plain folder is a list of films, not one study"
+    app.open_paths(sorted(folder.iterdir()))     # several files opened together: one study
+    pump(app, lambda: finished(app) and len(app.views) == 3)
+    assert len(app.studies) == 1
     out = tmp_path / "report.pdf"
     app.save_report(out, "worklist", {"Patient or accession": "ACC-20931", "Reader": "Dr Okafor"})
     pump(app, lambda: "Report saved" in app.status.cget("text"))
@@ -576,8 +597,11 @@ def test_report_of_the_whole_worklist(make_app, tmp_path):
     assert len(pages) == 1 + 3, "a summary page, then one page per image"
     summary = pages[0]
     assert "ACC-20931" in summary and "Dr Okafor" in summary and "Reviewed and signed" in summary
-    verdict = decisions.study_verdict(v.prediction.finding for v in app.views)
-    assert f"study: {pres.finding_text(verdict)}" in summary
+    preds = [v.prediction for v in app.views]
+    verdict = app.studies[0].verdict(preds)
+    assert verdict == decisions.study_verdict(preds[i].finding for i in app.studies[0].counted(preds))
+    assert re.search(rf"study( \(\w+\))?: {re.escape(pres.finding_text(verdict))}", summary)
+    assert all(f"Page {k} of 4" in text and "ACC-20931" in text for k, text in enumerate(pages, 1))
     assert all(name in summary for name in ("view1.jpg", "view2.jpg", "broken.jpg"))
     assert time.strftime("%Y-%m-%d") in summary and "not a diagnosis" in summary
     for v in app.views:
@@ -623,7 +647,8 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
     dcm = write_dicom(tmp_path / "view.dcm", pixels, bits=12)
     app = make_app([dcm, NORMAL])
     out = tmp_path / "dicom.pdf"
-    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: str(out))
+    asked = []
+    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: asked.append(kw) or str(out))
     app.select(next(i for i, v in enumerate(app.views) if v.path == dcm))
     dialog = ReportDialog(app)
     settle(app)
@@ -632,8 +657,12 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
     dialog.from_dicom()
     assert field.get() == "SECRET-123"
     dialog.entries["Reader"].insert(0, "Dr Mensah")
+    study = app.study_of(app.current)
+    assert len(study.members) == 2 and dialog.suggested_stem("study") == study.file_stem() == tmp_path.name, \
+        "the suggested name is the study's (its folder), not its first image's"
     dialog.scope.set("worklist")
     dialog.save()
+    assert asked[-1]["initialfile"] == "worklist_report.pdf"
     pump(app, lambda: "Report saved" in app.status.cget("text"))
     reader, pages = pdf_text(out)
     assert "SECRET-123" in pages[0] and "Dr Mensah" in pages[0] and len(pages) == 3

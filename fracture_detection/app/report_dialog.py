@@ -66,11 +66,15 @@ class ReportDialog(ctk.CTkToplevel):
         self.entries["Patient or accession"].delete(0, "end")
         self.entries["Patient or accession"].insert(0, text)
 
+    def suggested_stem(self, scope: str) -> str:
+        """The report's suggested file name: the study's name (not its first image's), or "worklist"."""
+        study = self.app.study_of(self.app.current) if scope == "study" else None
+        return study.file_stem() if study is not None else "worklist"
+
     def save(self):
         fields = {k: e.get().strip() for k, e in self.entries.items() if e.get().strip()}
         scope = self.scope.get()
-        view = self.app.current_view()
-        name = "worklist_report.pdf" if scope == "worklist" else f"{view.path.stem}_report.pdf"
+        name = f"{self.suggested_stem(scope)}_report.pdf"
         self.grab_release()
         path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
                                             filetypes=[("PDF", "*.pdf")], initialfile=name,

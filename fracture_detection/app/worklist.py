@@ -126,7 +126,7 @@ class Worklist(ctk.CTkFrame):
             if len(study.members) > 1:
                 parent = f"s{study.members[0]}"
                 verdict = study.verdict(preds)
-                values = (pres.TABLE_TEXT[verdict], self._common_part(study, preds), f"{len(study.members)} views")
+                values = (pres.TABLE_TEXT[verdict], study.part(preds) or "–", f"{len(study.members)} views")
                 self._put(parent, "", study.label, values, f"study-{verdict}")
                 top.append(parent)
                 children[parent] = []
@@ -169,11 +169,6 @@ class Worklist(ctk.CTkFrame):
             yield top
             yield from self.table.get_children(top)
 
-    @staticmethod
-    def _common_part(study, preds) -> str:
-        parts = {preds[i].body_part for i in study.members if preds[i].body_part}
-        return parts.pop() if len(parts) == 1 else ("mixed" if parts else "–")
-
     # --- order -----------------------------------------------------------------------
 
     def _view_key(self, i):
@@ -194,7 +189,7 @@ class Worklist(ctk.CTkFrame):
             if self.sort_key == "#0":
                 k = (s.label.lower(),)
             elif self.sort_key == "part":
-                k = (self._common_part(s, preds),) + pres.study_key(s, preds)
+                k = (s.part(preds) or "~",) + pres.study_key(s, preds)
             else:
                 k = pres.study_key(s, preds)
             return k if self._natural_direction() else _Reversed(k)
