@@ -393,6 +393,53 @@ def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
     assert len(c.find_withtag("region-box")) == 3
 
 
+CROWDED = [{"box": [20, 20, 70, 80], "score": 0.93}, {"box": [25, 28, 65, 75], "score": 0.88},
+           {"box": [22, 24, 60, 70], "score": 0.71}, {"box": [72, 90, 84, 102], "score": 0.55},
+           {"box": [86, 92, 98, 104], "score": 0.45}]   # three nested on one place, two side by side
+
+
+def overlap(a, b):
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def assert_labels_clear(labels, boxes, bounds, line):
+    from fracture_detection.app.visual import box_edges
+    assert len(labels) == len(boxes)
+    for k, a in enumerate(labels):
+        assert all(overlap(a, b) == 0 for b in labels[k + 1:]), f"label {k} overlaps another"
+        assert all(overlap(a, e) == 0 for b in boxes for e in box_edges(b, line)), f"label {k} is on an outline"
+        assert 0 <= a[0] and 0 <= a[1] and a[2] <= bounds[0] and a[3] <= bounds[1], "on the canvas"
+
+
+def test_crowded_region_labels_never_overlap_in_the_window_or_the_report(make_app):
+    from PIL import ImageFont
+
+    from fracture_detection.app import report
+    from fracture_detection.app.visual import draw_regions, place_labels, region_label
+    app = make_app()
+    v = with_finding(app, XRAY, "fractured")
+    v.prediction.regions = CROWDED
+    inject(app, [v])
+    c = app.viewer.canvas
+    backs = [c.coords(i) for i in c.find_withtag("region-label-back")]
+    boxes = [c.coords(i) for i in c.find_withtag("region-box")]
+    assert_labels_clear(backs, boxes, app.viewer._view_size(), line=2)
+    for label, back in zip(c.find_withtag("region-label"), backs):
+        t = c.bbox(label)
+        assert back[0] <= t[0] + 1 and t[2] <= back[2] + 1 and back[1] <= t[1] + 1 and t[3] <= back[3] + 1
+    # the report's picture: the same placement with its font, on a picture of the report's size
+    font = ImageFont.truetype(report._fonts().bold, 18)
+    img = Image.new("L", (408, 512), 200)
+    scaled = [tuple(x * 4 for x in r["box"]) for r in CROWDED]
+    drawn = np.asarray(draw_regions(img, CROWDED, 4.0, font))
+    extents = [font.getbbox(region_label(r["score"])) for r in CROWDED]
+    width = max(2, round(512 / 300))
+    rects = place_labels(scaled, [(e[2] - e[0] + 4, e[3] - e[1] + 2) for e in extents], img.size, line=width + 2)
+    assert_labels_clear(rects, scaled, img.size, line=width)
+    for x0, y0, x1, y1 in rects:   # each label's dark patch is where the layout put it
+        assert drawn[round(y0) + 1, round(x0) + 1].max() < 40 and drawn[round(y1) - 1, round(x1) - 1].max() < 40
+
+
 def test_heatmap_is_on_an_absolute_scale():
     from fracture_detection.app.visual import heat_image, heat_layer, heatmap_overlay
     weak, strong = np.full((20, 20), 0.3), np.full((20, 20), 1.0)
@@ -491,22 +538,25 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
     t = app.worklist.table
     studies = [i for i in t.get_children() if i.startswith("s")]
     assert len(studies) == 4
+    preds = [v.prediction for v in app.views]
     for s in studies:
-        children = [app.views[int(c[1:])].prediction.finding for c in t.get_children(s)]
+        children = [int(c[1:]) for c in t.get_children(s)]
         assert len(children) == 2
-        verdict = decisions.study_verdict(children)
+        study = app.study_of(children[0])
+        verdict = decisions.study_verdict(preds[i].finding for i in study.counted(preds))
+        assert set(study.counted(preds)) <= set(children) and study.verdict(preds) == verdict
         assert t.item(s, "values")[0] == pres.TABLE_TEXT[verdict]
         assert t.item(s, "tags")[0] == f"study-{verdict}"
         assert t.item(s, "text").startswith("patient") and " / study1_" in t.item(s, "text")
     first = studies[0]
     app.worklist.select(first)
     settle(app)
-    verdict = decisions.study_verdict(app.views[int(c[1:])].prediction.finding for c in t.get_children(first))
+    verdict = app.study_of(int(t.get_children(first)[0][1:])).verdict(preds)
     assert app.verdict_label.cget("text").startswith(pres.finding_text(verdict))
     assert app.verdict_label.cget("text_color") == pres.finding_colour(verdict)
     note = app.verdict_note.cget("text")
     assert "MURA" not in note and "mean" not in note, "MURA's rule is not a second verdict beside the study's"
-    part = app.studies[0].part([v.prediction for v in app.views])
+    part = app.study_of(int(t.get_children(first)[0][1:])).part(preds)
     assert t.item(first, "values")[1] == (part or "–"), "the study row shows its part"
 
 

@@ -14,7 +14,7 @@ import customtkinter as ctk
 import numpy as np
 from PIL import Image, ImageTk
 
-from .visual import REGION_BINS, colourbar, heat_image, heat_layer, region_colour, region_label
+from .visual import REGION_BINS, colourbar, heat_image, heat_layer, place_labels, region_colour, region_label
 
 SMALL_SIDE = 512            # levels up to this size stay in memory for every image of a worklist
 HEAT_SIDE = 256             # the heatmap is smooth: this resolution is plenty at any zoom
@@ -337,27 +337,24 @@ class Viewer(ctk.CTkFrame):
             self.on_change()
 
     def _draw_regions(self):
-        """Each region's box in its score's colour, then every label on top of all the boxes (a label
-        never sits under a neighbouring box's edge); a label that would leave the canvas at the top
-        moves down onto it."""
+        """Each region's box in its score's colour, then every label on top of all the boxes, each
+        where :func:`place_labels` finds room: never over another label or box's outline where it
+        can move, and always on the canvas."""
         c = self.canvas
-        corners = []
+        boxes = []
         for r in self.regions:
-            x0, y0 = self.image_to_canvas(*r["box"][:2])
-            x1, y1 = self.image_to_canvas(*r["box"][2:])
-            colour = region_colour(r["score"])
-            c.create_rectangle(x0, y0, x1, y1, outline="black", width=4, tags="region")
-            c.create_rectangle(x0, y0, x1, y1, outline=colour, width=2, tags=("region", "region-box"))
-            corners.append((x0, y0, colour))
-        for r, (x0, y0, colour) in zip(self.regions, corners):
-            label = c.create_text(x0 + 2, y0 - 2, text=region_label(r["score"]), anchor="sw", fill=colour,
-                                  font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
-            bbox = c.bbox(label)
-            if bbox[1] < 0:
-                c.move(label, 0, 2 - bbox[1])
-                bbox = c.bbox(label)
-            back = c.create_rectangle(bbox[0] - 2, bbox[1], bbox[2] + 2, bbox[3], fill="black", outline="",
-                                      tags="region")
+            box = (*self.image_to_canvas(*r["box"][:2]), *self.image_to_canvas(*r["box"][2:]))
+            c.create_rectangle(*box, outline="black", width=4, tags="region")
+            c.create_rectangle(*box, outline=region_colour(r["score"]), width=2, tags=("region", "region-box"))
+            boxes.append(box)
+        labels = [c.create_text(0, 0, text=region_label(r["score"]), anchor="nw", fill=region_colour(r["score"]),
+                                font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
+                  for r in self.regions]
+        extents = [c.bbox(label) for label in labels]
+        sizes = [(e[2] - e[0] + 4, e[3] - e[1]) for e in extents]
+        for label, e, rect in zip(labels, extents, place_labels(boxes, sizes, self._view_size())):
+            c.move(label, rect[0] + 2 - e[0], rect[1] - e[1])
+            back = c.create_rectangle(*rect, fill="black", outline="", tags=("region", "region-label-back"))
             c.tag_lower(back, label)
 
     @property
