@@ -146,7 +146,7 @@ def test_opens_an_xray_and_shows_its_finding(make_app):
         assert f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}" in detail
         assert decisions.fracture_finding(pred.fracture_probability, pred.uncertain_band) == pred.finding, \
             "the edges shown are the ones the finding uses"
-        assert "fracture_" in detail, "the model and its measured figures are shown"
+        assert "fracture_" in app.models_label.cget("text"), "the model and its measured figures are shown"
     else:
         assert pred.message in detail
     assert "1.00" not in detail
@@ -274,27 +274,44 @@ def test_small_film_is_not_upscaled_beyond_fit_and_zoom_shows_pixels(make_app, t
     assert np.array_equal(one[..., 0], small[20:120, 10:110])
 
 
-def test_window_level_by_right_drag_presets_and_reset(make_app, tmp_path):
+def test_films_open_in_a_readable_window_and_right_drag_is_gentle(make_app, tmp_path):
+    from fracture_detection.app.viewer import AS_STORED
     path, pixels = big_xray(tmp_path)
-    app = make_app([path])
+    flat = tmp_path / "flat.png"
+    Image.fromarray((pixels // 6 + 100).astype(np.uint8)).save(flat)      # a washed-out film: 100-142
+    app = make_app([flat])
     v, c = app.viewer, app.viewer.canvas
-    stored = np.asarray(v.last_image).astype(int)
+    assert v.preset_menu.get() == "Auto contrast" and v.window == v.picture.auto_window(), \
+        "a film opens in its own readable window"
+    opened = np.asarray(v.last_image).astype(int)
+    assert opened.std() > 3 * (pixels // 6).std(), \
+        "the flat film is shown with its contrast stretched"
+    level, width = v.window
     c.event_generate("<ButtonPress-3>", x=300, y=300)
-    c.event_generate("<B3-Motion>", x=240, y=320)         # narrower window, higher level
-    c.event_generate("<ButtonRelease-3>", x=240, y=320)
+    c.event_generate("<B3-Motion>", x=240, y=310)
+    c.event_generate("<B3-Motion>", x=180, y=320)         # 120 px to the left, 20 px down
+    c.event_generate("<ButtonRelease-3>", x=180, y=320)
     settle(app)
-    assert v.window == (148.0, 136.0)
+    assert 0.6 < v.window[1] / width < 0.8, f"120 px changes the width by a moderate factor: {v.window}"
+    assert level < v.window[0] < level + 0.1 * width
     narrow = np.asarray(v.last_image).astype(int)
-    assert narrow.std() > stored.std() * 1.2, "a narrower window shows more contrast"
-    assert v.preset_menu.get() == "Custom" and "W 136 L 148" in v.readout
-    v.apply_preset("Auto contrast")
+    assert narrow.std() > opened.std(), "a narrower window shows more contrast"
+    assert v.preset_menu.get() == "Custom" and f"W {v.window[1]:.0f} L {v.window[0]:.0f}" in v.readout
+    for k in range(30):                                     # a long, wild drag never gives a black film
+        c.event_generate("<ButtonPress-3>", x=400, y=100)
+        c.event_generate("<B3-Motion>", x=0, y=500)
+        c.event_generate("<ButtonRelease-3>", x=0, y=500)
     settle(app)
-    assert v.window != (128.0, 256.0)
+    wild = np.asarray(v.last_image.convert("L")).astype(int)
+    assert v.window[1] >= 16 and (wild > 60).mean() > 0.01 and (wild < 200).mean() > 0.01
+    v.apply_preset("As stored")                             # the stored pixels are a click away
+    settle(app)
+    assert v.window == AS_STORED and np.asarray(v.last_image).astype(int).std() < opened.std() / 2
     app.viewer.canvas.focus_set()
     c.event_generate("<KeyPress-r>")
     settle(app)
-    assert v.window == (128.0, 256.0) and v.fit_mode
-    assert np.array_equal(np.asarray(v.last_image).astype(int), stored), "reset gives back the stored pixels"
+    assert v.window == v.picture.auto_window() and v.fit_mode and v.preset_menu.get() == "Auto contrast"
+    assert np.array_equal(np.asarray(v.last_image).astype(int), opened), "reset gives back the opening view"
 
 
 def test_view_follows_the_window_size(make_app, tmp_path):
@@ -349,9 +366,36 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
     shown = ["#0", *t.cget("displaycolumns")]
     assert "finding" in shown and "prob" in shown
     assert sum(t.column(c, "width") for c in shown) <= t.winfo_width(), "every shown column is on screen"
+    assert "part" in shown, "the body part column fits at the smallest window"
     tools = (v.fit_button, v.one_button, v.reset_button, v.preset_menu, v.heat_switch, v.boxes_switch)
     right = max(w.winfo_rootx() + w.winfo_width() for w in tools)
     assert right <= v.winfo_rootx() + v.winfo_width(), "the view's tools are all on screen"
+    # a film with a message, a warning, a cast and boxes, with the heatmap on: nothing is cut
+    view = with_finding(app, XRAY, "uncertain", appliance="cast or implant",
+                        warning="The file ends early; the missing part was filled with grey.")
+    view.prediction.message = "The image is small (102 × 128 pixels); the finding is less reliable."
+    view.prediction.regions = [{"box": [20, 30, 90, 110], "score": 0.91}]
+    inject(app, [view])
+    v.toggle_heat()
+    settle(app, 0.3)
+    m = app.models_label
+    assert "fracture_" in m.cget("text") and m.winfo_ismapped()
+    assert m.winfo_height() >= m.winfo_reqheight(), "the models' line is whole"
+    assert m.winfo_rooty() + m.winfo_height() <= app.detail.winfo_rooty() + app.detail.winfo_height()
+    legend = v.legend
+    ends = [legend.bbox(i)[2] for i in legend.find_withtag("legend")]
+    assert max(ends) <= legend.winfo_width(), "the boxes' legend is whole"
+    texts = [legend.itemcget(i, "text") for i in legend.find_withtag("legend") if legend.type(i) == "text"]
+    assert "< 0.50" in texts[-1]
+    readout = [i for i in v.canvas.find_withtag("readout") if v.canvas.type(i) == "text"]
+    if readout:   # over the image: on a dark patch, readable over a white film
+        back = v.canvas.find_withtag("readout-back")
+        assert back and v.canvas.itemcget(back[0], "fill") == "#000000"
+        b, r = v.canvas.bbox(back[0]), v.canvas.bbox(readout[0])
+        assert b[0] <= r[0] and b[2] >= r[2] and b[1] <= r[1] and b[3] >= r[3]
+        assert v.canvas.find_all().index(back[0]) < v.canvas.find_all().index(readout[0])
+    else:
+        assert legend.find_withtag("readout")
     app.geometry("1400x900")
     settle(app, 0.4)
     assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"
@@ -453,6 +497,12 @@ def test_heatmap_is_on_an_absolute_scale():
     out = np.asarray(heatmap_overlay(rgb, heat)).astype(int)
     assert np.abs(out[:10] - 100).max() == 0, "cold regions stay untouched"
     assert np.abs(out[12:18, 32:48] - 100).mean() > 30
+    # the hottest places never hide the bone: at most half opaque, so a film's detail stays visible
+    assert np.asarray(heat_layer(heat_image(strong)))[..., 3].max() <= 0.5 * 255
+    bone = np.zeros((40, 60, 3), np.uint8)
+    bone[:, ::2] = 230                                   # fine bright detail
+    under = np.asarray(heatmap_overlay(bone, np.ones((40, 60)))).astype(int).mean(axis=2)
+    assert (under[:, ::2] - under[:, 1::2]).mean() > 0.5 * 230, "the detail keeps half its contrast under heat"
 
 
 def test_space_toggles_the_heatmap_and_its_legend(make_app):

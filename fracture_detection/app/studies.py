@@ -20,7 +20,7 @@ PLACEHOLDER = "Open an X-ray (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files 
 
 class StudyController:
     """Mixed into the window (App), which builds the widgets this uses (viewer, worklist,
-    name_label, finding_label, detail_text, verdict_label, verdict_note) and holds the worker."""
+    name_label, finding_label, detail_text, models_label, verdict_label, verdict_note) and holds the worker."""
 
     def _init_studies(self):
         self.views: list[View] = []
@@ -121,16 +121,17 @@ class StudyController:
             self.name_label.configure(text="")
             self.finding_label.configure(text="")
             self._set_detail([])
+            self.models_label.configure(text="")
             return
         p = v.prediction
         self.name_label.configure(text=elide(v.path.name, 56))
         self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
         lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
                  for line in pres.detail_lines(p)]
-        lines += [(m, "small") for m in pres.model_lines(self.predictor, [p])]
         if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
             lines.append(("No heatmap: no fracture model ran on this image.", "small"))
         self._set_detail(lines)
+        reconfigure(self.models_label, text="\n".join(pres.model_lines(self.predictor, [p])))
 
     def _set_detail(self, lines):
         t = self.detail_text

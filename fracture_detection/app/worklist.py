@@ -18,8 +18,10 @@ import customtkinter as ctk
 from . import presentation as pres
 
 # column, heading, the widest text it shows (its width is measured in the table's font)
-COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed ▲"),
-           ("part", "Part", "shoulder"), ("prob", "p (thr.)", "> 0.99 (0.68)"))
+COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed"),
+           ("part", "Part", "shoulder"), ("prob", "p · cut", "0.50 in 0.29–0.84"))
+FONT_SIZE = 9              # small enough that every column fits the narrowest panel (900 × 640)
+PAD = 8                    # pixels beside a column's widest text
 ARROWS = {True: " ▼", False: " ▲"}
 
 
@@ -67,16 +69,16 @@ class Worklist(ctk.CTkFrame):
         self.grid_columnconfigure(0, weight=1)
         self.grid_rowconfigure(0, weight=1)
         style = ttk.Style(self)
-        self.font = tkfont.Font(self, family=tkfont.nametofont("TkDefaultFont").cget("family"), size=10)
+        self.font = tkfont.Font(self, family=tkfont.nametofont("TkDefaultFont").cget("family"), size=FONT_SIZE)
         self.bold = tkfont.Font(self, font=self.font)
         self.bold.configure(weight="bold")
-        style.configure("Worklist.Treeview", rowheight=22, font=self.font)
+        style.configure("Worklist.Treeview", rowheight=20, font=self.font, indent=10)
         style.configure("Worklist.Treeview.Heading", font=self.bold)
         self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS[1:]], show="tree headings",
                                   selectmode="browse", style="Worklist.Treeview")
         self.widths = {}
         for col, title, widest in COLUMNS:
-            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(widest)) + 14
+            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(widest)) + PAD
             self.table.heading(col, text=title, command=lambda c=col: self.sort_by(c))
             self.table.column(col, width=width, minwidth=40, stretch=False,
                               anchor="w" if col in ("#0", "finding") else "center")
