@@ -667,6 +667,70 @@ def test_long_names_get_a_tooltip(make_app, tmp_path):
     assert app.worklist.tooltip.window is None
 
 
+def test_tooltip_goes_with_the_row_and_when_a_study_is_folded(make_app, tmp_path):
+    folder = tmp_path / "patient00001" / "study1"
+    folder.mkdir(parents=True)
+    names = ["radiograph_" + "left_wrist_lateral_" * 3 + f"{k}.jpg" for k in range(2)]
+    for name in names:
+        shutil.copy(XRAY, folder / name)
+    app = make_app([folder])
+    t, tip = app.worklist.table, app.worklist.tooltip
+    study = next(i for i in app.worklist.rows() if i.startswith("s"))
+    first, second = t.get_children(study)
+
+    def hover(iid):
+        x, y, w, h = t.bbox(iid, "#0")
+        t.event_generate("<Motion>", x=x + 40, y=y + h // 2)
+        pump(app, lambda: tip.window is not None, timeout=5)
+
+    hover(first)
+    x, y, w, h = t.bbox(second, "prob")
+    t.event_generate("<Motion>", x=x + 5, y=y + h // 2)        # the next row, where nothing is cut
+    app.update()
+    assert tip.window is None, "the tooltip does not linger over the next row"
+    hover(second)
+    assert str(folder / app.views[int(second[1:])].path.name) in tip.text
+    t.focus(study)
+    t.event_generate("<Return>")                                # fold the study
+    app.update()
+    assert not t.item(study, "open") and tip.window is None, "folding the study takes the tooltip away"
+    t.item(study, open=True)
+    hover(first)
+    t.event_generate("<<TreeviewClose>>")
+    app.update()
+    assert tip.window is None
+
+
+def test_file_dialogs_hide_dot_folders_and_ctrl_a_selects_the_suggested_name(make_app, tmp_path):
+    from tkinter import filedialog
+
+    from fracture_detection.app import dialogs
+    app = make_app([XRAY])
+    (tmp_path / ".hidden").mkdir()
+    seen = {}
+
+    def look():
+        ent = ".__tk_filedialog.contents.f2.ent"
+        if not app.tk.call("winfo", "exists", ent):
+            app.after(50, look)
+            return
+        app.tk.call(ent, "icursor", 0)
+        app.tk.call(ent, "selection", "clear")
+        app.tk.call("event", "generate", ent, "<Control-Key-a>")
+        seen["selected"] = app.tk.call(ent, "selection", "present")
+        app.tk.call("ttk::entry::Insert", ent, "case32_report.pdf")   # what typing does
+        seen["name"] = app.tk.call(ent, "get")
+        seen["listed"] = str(app.tk.call("set", "::tk::dialog::file::showHiddenVar"))
+        app.tk.call(".__tk_filedialog.contents.f2.cancel", "invoke")
+
+    dialogs.prepare(app)
+    app.after(100, look)
+    assert filedialog.asksaveasfilename(parent=app, initialfile="study_report.pdf", initialdir=str(tmp_path)) in \
+        ("", ())
+    assert seen == {"selected": 1, "name": "case32_report.pdf", "listed": "0"}, \
+        "Ctrl+A selects the whole name, typing replaces it, and dot-folders are not listed"
+
+
 # --- reports, export, settings -------------------------------------------------------------
 
 def pdf_text(path):
@@ -823,6 +887,10 @@ def test_file_dialogs_start_in_the_last_folder(make_app, tmp_path, monkeypatch):
     app.ask_folder()
     assert asked == [str(Path.home())], "the first time: the home folder, not the program's"
     pump(app, lambda: finished(app))
+    settings.settings_path().unlink()
+    film_folder = app.current_view().path.parent
+    app.ask_folder()
+    assert asked[-1] == str(film_folder), "else the current film's folder"
     app.destroy()
     app2 = make_app()
     app2.ask_folder()

@@ -6,7 +6,7 @@ from tkinter import filedialog
 
 import customtkinter as ctk
 
-from . import settings
+from . import dialogs, settings
 
 
 class ReportDialog(ctk.CTkToplevel):
@@ -76,9 +76,10 @@ class ReportDialog(ctk.CTkToplevel):
         scope = self.scope.get()
         name = f"{self.suggested_stem(scope)}_report.pdf"
         self.grab_release()
+        dialogs.prepare(self)
         path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
                                             filetypes=[("PDF", "*.pdf")], initialfile=name,
-                                            initialdir=str(settings.last_folder()))
+                                            initialdir=str(self.app.dialog_folder()))
         if path:
             settings.remember_folder(Path(path).parent)
             self.app.save_report(Path(path), scope, fields)

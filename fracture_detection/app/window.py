@@ -72,9 +72,9 @@ class App(Actions, StudyController, _Base):
             self.after_idle(lambda: milestone("window"))
 
     def destroy(self):
-        for job in (self._poll_job, self._refresh_job, self.viewer._pending):
-            if job is not None:
-                self.after_cancel(job)
+        for owner, job in ((self, self._poll_job), (self, self._refresh_job), (self.viewer, self.viewer._pending)):
+            if job is not None:   # cancelled by the widget that made it, which forgets its command
+                owner.after_cancel(job)
         self.worklist.tooltip.hide()
         super().destroy()
 

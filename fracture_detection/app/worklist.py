@@ -26,16 +26,17 @@ ARROWS = {True: " ▼", False: " ▲"}
 
 
 class Tooltip:
-    """A small window with the full text of a cell, shown after the pointer rests on it."""
+    """A small window with the full text of a cell, shown after the pointer rests on it; it goes
+    as soon as the pointer moves to another row (``row``) or leaves the table."""
 
     def __init__(self, widget):
-        self.widget, self.window, self.text, self._job = widget, None, "", None
+        self.widget, self.window, self.text, self.row, self._job = widget, None, "", None, None
 
-    def schedule(self, text: str, x: int, y: int):
-        if text == self.text and (self.window or self._job):
+    def schedule(self, text: str, x: int, y: int, row=None):
+        if text == self.text and row == self.row and (self.window or self._job):
             return
         self.hide()
-        self.text = text
+        self.text, self.row = text, row
         if text:
             self._job = self.widget.after(400, lambda: self.show(text, x, y))
 
@@ -54,7 +55,7 @@ class Tooltip:
         if self.window is not None:
             self.window.destroy()
             self.window = None
-        self.text = ""
+        self.text, self.row = "", None
 
 
 class Worklist(ctk.CTkFrame):
@@ -94,7 +95,9 @@ class Worklist(ctk.CTkFrame):
         self.table.bind("<<TreeviewSelect>>", self._selected)
         self.table.bind("<Return>", self._enter)
         self.table.bind("<Motion>", self._motion)
-        self.table.bind("<Leave>", lambda _e: self.tooltip.hide())
+        for event in ("<Leave>", "<<TreeviewOpen>>", "<<TreeviewClose>>", "<ButtonPress>", "<MouseWheel>",
+                      "<KeyPress>"):   # leaving, folding, clicking, scrolling or typing: the tooltip goes
+            self.table.bind(event, lambda _e: self.tooltip.hide(), add="+")
         self.tooltip = Tooltip(self.table)
         self._headings()
 
@@ -252,6 +255,7 @@ class Worklist(ctk.CTkFrame):
 
     def _enter(self, _event=None):
         iid = self.table.focus()
+        self.tooltip.hide()
         if iid and iid.startswith("s"):
             self.table.item(iid, open=not self.table.item(iid, "open"))
         elif iid:
@@ -277,7 +281,7 @@ class Worklist(ctk.CTkFrame):
         if iid.startswith("v") and col == "#0":
             view = self.views[int(iid[1:])]
             tip = str(view.path) + (f"\n{view.prediction.message}" if view.prediction.message else "")
-        self.tooltip.schedule(tip, e.x_root, e.y_root)
+        self.tooltip.schedule(tip, e.x_root, e.y_root, row=iid)
 
 
 class _Reversed:
