@@ -199,7 +199,9 @@ def test_warning_and_appliance_are_shown(make_app):
     inject(app, [v])
     detail = app.detail_text.get("1.0", "end")
     assert "Warning: The file ends early" in detail
-    assert "Cast or implant visible — may be a known, treated fracture." in detail
+    from fracture_detection.app import presentation as pres
+    assert pres.appliance_line(v.prediction) in detail and detail.index("Cast or implant in view") < \
+        detail.index("Warning:")
 
 
 def test_corrupt_file_is_a_sentence_not_a_crash(make_app, tmp_path):
@@ -227,6 +229,7 @@ def test_wheel_drag_double_click_and_one_to_one(make_app, tmp_path):
     path, pixels = big_xray(tmp_path)
     app = make_app([path])
     v, c = app.viewer, app.viewer.canvas
+    v.apply_preset("As stored")          # 1:1 below compares the drawn pixels with the stored ones
     assert v.fit_mode and v.picture.size == (1500, 1200)
     cw, ch = c.winfo_width(), c.winfo_height()
     assert abs(v.scale - min(cw / 1500, ch / 1200)) < 1e-6
@@ -367,6 +370,7 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
     assert "finding" in shown and "prob" in shown
     assert sum(t.column(c, "width") for c in shown) <= t.winfo_width(), "every shown column is on screen"
     assert "part" in shown, "the body part column fits at the smallest window"
+    assert app.worklist.bold.measure("Not analysed") <= t.column("finding", "width") - 4, "a study's finding is whole"
     tools = (v.fit_button, v.one_button, v.reset_button, v.preset_menu, v.heat_switch, v.boxes_switch)
     right = max(w.winfo_rootx() + w.winfo_width() for w in tools)
     assert right <= v.winfo_rootx() + v.winfo_width(), "the view's tools are all on screen"
@@ -453,6 +457,14 @@ def assert_labels_clear(labels, boxes, bounds, line):
         assert all(overlap(a, b) == 0 for b in labels[k + 1:]), f"label {k} overlaps another"
         assert all(overlap(a, e) == 0 for b in boxes for e in box_edges(b, line)), f"label {k} is on an outline"
         assert 0 <= a[0] and 0 <= a[1] and a[2] <= bounds[0] and a[3] <= bounds[1], "on the canvas"
+
+
+def test_a_label_goes_outside_another_box_where_it_can():
+    from fracture_detection.app.visual import place_labels
+    a, b = (100, 100, 300, 300), (150, 250, 250, 400)     # b's top lies inside a
+    rects = place_labels([a, b], [(40, 16)] * 2, (600, 600))
+    assert overlap(rects[1], a) == 0, "b's label above its top would sit inside a and read as a's"
+    assert rects[0] == (100, 80, 140, 96), "a's label: above its top left corner"
 
 
 def test_crowded_region_labels_never_overlap_in_the_window_or_the_report(make_app):

@@ -34,7 +34,7 @@ def test_predictions_writes_one_report_for_a_batch(tiny_weights, tmp_path):
     assert time.strftime("%Y-%m-%d") in summary
     assert "Study verdict" not in summary and "in 1 study" not in summary, \
         "unrelated films in one plain folder are not one study"
-    assert "6 images: 6 images read on their own" in summary
+    assert f"{len(results)} images: {len(results)} images read on their own" in summary
     for r in results:
         name = r["path"].rsplit("/", 1)[-1]
         k = next(i for i, text in enumerate(pages[1:], 1) if f"· {name}" in text)

@@ -138,7 +138,7 @@ class _Report:
     def text(self, line: str, size: float = 10, bold: bool = False, colour: str = "#000000", h: float = 5):
         self.pdf.set_font("DejaVu", "B" if bold else "", size)
         self.pdf.set_text_color(*_rgb(colour))
-        self.pdf.multi_cell(0, h, line, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(0, h, line, align="L", new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_text_color(0, 0, 0)
 
     def header(self, subtitle: str):
@@ -292,7 +292,7 @@ class _Report:
             for _, colour, label in REGION_BINS:
                 pdf.set_fill_color(*_rgb(colour))
                 pdf.cell(4, 4, "", border=1, fill=True)
-                pdf.cell(24, 4, " " + label)
+                pdf.cell(pdf.get_string_width(" " + label) + 4, 4, " " + label)
             pdf.ln(4)
             n = len(p.regions)
             self.text((f"{n} regions, each labelled with its score" if n != 1 else "1 region, labelled with its score")

@@ -97,21 +97,25 @@ def place_labels(boxes, sizes, bounds, line: float = 3.0, gap: float = 1.0) -> l
     """Where each box's label goes, as rectangles ``(x0, y0, x1, y1)``: ``sizes[k]`` = (w, h) is the
     label of ``boxes[k]``, ``bounds`` = (width, height) the canvas, ``line`` how far an outline
     reaches on each side of a box's edge.  Places are tried in order (above the box at its left,
-    then right corner; below it; inside its four corners), each kept within ``bounds``; the first
+    then right corner; below it; beside it; inside its four corners), each kept within ``bounds``; the first
     that overlaps neither a label placed before (boxes in their order: strongest first) nor any
-    box's outline wins, else the one that overlaps least (another label counting far more)."""
+    box's outline, nor lies inside another box (where it would read as that box's), wins; else
+    the one that overlaps least (another label counting most, another box's inside least)."""
     edges = [e for b in boxes for e in box_edges(b, line)]
     width, height = bounds
     placed: list[tuple] = []
-    for (x0, y0, x1, y1), (w, h) in zip(boxes, sizes):
+    for k, ((x0, y0, x1, y1), (w, h)) in enumerate(zip(boxes, sizes)):
+        others = [b for j, b in enumerate(boxes) if j != k]
         g = line + gap
-        spots = [(x0, y0 - g - h), (x1 - w, y0 - g - h), (x0, y1 + g), (x1 - w, y1 + g),
+        spots = [(x0, y0 - g - h), (x1 - w, y0 - g - h), (x0, y1 + g), (x1 - w, y1 + g),          # above, below
+                 (x0 - g - w, y0), (x1 + g, y0), (x0 - g - w, y1 - h), (x1 + g, y1 - h),          # beside
                  (x0 + g, y0 + g), (x1 - g - w, y0 + g), (x0 + g, y1 - g - h), (x1 - g - w, y1 - g - h)]
         best, best_cost = None, None
         for x, y in spots:
             x, y = min(max(0.0, x), max(0.0, width - w)), min(max(0.0, y), max(0.0, height - h))
             rect = (x, y, x + w, y + h)
-            cost = 100 * sum(_overlap(rect, r) for r in placed) + sum(_overlap(rect, e) for e in edges)
+            cost = (100 * sum(_overlap(rect, r) for r in placed) + sum(_overlap(rect, e) for e in edges)
+                    + 0.05 * sum(_overlap(rect, b) for b in others))
             if best_cost is None or cost < best_cost:
                 best, best_cost = rect, cost
             if cost == 0:

@@ -79,7 +79,8 @@ class Worklist(ctk.CTkFrame):
                                   selectmode="browse", style="Worklist.Treeview")
         self.widths = {}
         for col, title, widest in COLUMNS:
-            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(widest)) + PAD
+            widest_font = self.font if col in ("#0", "prob") else self.bold   # study rows are bold
+            width = self.widths[col] = max(self.bold.measure(title + " ▼"), widest_font.measure(widest)) + PAD
             self.table.heading(col, text=title, command=lambda c=col: self.sort_by(c))
             self.table.column(col, width=width, minwidth=40, stretch=False,
                               anchor="w" if col in ("#0", "finding") else "center")
