@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Analyse X-rays with the bundled models: body part, then fracture.
 
-    python predictions.py PATH [PATH ...] [--json] [--report FILE.pdf] [--weights DIR]
+    python predictions.py PATH [PATH ...] [--json] [--report FILE.pdf] [--one-study] [--weights DIR]
 
 PATH is an image (PNG, JPEG, BMP, TIFF, WebP, DICOM) or a folder, searched recursively.
 --json prints one JSON object per image per line; --report writes one PDF for the whole
-batch (a summary page, then a page per image).  Exit status: 0 when every input was
+batch (a summary page, then a page per image).  Films are one study in the report only when
+their folders say so (MURA's patient/study folders) or --one-study says the PATHs are the views
+of one study; any other film is read on its own.  Exit status: 0 when every input was
 analysed, 1 when any input could not be read (the others are still analysed), 2 for a
 usage error.  Decision support, not a diagnosis.
 """
@@ -26,6 +28,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
     parser.add_argument("--report", type=Path, metavar="FILE.pdf",
                         help="also write a PDF report: a summary page, then one page per image")
+    parser.add_argument("--one-study", action="store_true",
+                        help="the PATHs are the views of one study (as opening several files together in the app)")
     parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
@@ -40,9 +44,11 @@ def main(argv=None):
     for r in results:
         print(json.dumps(r.to_json()) if args.json else describe(r), flush=True)
     if args.report:
+        from fracture_detection.app.presentation import group_studies
         from fracture_detection.app.report import write_report
+        studies = group_studies([r.path for r in results], one_study=args.one_study)
         try:
-            write_report(args.report, results, predictor)
+            write_report(args.report, results, predictor, studies=studies)
         except OSError as exc:
             print(f"error: the report could not be written to {args.report}: {exc.strerror or exc}.",
                   file=sys.stderr)

@@ -5,6 +5,7 @@ Events are real Tk events (event_generate): clicks, drags, the wheel, keys, resi
 """
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,7 +146,7 @@ def test_opens_an_xray_and_shows_its_finding(make_app):
         assert f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}" in detail
         assert decisions.fracture_finding(pred.fracture_probability, pred.uncertain_band) == pred.finding, \
             "the edges shown are the ones the finding uses"
-        assert "fracture_" in detail, "the model and its measured figures are shown"
+        assert "fracture_" in app.models_label.cget("text"), "the model and its measured figures are shown"
     else:
         assert pred.message in detail
     assert "1.00" not in detail
@@ -198,7 +199,9 @@ def test_warning_and_appliance_are_shown(make_app):
     inject(app, [v])
     detail = app.detail_text.get("1.0", "end")
     assert "Warning: The file ends early" in detail
-    assert "Cast or implant visible — may be a known, treated fracture." in detail
+    from fracture_detection.app import presentation as pres
+    assert pres.appliance_line(v.prediction) in detail and detail.index("Cast or implant in view") < \
+        detail.index("Warning:")
 
 
 def test_corrupt_file_is_a_sentence_not_a_crash(make_app, tmp_path):
@@ -226,6 +229,7 @@ def test_wheel_drag_double_click_and_one_to_one(make_app, tmp_path):
     path, pixels = big_xray(tmp_path)
     app = make_app([path])
     v, c = app.viewer, app.viewer.canvas
+    v.apply_preset("As stored")          # 1:1 below compares the drawn pixels with the stored ones
     assert v.fit_mode and v.picture.size == (1500, 1200)
     cw, ch = c.winfo_width(), c.winfo_height()
     assert abs(v.scale - min(cw / 1500, ch / 1200)) < 1e-6
@@ -273,27 +277,44 @@ def test_small_film_is_not_upscaled_beyond_fit_and_zoom_shows_pixels(make_app, t
     assert np.array_equal(one[..., 0], small[20:120, 10:110])
 
 
-def test_window_level_by_right_drag_presets_and_reset(make_app, tmp_path):
+def test_films_open_in_a_readable_window_and_right_drag_is_gentle(make_app, tmp_path):
+    from fracture_detection.app.viewer import AS_STORED
     path, pixels = big_xray(tmp_path)
-    app = make_app([path])
+    flat = tmp_path / "flat.png"
+    Image.fromarray((pixels // 6 + 100).astype(np.uint8)).save(flat)      # a washed-out film: 100-142
+    app = make_app([flat])
     v, c = app.viewer, app.viewer.canvas
-    stored = np.asarray(v.last_image).astype(int)
+    assert v.preset_menu.get() == "Auto contrast" and v.window == v.picture.auto_window(), \
+        "a film opens in its own readable window"
+    opened = np.asarray(v.last_image).astype(int)
+    assert opened.std() > 3 * (pixels // 6).std(), \
+        "the flat film is shown with its contrast stretched"
+    level, width = v.window
     c.event_generate("<ButtonPress-3>", x=300, y=300)
-    c.event_generate("<B3-Motion>", x=240, y=320)         # narrower window, higher level
-    c.event_generate("<ButtonRelease-3>", x=240, y=320)
+    c.event_generate("<B3-Motion>", x=240, y=310)
+    c.event_generate("<B3-Motion>", x=180, y=320)         # 120 px to the left, 20 px down
+    c.event_generate("<ButtonRelease-3>", x=180, y=320)
     settle(app)
-    assert v.window == (148.0, 136.0)
+    assert 0.6 < v.window[1] / width < 0.8, f"120 px changes the width by a moderate factor: {v.window}"
+    assert level < v.window[0] < level + 0.1 * width
     narrow = np.asarray(v.last_image).astype(int)
-    assert narrow.std() > stored.std() * 1.2, "a narrower window shows more contrast"
-    assert v.preset_menu.get() == "Custom" and "W 136 L 148" in v.readout
-    v.apply_preset("Auto contrast")
+    assert narrow.std() > opened.std(), "a narrower window shows more contrast"
+    assert v.preset_menu.get() == "Custom" and f"W {v.window[1]:.0f} L {v.window[0]:.0f}" in v.readout
+    for k in range(30):                                     # a long, wild drag never gives a black film
+        c.event_generate("<ButtonPress-3>", x=400, y=100)
+        c.event_generate("<B3-Motion>", x=0, y=500)
+        c.event_generate("<ButtonRelease-3>", x=0, y=500)
     settle(app)
-    assert v.window != (128.0, 256.0)
+    wild = np.asarray(v.last_image.convert("L")).astype(int)
+    assert v.window[1] >= 16 and (wild > 60).mean() > 0.01 and (wild < 200).mean() > 0.01
+    v.apply_preset("As stored")                             # the stored pixels are a click away
+    settle(app)
+    assert v.window == AS_STORED and np.asarray(v.last_image).astype(int).std() < opened.std() / 2
     app.viewer.canvas.focus_set()
     c.event_generate("<KeyPress-r>")
     settle(app)
-    assert v.window == (128.0, 256.0) and v.fit_mode
-    assert np.array_equal(np.asarray(v.last_image).astype(int), stored), "reset gives back the stored pixels"
+    assert v.window == v.picture.auto_window() and v.fit_mode and v.preset_menu.get() == "Auto contrast"
+    assert np.array_equal(np.asarray(v.last_image).astype(int), opened), "reset gives back the opening view"
 
 
 def test_view_follows_the_window_size(make_app, tmp_path):
@@ -348,9 +369,37 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
     shown = ["#0", *t.cget("displaycolumns")]
     assert "finding" in shown and "prob" in shown
     assert sum(t.column(c, "width") for c in shown) <= t.winfo_width(), "every shown column is on screen"
+    assert "part" in shown, "the body part column fits at the smallest window"
+    assert app.worklist.bold.measure("Not analysed") <= t.column("finding", "width") - 4, "a study's finding is whole"
     tools = (v.fit_button, v.one_button, v.reset_button, v.preset_menu, v.heat_switch, v.boxes_switch)
     right = max(w.winfo_rootx() + w.winfo_width() for w in tools)
     assert right <= v.winfo_rootx() + v.winfo_width(), "the view's tools are all on screen"
+    # a film with a message, a warning, a cast and boxes, with the heatmap on: nothing is cut
+    view = with_finding(app, XRAY, "uncertain", appliance="cast or implant",
+                        warning="The file ends early; the missing part was filled with grey.")
+    view.prediction.message = "The image is small (102 × 128 pixels); the finding is less reliable."
+    view.prediction.regions = [{"box": [20, 30, 90, 110], "score": 0.91}]
+    inject(app, [view])
+    v.toggle_heat()
+    settle(app, 0.3)
+    m = app.models_label
+    assert "fracture_" in m.cget("text") and m.winfo_ismapped()
+    assert m.winfo_height() >= m.winfo_reqheight(), "the models' line is whole"
+    assert m.winfo_rooty() + m.winfo_height() <= app.detail.winfo_rooty() + app.detail.winfo_height()
+    legend = v.legend
+    ends = [legend.bbox(i)[2] for i in legend.find_withtag("legend")]
+    assert max(ends) <= legend.winfo_width(), "the boxes' legend is whole"
+    texts = [legend.itemcget(i, "text") for i in legend.find_withtag("legend") if legend.type(i) == "text"]
+    assert "< 0.50" in texts[-1]
+    readout = [i for i in v.canvas.find_withtag("readout") if v.canvas.type(i) == "text"]
+    if readout:   # over the image: on a dark patch, readable over a white film
+        back = v.canvas.find_withtag("readout-back")
+        assert back and v.canvas.itemcget(back[0], "fill") == "#000000"
+        b, r = v.canvas.bbox(back[0]), v.canvas.bbox(readout[0])
+        assert b[0] <= r[0] and b[2] >= r[2] and b[1] <= r[1] and b[3] >= r[3]
+        assert v.canvas.find_all().index(back[0]) < v.canvas.find_all().index(readout[0])
+    else:
+        assert legend.find_withtag("readout")
     app.geometry("1400x900")
     settle(app, 0.4)
     assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"
@@ -392,6 +441,61 @@ def test_regions_are_boxes_coloured_by_score_with_a_legend(make_app):
     assert len(c.find_withtag("region-box")) == 3
 
 
+CROWDED = [{"box": [20, 20, 70, 80], "score": 0.93}, {"box": [25, 28, 65, 75], "score": 0.88},
+           {"box": [22, 24, 60, 70], "score": 0.71}, {"box": [72, 90, 84, 102], "score": 0.55},
+           {"box": [86, 92, 98, 104], "score": 0.45}]   # three nested on one place, two side by side
+
+
+def overlap(a, b):
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def assert_labels_clear(labels, boxes, bounds, line):
+    from fracture_detection.app.visual import box_edges
+    assert len(labels) == len(boxes)
+    for k, a in enumerate(labels):
+        assert all(overlap(a, b) == 0 for b in labels[k + 1:]), f"label {k} overlaps another"
+        assert all(overlap(a, e) == 0 for b in boxes for e in box_edges(b, line)), f"label {k} is on an outline"
+        assert 0 <= a[0] and 0 <= a[1] and a[2] <= bounds[0] and a[3] <= bounds[1], "on the canvas"
+
+
+def test_a_label_goes_outside_another_box_where_it_can():
+    from fracture_detection.app.visual import place_labels
+    a, b = (100, 100, 300, 300), (150, 250, 250, 400)     # b's top lies inside a
+    rects = place_labels([a, b], [(40, 16)] * 2, (600, 600))
+    assert overlap(rects[1], a) == 0, "b's label above its top would sit inside a and read as a's"
+    assert rects[0] == (100, 80, 140, 96), "a's label: above its top left corner"
+
+
+def test_crowded_region_labels_never_overlap_in_the_window_or_the_report(make_app):
+    from PIL import ImageFont
+
+    from fracture_detection.app import report
+    from fracture_detection.app.visual import draw_regions, place_labels, region_label
+    app = make_app()
+    v = with_finding(app, XRAY, "fractured")
+    v.prediction.regions = CROWDED
+    inject(app, [v])
+    c = app.viewer.canvas
+    backs = [c.coords(i) for i in c.find_withtag("region-label-back")]
+    boxes = [c.coords(i) for i in c.find_withtag("region-box")]
+    assert_labels_clear(backs, boxes, app.viewer._view_size(), line=2)
+    for label, back in zip(c.find_withtag("region-label"), backs):
+        t = c.bbox(label)
+        assert back[0] <= t[0] + 1 and t[2] <= back[2] + 1 and back[1] <= t[1] + 1 and t[3] <= back[3] + 1
+    # the report's picture: the same placement with its font, on a picture of the report's size
+    font = ImageFont.truetype(report._fonts().bold, 18)
+    img = Image.new("L", (408, 512), 200)
+    scaled = [tuple(x * 4 for x in r["box"]) for r in CROWDED]
+    drawn = np.asarray(draw_regions(img, CROWDED, 4.0, font))
+    extents = [font.getbbox(region_label(r["score"])) for r in CROWDED]
+    width = max(2, round(512 / 300))
+    rects = place_labels(scaled, [(e[2] - e[0] + 4, e[3] - e[1] + 2) for e in extents], img.size, line=width + 2)
+    assert_labels_clear(rects, scaled, img.size, line=width)
+    for x0, y0, x1, y1 in rects:   # each label's dark patch is where the layout put it
+        assert drawn[round(y0) + 1, round(x0) + 1].max() < 40 and drawn[round(y1) - 1, round(x1) - 1].max() < 40
+
+
 def test_heatmap_is_on_an_absolute_scale():
     from fracture_detection.app.visual import heat_image, heat_layer, heatmap_overlay
     weak, strong = np.full((20, 20), 0.3), np.full((20, 20), 1.0)
@@ -405,6 +509,12 @@ def test_heatmap_is_on_an_absolute_scale():
     out = np.asarray(heatmap_overlay(rgb, heat)).astype(int)
     assert np.abs(out[:10] - 100).max() == 0, "cold regions stay untouched"
     assert np.abs(out[12:18, 32:48] - 100).mean() > 30
+    # the hottest places never hide the bone: at most half opaque, so a film's detail stays visible
+    assert np.asarray(heat_layer(heat_image(strong)))[..., 3].max() <= 0.5 * 255
+    bone = np.zeros((40, 60, 3), np.uint8)
+    bone[:, ::2] = 230                                   # fine bright detail
+    under = np.asarray(heatmap_overlay(bone, np.ones((40, 60)))).astype(int).mean(axis=2)
+    assert (under[:, ::2] - under[:, 1::2]).mean() > 0.5 * 230, "the detail keeps half its contrast under heat"
 
 
 def test_space_toggles_the_heatmap_and_its_legend(make_app):
@@ -490,23 +600,42 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
     t = app.worklist.table
     studies = [i for i in t.get_children() if i.startswith("s")]
     assert len(studies) == 4
+    preds = [v.prediction for v in app.views]
     for s in studies:
-        children = [app.views[int(c[1:])].prediction.finding for c in t.get_children(s)]
+        children = [int(c[1:]) for c in t.get_children(s)]
         assert len(children) == 2
-        verdict = decisions.study_verdict(children)
+        study = app.study_of(children[0])
+        verdict = decisions.study_verdict(preds[i].finding for i in study.counted(preds))
+        assert set(study.counted(preds)) <= set(children) and study.verdict(preds) == verdict
         assert t.item(s, "values")[0] == pres.TABLE_TEXT[verdict]
         assert t.item(s, "tags")[0] == f"study-{verdict}"
         assert t.item(s, "text").startswith("patient") and " / study1_" in t.item(s, "text")
     first = studies[0]
     app.worklist.select(first)
     settle(app)
-    verdict = decisions.study_verdict(app.views[int(c[1:])].prediction.finding for c in t.get_children(first))
+    verdict = app.study_of(int(t.get_children(first)[0][1:])).verdict(preds)
     assert app.verdict_label.cget("text").startswith(pres.finding_text(verdict))
     assert app.verdict_label.cget("text_color") == pres.finding_colour(verdict)
     note = app.verdict_note.cget("text")
-    assert "mean > 0.5" not in note
-    if "mean of the views" in note:
-        assert "MURA's rule calls a study abnormal above 0.5" in note
+    assert "MURA" not in note and "mean" not in note, "MURA's rule is not a second verdict beside the study's"
+    part = app.study_of(int(t.get_children(first)[0][1:])).part(preds)
+    assert t.item(first, "values")[1] == (part or "–"), "the study row shows its part"
+
+
+def test_study_headline_counts_only_views_of_its_part(make_app):
+    from fracture_detection.app import presentation as pres
+    app = make_app()
+    views = [with_finding(app, XRAY, "normal"), with_finding(app, NORMAL, "normal"),
+             with_finding(app, XRAY, "fractured", part="elbow")]
+    inject(app, views, one_study=True)
+    study = next(i for i in app.worklist.rows() if i.startswith("s"))
+    app.worklist.select(study)
+    settle(app)
+    assert app.verdict_label.cget("text") == f"{pres.finding_text('normal')} — 2 views"
+    note = app.verdict_note.cget("text")
+    assert note.startswith("Hand study ") and "not counted in this hand study's verdict" in note
+    assert "(read as elbow)" in note
+    assert app.worklist.table.item(study, "values")[:2] == (pres.TABLE_TEXT["normal"], "hand")
 
 
 def test_keyboard_moves_through_the_worklist(make_app):
@@ -550,6 +679,70 @@ def test_long_names_get_a_tooltip(make_app, tmp_path):
     assert app.worklist.tooltip.window is None
 
 
+def test_tooltip_goes_with_the_row_and_when_a_study_is_folded(make_app, tmp_path):
+    folder = tmp_path / "patient00001" / "study1"
+    folder.mkdir(parents=True)
+    names = ["radiograph_" + "left_wrist_lateral_" * 3 + f"{k}.jpg" for k in range(2)]
+    for name in names:
+        shutil.copy(XRAY, folder / name)
+    app = make_app([folder])
+    t, tip = app.worklist.table, app.worklist.tooltip
+    study = next(i for i in app.worklist.rows() if i.startswith("s"))
+    first, second = t.get_children(study)
+
+    def hover(iid):
+        x, y, w, h = t.bbox(iid, "#0")
+        t.event_generate("<Motion>", x=x + 40, y=y + h // 2)
+        pump(app, lambda: tip.window is not None, timeout=5)
+
+    hover(first)
+    x, y, w, h = t.bbox(second, "prob")
+    t.event_generate("<Motion>", x=x + 5, y=y + h // 2)        # the next row, where nothing is cut
+    app.update()
+    assert tip.window is None, "the tooltip does not linger over the next row"
+    hover(second)
+    assert str(folder / app.views[int(second[1:])].path.name) in tip.text
+    t.focus(study)
+    t.event_generate("<Return>")                                # fold the study
+    app.update()
+    assert not t.item(study, "open") and tip.window is None, "folding the study takes the tooltip away"
+    t.item(study, open=True)
+    hover(first)
+    t.event_generate("<<TreeviewClose>>")
+    app.update()
+    assert tip.window is None
+
+
+def test_file_dialogs_hide_dot_folders_and_ctrl_a_selects_the_suggested_name(make_app, tmp_path):
+    from tkinter import filedialog
+
+    from fracture_detection.app import dialogs
+    app = make_app([XRAY])
+    (tmp_path / ".hidden").mkdir()
+    seen = {}
+
+    def look():
+        ent = ".__tk_filedialog.contents.f2.ent"
+        if not app.tk.call("winfo", "exists", ent):
+            app.after(50, look)
+            return
+        app.tk.call(ent, "icursor", 0)
+        app.tk.call(ent, "selection", "clear")
+        app.tk.call("event", "generate", ent, "<Control-Key-a>")
+        seen["selected"] = app.tk.call(ent, "selection", "present")
+        app.tk.call("ttk::entry::Insert", ent, "case32_report.pdf")   # what typing does
+        seen["name"] = app.tk.call(ent, "get")
+        seen["listed"] = str(app.tk.call("set", "::tk::dialog::file::showHiddenVar"))
+        app.tk.call(".__tk_filedialog.contents.f2.cancel", "invoke")
+
+    dialogs.prepare(app)
+    app.after(100, look)
+    assert filedialog.asksaveasfilename(parent=app, initialfile="study_report.pdf", initialdir=str(tmp_path)) in \
+        ("", ())
+    assert seen == {"selected": 1, "name": "case32_report.pdf", "listed": "0"}, \
+        "Ctrl+A selects the whole name, typing replaces it, and dot-folders are not listed"
+
+
 # --- reports, export, settings -------------------------------------------------------------
 
 def pdf_text(path):
@@ -569,6 +762,10 @@ def test_report_of_the_whole_worklist(make_app, tmp_path):
     app = make_app()
     app.open_folder(folder)
     pump(app, lambda: finished(app) and len(app.views) == 3)
+    assert len(app.studies) == 3, "a plain folder is a list of films, not one study"
+    app.open_paths(sorted(folder.iterdir()))     # several files opened together: one study
+    pump(app, lambda: finished(app) and len(app.views) == 3)
+    assert len(app.studies) == 1
     out = tmp_path / "report.pdf"
     app.save_report(out, "worklist", {"Patient or accession": "ACC-20931", "Reader": "Dr Okafor"})
     pump(app, lambda: "Report saved" in app.status.cget("text"))
@@ -576,8 +773,11 @@ def test_report_of_the_whole_worklist(make_app, tmp_path):
     assert len(pages) == 1 + 3, "a summary page, then one page per image"
     summary = pages[0]
     assert "ACC-20931" in summary and "Dr Okafor" in summary and "Reviewed and signed" in summary
-    verdict = decisions.study_verdict(v.prediction.finding for v in app.views)
-    assert f"study: {pres.finding_text(verdict)}" in summary
+    preds = [v.prediction for v in app.views]
+    verdict = app.studies[0].verdict(preds)
+    assert verdict == decisions.study_verdict(preds[i].finding for i in app.studies[0].counted(preds))
+    assert re.search(rf"study( \(\w+\))?: {re.escape(pres.finding_text(verdict))}", summary)
+    assert all(f"Page {k} of 4" in text and "ACC-20931" in text for k, text in enumerate(pages, 1))
     assert all(name in summary for name in ("view1.jpg", "view2.jpg", "broken.jpg"))
     assert time.strftime("%Y-%m-%d") in summary and "not a diagnosis" in summary
     for v in app.views:
@@ -623,7 +823,8 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
     dcm = write_dicom(tmp_path / "view.dcm", pixels, bits=12)
     app = make_app([dcm, NORMAL])
     out = tmp_path / "dicom.pdf"
-    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: str(out))
+    asked = []
+    monkeypatch.setattr(filedialog, "asksaveasfilename", lambda **kw: asked.append(kw) or str(out))
     app.select(next(i for i, v in enumerate(app.views) if v.path == dcm))
     dialog = ReportDialog(app)
     settle(app)
@@ -632,8 +833,12 @@ def test_report_dialog_takes_typed_fields_and_reads_dicom_only_when_asked(make_a
     dialog.from_dicom()
     assert field.get() == "SECRET-123"
     dialog.entries["Reader"].insert(0, "Dr Mensah")
+    study = app.study_of(app.current)
+    assert len(study.members) == 2 and dialog.suggested_stem("study") == study.file_stem() == tmp_path.name, \
+        "the suggested name is the study's (its folder), not its first image's"
     dialog.scope.set("worklist")
     dialog.save()
+    assert asked[-1]["initialfile"] == "worklist_report.pdf"
     pump(app, lambda: "Report saved" in app.status.cget("text"))
     reader, pages = pdf_text(out)
     assert "SECRET-123" in pages[0] and "Dr Mensah" in pages[0] and len(pages) == 3
@@ -694,6 +899,10 @@ def test_file_dialogs_start_in_the_last_folder(make_app, tmp_path, monkeypatch):
     app.ask_folder()
     assert asked == [str(Path.home())], "the first time: the home folder, not the program's"
     pump(app, lambda: finished(app))
+    settings.settings_path().unlink()
+    film_folder = app.current_view().path.parent
+    app.ask_folder()
+    assert asked[-1] == str(film_folder), "else the current film's folder"
     app.destroy()
     app2 = make_app()
     app2.ask_folder()

@@ -91,6 +91,15 @@ def test_regions_from_a_map():
     assert boxes.regions_from_map(m, (400, 400), threshold=0.5, extent=0.7) == [
         {"box": [0, 0, 100, 100], "score": 0.9}, {"box": [300, 300, 400, 400], "score": 0.7},
         {"box": [100, 0, 200, 100], "score": 0.6}]
+    # a region mostly inside a stronger one's box is the same place: one region, and a third place still fits
+    ring = np.zeros((6, 6), "float32")
+    ring[1, 1:4] = ring[3, 1:4] = ring[2, 1] = 0.9   # a C-shaped region around the cell (2, 2) ...
+    ring[2, 2] = 0.8                                  # ... that spreads no further (0.8 < 0.9 x 0.95)
+    ring[5, 5], ring[0, 5] = 0.7, 0.6
+    regions = boxes.regions_from_map(ring, (600, 600), threshold=0.5, extent=0.95)
+    assert [r["box"] for r in regions] == [[100, 100, 400, 400], [500, 500, 600, 600], [500, 0, 600, 100]]
+    assert boxes.share_inside([200, 200, 300, 300], [100, 100, 400, 400]) == 1.0
+    assert boxes.share_inside([350, 100, 450, 200], [100, 100, 400, 400]) == 0.5
     # the letterbox's black border is never a region (a 400 x 200 image: columns 0 and 3 are border)
     m[0, 0] = m[3, 3] = 0.0
     regions = boxes.regions_from_map(m, (400, 200), threshold=0.5)

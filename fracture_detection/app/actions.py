@@ -13,7 +13,7 @@ from tkinter import filedialog
 
 from ..io.images import SUPPORTED_SUFFIXES, find_images
 from . import presentation as pres
-from . import settings
+from . import dialogs, settings
 from .report_dialog import ReportDialog
 
 BATCH = 8                  # images per request to the worker
@@ -25,17 +25,24 @@ class Actions:
 
     # --- opening -----------------------------------------------------------------------
 
+    def dialog_folder(self) -> Path:
+        """Where a file dialog opens: the last folder used, else the current film's, else home."""
+        view = self.current_view()
+        return settings.last_folder(view.path.parent if view is not None else None)
+
     def ask_open(self):
+        dialogs.prepare(self)
         types = [("X-ray images", " ".join(f"*{s}" for s in SUPPORTED_SUFFIXES)), ("All files", "*")]
         paths = filedialog.askopenfilenames(parent=self, title="Open X-rays (several views of one study)",
-                                            filetypes=types, initialdir=str(settings.last_folder()))
+                                            filetypes=types, initialdir=str(self.dialog_folder()))
         if paths:
             settings.remember_folder(paths[0])
             self.open_paths([Path(p) for p in paths])
 
     def ask_folder(self):
-        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays",
-                                         initialdir=str(settings.last_folder()))
+        dialogs.prepare(self)
+        folder = filedialog.askdirectory(parent=self, title="Open a folder of X-rays (only folders are listed)",
+                                         initialdir=str(self.dialog_folder()))
         if folder:
             settings.remember_folder(folder)
             self.open_folder(Path(folder))
@@ -109,9 +116,10 @@ class Actions:
         if not self.views:
             self.set_status("Open X-rays first; there is nothing to export yet.", error=True)
             return
+        dialogs.prepare(self)
         path = filedialog.asksaveasfilename(parent=self, title="Export results", defaultextension=".csv",
                                             filetypes=[("CSV", "*.csv")], initialfile="fracture_results.csv",
-                                            initialdir=str(settings.last_folder()))
+                                            initialdir=str(self.dialog_folder()))
         if path:
             settings.remember_folder(Path(path).parent)
             self.export_csv(Path(path))

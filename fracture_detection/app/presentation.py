@@ -24,7 +24,6 @@ FINDING_STYLE = {
 TABLE_TEXT = {"fractured": "Fracture", "uncertain": "Uncertain", "normal": "Normal",
               "not_supported": "Not analysed", "error": "Unreadable"}
 SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
-MAX_STUDY_VIEWS = 8          # a folder with more images than this is a list of films, not one study
 _MURA_STUDY = re.compile(r"^study\d+(_(positive|negative))?$", re.IGNORECASE)
 
 
@@ -128,13 +127,64 @@ def batch_status(preds) -> str:
 
 @dataclass
 class Study:
-    """Views of one study: ``members`` are indices into the list that was grouped."""
+    """Views of one study: ``members`` are indices into the list that was grouped.
+
+    A study is of one body part: the part most of its views were read as (a tie goes to the surer
+    readings).  A view read as another part, or not analysed, is listed with the study but does
+    not count for its verdict."""
     key: str
     label: str
     members: list[int] = field(default_factory=list)
 
+    def part(self, preds) -> str | None:
+        votes: dict[str, list[float]] = {}
+        for i in self.members:
+            p = preds[i]
+            if p.body_part and p.finding in ("fractured", "uncertain", "normal"):
+                v = votes.setdefault(p.body_part, [0, 0.0])
+                v[0] += 1
+                v[1] += p.body_part_probability or 0.0
+        return max(votes, key=lambda k: votes[k]) if votes else None
+
+    def counted(self, preds) -> list[int]:
+        """The members its verdict is made of: the views analysed as the study's part."""
+        part = self.part(preds)
+        if part is None:
+            return list(self.members)
+        return [i for i in self.members if preds[i].body_part == part and
+                preds[i].finding in ("fractured", "uncertain", "normal")]
+
     def verdict(self, preds) -> str:
-        return decisions.study_verdict(preds[i].finding for i in self.members)
+        return decisions.study_verdict(preds[i].finding for i in self.counted(preds))
+
+    def count_text(self, preds) -> str:
+        """``2 of 3 views`` (how many counted views have the verdict's finding), ``3 views``, or ""."""
+        counted, verdict = self.counted(preds), self.verdict(preds)
+        n = len(counted)
+        if len(self.members) < 2:
+            return ""
+        if verdict in ("fractured", "uncertain"):
+            return f"{sum(preds[i].finding == verdict for i in counted)} of {n} view{'s' * (n != 1)}"
+        return f"{n} view{'s' * (n != 1)}"
+
+    def left_out_line(self, preds, name=lambda i: f"view {i + 1}") -> str | None:
+        """The views listed with the study that its verdict leaves out, and why."""
+        part, counted = self.part(preds), set(self.counted(preds))
+        why = []
+        for i in self.members:
+            if i not in counted:
+                p = preds[i]
+                reason = (f"read as {p.body_part}" if p.body_part and p.body_part != part and
+                          p.finding in ("fractured", "uncertain", "normal") else TABLE_TEXT[p.finding].lower())
+                why.append(f"{name(i)} ({reason})")
+        if not why:
+            return None
+        return (f"Not counted in this {part} study's verdict: " if part else "Not counted: ") + ", ".join(why)
+
+    def file_stem(self) -> str:
+        """The study's name as a file name (``patient00012_study1_positive``)."""
+        stem = Path(self.label).stem if len(self.members) == 1 else self.label
+        return re.sub(r"[^\w.-]+", "_", stem).strip("_.") or "study"
 
 
 def study_label(folder: Path) -> str:
@@ -145,21 +195,21 @@ def study_label(folder: Path) -> str:
 
 
 def group_studies(paths, one_study: bool = False) -> list[Study]:
-    """Group views into studies: images in one folder are one study (MURA's patient/study folders
-    are), unless the folder holds more than :data:`MAX_STUDY_VIEWS` images and is not named like a
-    MURA study, in which case each image stands alone.  ``one_study``: all paths are one study
-    (several files opened together).  Unnamed sources (None) stand alone."""
+    """Group views into studies.  Films are one study only when the reader opened them as one
+    (``one_study``: several files opened together) or when their folders say so (MURA's
+    ``patientNNNNN/studyN`` folders); any other image stands alone, however many share a folder.
+    Unnamed sources (None) stand alone."""
     paths = [None if p is None else Path(p) for p in paths]
     if one_study and paths:
         folder = paths[0].parent if paths[0] is not None else Path("study")
         return [Study("study", study_label(folder), list(range(len(paths))))]
     folders: dict[Path, list[int]] = {}
     for i, p in enumerate(paths):
-        if p is not None:
+        if p is not None and _MURA_STUDY.match(p.parent.name):
             folders.setdefault(p.parent, []).append(i)
     studies, grouped = [], set()
     for folder, idx in folders.items():
-        if len(idx) > 1 and (len(idx) <= MAX_STUDY_VIEWS or _MURA_STUDY.match(folder.name)):
+        if len(idx) > 1:
             studies.append(Study(str(folder), study_label(folder), idx))
             grouped.update(idx)
     for i, p in enumerate(paths):
@@ -170,8 +220,8 @@ def group_studies(paths, one_study: bool = False) -> list[Study]:
 
 
 def study_key(study: Study, preds) -> tuple:
-    """Most suspicious study first: its verdict, then its most suspicious view."""
-    return (SUSPICION_ORDER.get(study.verdict(preds), 9), min(suspicion_key(preds[i]) for i in study.members))
+    """Most suspicious study first: its verdict, then its most suspicious counted view."""
+    return (SUSPICION_ORDER.get(study.verdict(preds), 9), min(suspicion_key(preds[i]) for i in study.counted(preds)))
 
 
 def model_lines(predictor, preds) -> list[str]:

@@ -78,19 +78,53 @@ def overlay_picture(img: Image.Image, pred, font=None) -> Image.Image | None:
     return out
 
 
+def time_stamp(now: _dt.datetime) -> str:
+    """``2026-11-30 09:12 UTC``, or local time with its zone and offset
+    (``2026-11-30 10:12 CET, UTC+01:00``); a naive time is taken as local."""
+    now = now.astimezone() if now.tzinfo is None else now
+    offset = now.utcoffset() or _dt.timedelta(0)
+    if not offset:
+        return now.strftime("%Y-%m-%d %H:%M UTC")
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    name = now.tzname() or ""
+    name = f"{name}, " if name and name[0].isalpha() and not name.startswith("UTC") else ""
+    return f"{now:%Y-%m-%d %H:%M} {name}UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _pdf_class():
+    """FPDF with a footer on every page: who the report is about, and "page x of y"."""
+    from fpdf import FPDF
+
+    class _PDF(FPDF):
+        footer_text = ""
+
+        def footer(self):
+            self.set_y(-11)
+            self.set_font("DejaVu", "", 7.5)
+            self.set_text_color(80, 80, 80)
+            self.cell(0, 4, self.footer_text, align="L")
+            self.set_x(self.l_margin)
+            self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+            self.set_text_color(0, 0, 0)
+
+    return _PDF
+
+
 class _Report:
     def __init__(self, predictions, predictor, studies, fields, picture, now):
-        from fpdf import FPDF
         self.preds = list(predictions)
         self.predictor = predictor
         self.studies = studies if studies is not None else pres.group_studies([p.path for p in self.preds])
         self.study_of = {i: s for s in self.studies for i in s.members}
         self.fields = fields or {}
         self.picture = picture or read_picture
-        self.now = (now or _dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
+        self.now = time_stamp(now or _dt.datetime.now().astimezone())
         self.order = sorted(range(len(self.preds)), key=lambda i: pres.suspicion_key(self.preds[i]))
         fonts = _fonts()
-        self.pdf = FPDF(format="A4")
+        self.pdf = _pdf_class()(format="A4")
+        patient = self.fields.get(FIELDS[0]) or "________________"
+        self.pdf.footer_text = f"{FIELDS[0]}: {patient} · Fracture screening report, {self.now}"
         self.pdf.set_auto_page_break(True, margin=14)
         self.pdf.add_font("DejaVu", "", fonts.regular)
         self.pdf.add_font("DejaVu", "B", fonts.bold)
@@ -104,7 +138,7 @@ class _Report:
     def text(self, line: str, size: float = 10, bold: bool = False, colour: str = "#000000", h: float = 5):
         self.pdf.set_font("DejaVu", "B" if bold else "", size)
         self.pdf.set_text_color(*_rgb(colour))
-        self.pdf.multi_cell(0, h, line, new_x="LMARGIN", new_y="NEXT")
+        self.pdf.multi_cell(0, h, line, align="L", new_x="LMARGIN", new_y="NEXT")
         self.pdf.set_text_color(0, 0, 0)
 
     def header(self, subtitle: str):
@@ -128,21 +162,28 @@ class _Report:
 
     def verdict_line(self, study: pres.Study, size: float = 13):
         verdict = study.verdict(self.preds)
-        n = len(study.members)
-        views = sum(self.preds[i].finding == verdict for i in study.members)
-        count = f" ({views} of {n} views)" if n > 1 and verdict in ("fractured", "uncertain") else \
-            f" ({n} views)" if n > 1 else ""
-        self.text(f"{study.label}: {pres.finding_text(verdict)}{count}", size, bold=True,
+        count = study.count_text(self.preds)
+        part = study.part(self.preds)
+        what = f"{study.label} ({part})" if part and len(study.members) > 1 else study.label
+        self.text(f"{what}: {pres.finding_text(verdict)}{f' ({count})' if count else ''}", size, bold=True,
                   colour=pres.finding_colour(verdict), h=size * 0.5)
-        mean = pres.mura_mean_line([self.preds[i] for i in study.members])
-        if mean:
-            self.text(mean, 8, colour="#555555", h=4)
+        notes = [study.left_out_line(self.preds, self.name),
+                 pres.mura_mean_line([self.preds[i] for i in study.counted(self.preds)])]
+        for note in filter(None, notes):
+            self.text(note, 8, colour="#555555", h=4)
+
+    def name(self, i: int) -> str:
+        return Path(self.preds[i].path).name if self.preds[i].path else f"image {i + 1}"
 
     # --- pages -----------------------------------------------------------------------
 
     def summary(self):
-        n = len(self.preds)
-        self.header(f"{n} image{'s' * (n != 1)} in {len(self.studies)} stud{'ies' if len(self.studies) != 1 else 'y'}")
+        n, grouped = len(self.preds), [s for s in self.studies if len(s.members) > 1]
+        singles = len(self.studies) - len(grouped)
+        what = [f"{len(grouped)} stud{'ies' if len(grouped) != 1 else 'y'} of several views"] if grouped else []
+        what += [f"{singles} image{'s' * (singles != 1)} read on {'their' if singles != 1 else 'its'} own"] \
+            if singles else []
+        self.header(f"{n} image{'s' * (n != 1)}: " + ", ".join(what))
         pdf = self.pdf
         pdf.set_font("DejaVu", "", 10)
         for name in FIELDS:
@@ -152,12 +193,19 @@ class _Report:
         pdf.cell(45, 7, "Reviewed and signed:")
         pdf.cell(0, 7, "", border="B", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(4)
-        ordered = sorted(self.studies, key=lambda s: pres.study_key(s, self.preds))
-        self.text("Study verdict" if len(ordered) == 1 else "Study verdicts, most suspicious first", 11, bold=True)
-        for study in ordered[:1] if len(ordered) == 1 else ordered:
-            self.verdict_line(study, 16 if len(ordered) == 1 else 11)
-        self.text("A study is fractured when any view is, else uncertain when any view is, each view at its own "
-                  "model's two cuts (Likely FRACTURE from one, No fracture found below the other).", 8, colour="#555555", h=4)
+        ordered = sorted(grouped, key=lambda s: pres.study_key(s, self.preds))
+        if ordered:
+            self.text("Study verdict" if len(ordered) == 1 else "Study verdicts, most suspicious first", 11, bold=True)
+            for study in ordered:
+                self.verdict_line(study, 16 if len(ordered) == 1 else 11)
+            self.text("A study is fractured when any of its views is, else uncertain when any view is, each view at "
+                      "its own model's two cuts (Likely FRACTURE from one, No fracture found below the other). "
+                      "Films are one study when they were opened together or their folders say so (MURA's "
+                      "patient/study folders); a view read as another body part, or not analysed, does not count "
+                      "for the verdict.", 8, colour="#555555", h=4)
+        else:
+            self.text("Each image is read on its own: none were opened together as one study, and no folder "
+                      "names a study.", 9, colour="#555555", h=4.5)
         pdf.ln(3)
         self.text("Images, most suspicious first", 11, bold=True)
         self.table()
@@ -175,7 +223,7 @@ class _Report:
         for page, i in enumerate(self.order, start=2):
             p = self.preds[i]
             study = self.study_of.get(i)
-            cells = (str(page), _fit(pdf, Path(p.path).name if p.path else "image", widths[1]),
+            cells = (str(page), _fit(pdf, self.name(i), widths[1]),
                      _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2]),
                      p.body_part or "–", pres.finding_text(p.finding), pres.short_probability(p))
             for k, (w, c) in enumerate(zip(widths, cells)):
@@ -188,8 +236,7 @@ class _Report:
 
     def image_page(self, number: int, i: int):
         p = self.preds[i]
-        name = Path(p.path).name if p.path else "image"
-        self.header(f"image {number} of {len(self.preds)} · {name}")
+        self.header(f"image {number} of {len(self.preds)} · {self.name(i)}")
         self.text(pres.finding_text(p.finding), 18, bold=True, colour=pres.finding_colour(p.finding), h=9)
         study = self.study_of.get(i)
         if study is not None and len(study.members) > 1:
@@ -245,10 +292,11 @@ class _Report:
             for _, colour, label in REGION_BINS:
                 pdf.set_fill_color(*_rgb(colour))
                 pdf.cell(4, 4, "", border=1, fill=True)
-                pdf.cell(24, 4, " " + label)
+                pdf.cell(pdf.get_string_width(" " + label) + 4, 4, " " + label)
             pdf.ln(4)
-            self.text(f"{len(p.regions)} region{'s' * (len(p.regions) != 1)}, labelled with their score "
-                      f"(most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
+            n = len(p.regions)
+            self.text((f"{n} regions, each labelled with its score" if n != 1 else "1 region, labelled with its score")
+                      + f" (most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
         pdf.set_y(max(pdf.get_y(), yb))
 
     def build(self) -> bytes:

@@ -6,7 +6,7 @@ from tkinter import filedialog
 
 import customtkinter as ctk
 
-from . import settings
+from . import dialogs, settings
 
 
 class ReportDialog(ctk.CTkToplevel):
@@ -66,15 +66,20 @@ class ReportDialog(ctk.CTkToplevel):
         self.entries["Patient or accession"].delete(0, "end")
         self.entries["Patient or accession"].insert(0, text)
 
+    def suggested_stem(self, scope: str) -> str:
+        """The report's suggested file name: the study's name (not its first image's), or "worklist"."""
+        study = self.app.study_of(self.app.current) if scope == "study" else None
+        return study.file_stem() if study is not None else "worklist"
+
     def save(self):
         fields = {k: e.get().strip() for k, e in self.entries.items() if e.get().strip()}
         scope = self.scope.get()
-        view = self.app.current_view()
-        name = "worklist_report.pdf" if scope == "worklist" else f"{view.path.stem}_report.pdf"
+        name = f"{self.suggested_stem(scope)}_report.pdf"
         self.grab_release()
+        dialogs.prepare(self)
         path = filedialog.asksaveasfilename(parent=self, title="Save report", defaultextension=".pdf",
                                             filetypes=[("PDF", "*.pdf")], initialfile=name,
-                                            initialdir=str(settings.last_folder()))
+                                            initialdir=str(self.app.dialog_folder()))
         if path:
             settings.remember_folder(Path(path).parent)
             self.app.save_report(Path(path), scope, fields)

@@ -36,11 +36,14 @@ def save(**values) -> None:
         pass
 
 
-def last_folder() -> Path:
-    """The folder a file dialog should open in: the last one used, else the home folder."""
+def last_folder(fallback=None) -> Path:
+    """The folder a file dialog should open in: the last one used, else ``fallback`` (e.g. the
+    current film's folder) where it exists, else the home folder."""
     folder = load().get("last_folder")
     if isinstance(folder, str) and Path(folder).is_dir():
         return Path(folder)
+    if fallback is not None and Path(fallback).is_dir():
+        return Path(fallback)
     return Path.home()
 
 

@@ -20,7 +20,7 @@ PLACEHOLDER = "Open an X-ray (Ctrl+O) or a folder (Ctrl+Shift+O), or drop files 
 
 class StudyController:
     """Mixed into the window (App), which builds the widgets this uses (viewer, worklist,
-    name_label, finding_label, detail_text, verdict_label, verdict_note) and holds the worker."""
+    name_label, finding_label, detail_text, models_label, verdict_label, verdict_note) and holds the worker."""
 
     def _init_studies(self):
         self.views: list[View] = []
@@ -121,16 +121,17 @@ class StudyController:
             self.name_label.configure(text="")
             self.finding_label.configure(text="")
             self._set_detail([])
+            self.models_label.configure(text="")
             return
         p = v.prediction
         self.name_label.configure(text=elide(v.path.name, 56))
         self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
         lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
                  for line in pres.detail_lines(p)]
-        lines += [(m, "small") for m in pres.model_lines(self.predictor, [p])]
         if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
             lines.append(("No heatmap: no fracture model ran on this image.", "small"))
         self._set_detail(lines)
+        reconfigure(self.models_label, text="\n".join(pres.model_lines(self.predictor, [p])))
 
     def _set_detail(self, lines):
         t = self.detail_text
@@ -157,20 +158,17 @@ class StudyController:
             reconfigure(self.verdict_label, text="No study open", text_color="gray40")
             reconfigure(self.verdict_note, text="")
             return
-        preds = [self.views[i].prediction for i in members]
-        verdict = study.verdict([v.prediction for v in self.views]) if study else preds[0].finding
+        preds = [v.prediction for v in self.views]
+        verdict = study.verdict(preds) if study else preds[members[0]].finding
         n = len(members)
-        what = f"Study {study.label}" if n > 1 else f"Image {self.views[members[0]].path.name}"
-        count = sum(p.finding == verdict for p in preds)
-        tail = f" — {count} of {n} views" if n > 1 and verdict in ("fractured", "uncertain") else \
-            f" — {n} views" if n > 1 else ""
-        reconfigure(self.verdict_label, text=elide(f"{pres.finding_text(verdict)}{tail}", 70),
-                   text_color=pres.finding_colour(verdict))
+        part = study.part(preds) if study else None
+        what = (f"{part.capitalize() if part else 'Study'}{' study' if part else ''} {study.label}" if n > 1
+                else f"Image {self.views[members[0]].path.name}")
+        count = study.count_text(preds) if study else ""
+        reconfigure(self.verdict_label, text=elide(pres.finding_text(verdict) + (f" — {count}" if count else ""), 70),
+                    text_color=pres.finding_colour(verdict))
         notes = [elide(what, 60)]
-        parts = {p.body_part for p in preds if p.body_part}
-        if len(parts) > 1:
-            notes.append("views read as different body parts: check they are one study")
-        mean = pres.mura_mean_line(preds)
-        if mean:
-            notes.append(mean[0].lower() + mean[1:])
-        reconfigure(self.verdict_note, text=" · ".join(notes))
+        left_out = study.left_out_line(preds, lambda i: self.views[i].path.name) if study else None
+        if left_out:
+            notes.append(left_out[:1].lower() + left_out[1:])
+        reconfigure(self.verdict_note, text=elide(" · ".join(notes), 150))

@@ -14,7 +14,7 @@ import customtkinter as ctk
 import numpy as np
 from PIL import Image, ImageTk
 
-from .visual import REGION_BINS, colourbar, heat_image, heat_layer, region_colour, region_label
+from .visual import REGION_BINS, colourbar, heat_image, heat_layer, place_labels, region_colour, region_label
 
 SMALL_SIDE = 512            # levels up to this size stay in memory for every image of a worklist
 HEAT_SIDE = 256             # the heatmap is smooth: this resolution is plenty at any zoom
@@ -23,6 +23,10 @@ MAX_ZOOM = 32.0
 WHEEL_STEP = 1.25
 AS_STORED = (128.0, 256.0)  # window (level, width) that leaves 8-bit pixels as they are
 PRESETS = ("As stored", "Auto contrast", "High contrast")   # window presets (W/L)
+DEFAULT_PRESET = "Auto contrast"   # films open readable; "As stored" is a click away in the menu
+DRAG_DOUBLING = 240         # px of horizontal right-drag that doubles (right) or halves (left) the width
+DRAG_LEVEL = 1 / 512        # vertical right-drag: the level moves this share of the width per pixel
+MIN_WIDTH = 16              # the narrowest window a drag gives
 CANVAS_BG = "#161616"
 LEGEND_HEIGHT = 26          # a fixed strip under the image: the legends never cover the film
 
@@ -67,11 +71,17 @@ class Picture:
     def with_full(self, other: "Picture") -> None:
         self.levels = other.levels
 
+    def pixel_range(self) -> tuple[float, float]:
+        """The 1st and 99th percentile of the pixels (of the smallest level)."""
+        if getattr(self, "_range", None) is None:
+            small = np.asarray(self.levels[-1].convert("L"))
+            lo, hi = np.percentile(small, [1, 99])
+            self._range = float(lo), float(max(hi, lo + 8))
+        return self._range
+
     def auto_window(self) -> tuple[float, float]:
         """Level and width spanning the 1st to 99th percentile of the pixels."""
-        small = np.asarray(self.levels[-1].convert("L"))
-        lo, hi = np.percentile(small, [1, 99])
-        hi = max(hi, lo + 8)
+        lo, hi = self.pixel_range()
         return (lo + hi) / 2, hi - lo
 
     def render(self, box, out_size, window=AS_STORED, heat: bool = False, smooth: bool = True) -> Image.Image:
@@ -131,7 +141,7 @@ class Viewer(ctk.CTkFrame):
         self._drag = None
         self._pending = None
         self._photo = None
-        self._legend_photo = None
+        self._legend_photos: dict[int, ImageTk.PhotoImage] = {}   # colour bars by length
         self.last_render_ms = 0.0
         self.last_image, self.last_origin = None, (0, 0)   # what the last frame drew, and where
         self._build()
@@ -146,13 +156,14 @@ class Viewer(ctk.CTkFrame):
         self.fit_button = ctk.CTkButton(bar, text="Fit", width=38, command=self.fit)
         self.one_button = ctk.CTkButton(bar, text="1:1", width=38, command=lambda: self.one_to_one())
         self.reset_button = ctk.CTkButton(bar, text="Reset", width=50, command=self.reset)
-        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=122, command=self.apply_preset)
+        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=108, command=self.apply_preset)
+        self.preset_menu.set(DEFAULT_PRESET)
         self.heat_switch = ctk.CTkSwitch(bar, text="Heatmap", width=40, switch_width=32, command=self.redraw)
         self.boxes_switch = ctk.CTkSwitch(bar, text="Boxes", width=40, switch_width=32, command=self.redraw)
         self.boxes_switch.select()
         for i, w in enumerate((self.fit_button, self.one_button, self.reset_button, self.preset_menu,
                                self.heat_switch, self.boxes_switch)):
-            w.grid(row=0, column=i, padx=(0, 6))
+            w.grid(row=0, column=i, padx=(0, 4))
         self.canvas = tk.Canvas(self, bg=CANVAS_BG, highlightthickness=0, width=1, height=1, cursor="fleur")
         self.canvas.grid(row=1, column=0, sticky="nsew", padx=6)
         self.legend = tk.Canvas(self, bg=CANVAS_BG, highlightthickness=0, width=1, height=LEGEND_HEIGHT)
@@ -175,13 +186,16 @@ class Viewer(ctk.CTkFrame):
     # --- what is shown ---------------------------------------------------------------
 
     def show(self, picture: Picture | None, regions=(), placeholder: str = "", keep_view: bool = False):
-        """Show a picture (None: only ``placeholder`` text).  A new picture is fitted to the view;
-        the window (level/width) is kept, as a reader expects while stepping through a study."""
+        """Show a picture (None: only ``placeholder`` text).  A new picture is fitted to the view and
+        windowed by the chosen preset (each film its own auto contrast); a window the reader set
+        by dragging ("Custom") is kept, as a reader expects while stepping through a study."""
         same_size = picture is not None and self.picture is not None and picture.size == self.picture.size
         self.picture, self.regions, self.placeholder = picture, list(regions or []), placeholder
         if not (keep_view and same_size):
             self.fit_mode = True
             self._fit_geometry()
+        if self.preset_menu.get() in PRESETS:
+            self.window = self._preset_window(self.preset_menu.get())
         self.redraw()
 
     @property
@@ -243,21 +257,26 @@ class Viewer(ctk.CTkFrame):
         self.redraw()
 
     def set_window(self, level: float, width: float):
-        self.window = (float(np.clip(level, 0, 255)), float(np.clip(width, 2, 512)))
+        """Set the window; its level stays within the film's own range of pixels and its width at
+        least :data:`MIN_WIDTH`, so that a window never turns the film black or white."""
+        lo, hi = self.picture.pixel_range() if self.picture is not None else (0.0, 255.0)
+        self.window = (float(np.clip(level, lo, hi)), float(np.clip(width, MIN_WIDTH, 512)))
         self.redraw()
+
+    def _preset_window(self, name: str) -> tuple[float, float]:
+        if self.picture is None or name == "As stored":
+            return AS_STORED
+        level, width = self.picture.auto_window()
+        return level, width if name == "Auto contrast" else width / 2
 
     def apply_preset(self, name: str):
         self.preset_menu.set(name)
-        if self.picture is None or name == "As stored":
-            self.window = AS_STORED
-        else:
-            level, width = self.picture.auto_window()
-            self.window = (level, width if name == "Auto contrast" else width / 2)
+        self.window = self._preset_window(name)
         self.redraw()
 
     def reset(self):
-        self.preset_menu.set(PRESETS[0])
-        self.window = AS_STORED
+        """Fit, and the default window (:data:`DEFAULT_PRESET`)."""
+        self.apply_preset(DEFAULT_PRESET)
         self.fit()
 
     def image_to_canvas(self, x: float, y: float) -> tuple[float, float]:
@@ -287,7 +306,8 @@ class Viewer(ctk.CTkFrame):
             dx, dy = e.x - self._drag[0], e.y - self._drag[1]
             self._drag = (e.x, e.y)
             self.preset_menu.set("Custom")
-            self.set_window(self.window[0] + dy, self.window[1] + 2 * dx)
+            level, width = self.window
+            self.set_window(level + dy * width * DRAG_LEVEL, width * 2 ** (dx / DRAG_DOUBLING))
 
     def _double(self, e):
         if abs(self.scale - 1.0) < 1e-6:
@@ -337,27 +357,24 @@ class Viewer(ctk.CTkFrame):
             self.on_change()
 
     def _draw_regions(self):
-        """Each region's box in its score's colour, then every label on top of all the boxes (a label
-        never sits under a neighbouring box's edge); a label that would leave the canvas at the top
-        moves down onto it."""
+        """Each region's box in its score's colour, then every label on top of all the boxes, each
+        where :func:`place_labels` finds room: never over another label or box's outline where it
+        can move, and always on the canvas."""
         c = self.canvas
-        corners = []
+        boxes = []
         for r in self.regions:
-            x0, y0 = self.image_to_canvas(*r["box"][:2])
-            x1, y1 = self.image_to_canvas(*r["box"][2:])
-            colour = region_colour(r["score"])
-            c.create_rectangle(x0, y0, x1, y1, outline="black", width=4, tags="region")
-            c.create_rectangle(x0, y0, x1, y1, outline=colour, width=2, tags=("region", "region-box"))
-            corners.append((x0, y0, colour))
-        for r, (x0, y0, colour) in zip(self.regions, corners):
-            label = c.create_text(x0 + 2, y0 - 2, text=region_label(r["score"]), anchor="sw", fill=colour,
-                                  font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
-            bbox = c.bbox(label)
-            if bbox[1] < 0:
-                c.move(label, 0, 2 - bbox[1])
-                bbox = c.bbox(label)
-            back = c.create_rectangle(bbox[0] - 2, bbox[1], bbox[2] + 2, bbox[3], fill="black", outline="",
-                                      tags="region")
+            box = (*self.image_to_canvas(*r["box"][:2]), *self.image_to_canvas(*r["box"][2:]))
+            c.create_rectangle(*box, outline="black", width=4, tags="region")
+            c.create_rectangle(*box, outline=region_colour(r["score"]), width=2, tags=("region", "region-box"))
+            boxes.append(box)
+        labels = [c.create_text(0, 0, text=region_label(r["score"]), anchor="nw", fill=region_colour(r["score"]),
+                                font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
+                  for r in self.regions]
+        extents = [c.bbox(label) for label in labels]
+        sizes = [(e[2] - e[0] + 4, e[3] - e[1]) for e in extents]
+        for label, e, rect in zip(labels, extents, place_labels(boxes, sizes, self._view_size())):
+            c.move(label, rect[0] + 2 - e[0], rect[1] - e[1])
+            back = c.create_rectangle(*rect, fill="black", outline="", tags=("region", "region-label-back"))
             c.tag_lower(back, label)
 
     @property
@@ -370,12 +387,31 @@ class Viewer(ctk.CTkFrame):
 
     def _draw_legend(self):
         """Under the image: the heatmap's colour bar (absolute 0-1), the boxes' score colours, and
-        at the right the zoom and window."""
+        at the right the zoom and window.  Where the strip is narrow the legends are worded
+        shortly, and the zoom and window go on a dark patch over the image's top right corner."""
         c = self.legend
         c.delete("all")
+        self.canvas.delete("readout")
+        right = c.winfo_width() - 8
+        readout = c.create_text(right, LEGEND_HEIGHT / 2, text=self.readout, anchor="e", fill="#c8c8c8",
+                                font=("TkDefaultFont", 9), tags="readout")
+        end = self._draw_legends(short=False)
+        if end > c.bbox(readout)[0] - 8:
+            c.delete("legend")
+            end = self._draw_legends(short=True)
+        if end > c.bbox(readout)[0] - 8:  # no room beside the legends: the readout goes over the image
+            c.delete(readout)
+            v = self.canvas
+            item = v.create_text(v.winfo_width() - 10, 9, text=self.readout, anchor="ne", fill="#f0f0f0",
+                                 font=("TkDefaultFont", 9), tags="readout")
+            x0, y0, x1, y1 = v.bbox(item)
+            v.tag_lower(v.create_rectangle(x0 - 4, y0 - 2, x1 + 4, y1 + 2, fill="#000000", outline="",
+                                           stipple="", tags=("readout", "readout-back")), item)
+
+    def _draw_legends(self, short: bool) -> int:
+        """The heatmap's and boxes' legends from the strip's left; returns where they end."""
+        c = self.legend
         x, y, font = 8, LEGEND_HEIGHT / 2, ("TkDefaultFont", 9)
-        readout = c.create_text(c.winfo_width() - 8, y, text=self.readout, anchor="e", fill="#c8c8c8", font=font,
-                                tags="readout")
 
         def text(s, **kw):
             nonlocal x
@@ -383,21 +419,19 @@ class Viewer(ctk.CTkFrame):
             x = c.bbox(item)[2] + 6
 
         if self.heat_on and self.picture is not None and self.picture.heat is not None:
-            if self._legend_photo is None:
-                self._legend_photo = ImageTk.PhotoImage(colourbar(120, 10), master=self.legend)
-            text("Heatmap  0")
-            c.create_image(x, y, image=self._legend_photo, anchor="w", tags=("legend", "colourbar"))
-            x += 126
-            text("1 (absolute)")
-            x += 14
+            length = 60 if short else 120
+            if length not in self._legend_photos:
+                self._legend_photos[length] = ImageTk.PhotoImage(colourbar(length, 10), master=self.legend)
+            text("Heat 0" if short else "Heatmap  0")
+            c.create_image(x, y, image=self._legend_photos[length], anchor="w", tags=("legend", "colourbar"))
+            x += length + 6
+            text("1" if short else "1 (absolute)")
+            x += 8 if short else 14
         if self.boxes_on and self.regions:
             text("Boxes:")
             for _, colour, label in REGION_BINS:
                 c.create_rectangle(x, y - 5, x + 10, y + 5, fill=colour, outline="white", tags="legend")
                 x += 14
-                text(label)
-                x += 4
-        if x > c.bbox(readout)[0] - 8:  # no room beside the legends: the readout goes over the image's corner
-            c.delete(readout)
-            self.canvas.create_text(self.canvas.winfo_width() - 8, 8, text=self.readout, anchor="ne",
-                                    fill="#e0e0e0", font=font, tags="readout")
+                text(label.replace("cell score ", "") if short else label)
+                x += 0 if short else 4
+        return x

@@ -80,24 +80,68 @@ def region_label(score: float) -> str:
     return format_probabilities(score)[0]
 
 
+def _overlap(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return max(0.0, w) * max(0.0, h)
+
+
+def box_edges(box, line: float) -> list[tuple]:
+    """The four strokes of a box's outline, ``line`` wide on each side of its edge."""
+    x0, y0, x1, y1 = box
+    return [(x0 - line, y0 - line, x1 + line, y0 + line), (x0 - line, y1 - line, x1 + line, y1 + line),
+            (x0 - line, y0 - line, x0 + line, y1 + line), (x1 - line, y0 - line, x1 + line, y1 + line)]
+
+
+def place_labels(boxes, sizes, bounds, line: float = 3.0, gap: float = 1.0) -> list[tuple]:
+    """Where each box's label goes, as rectangles ``(x0, y0, x1, y1)``: ``sizes[k]`` = (w, h) is the
+    label of ``boxes[k]``, ``bounds`` = (width, height) the canvas, ``line`` how far an outline
+    reaches on each side of a box's edge.  Places are tried in order (above the box at its left,
+    then right corner; below it; beside it; inside its four corners), each kept within ``bounds``; the first
+    that overlaps neither a label placed before (boxes in their order: strongest first) nor any
+    box's outline, nor lies inside another box (where it would read as that box's), wins; else
+    the one that overlaps least (another label counting most, another box's inside least)."""
+    edges = [e for b in boxes for e in box_edges(b, line)]
+    width, height = bounds
+    placed: list[tuple] = []
+    for k, ((x0, y0, x1, y1), (w, h)) in enumerate(zip(boxes, sizes)):
+        others = [b for j, b in enumerate(boxes) if j != k]
+        g = line + gap
+        spots = [(x0, y0 - g - h), (x1 - w, y0 - g - h), (x0, y1 + g), (x1 - w, y1 + g),          # above, below
+                 (x0 - g - w, y0), (x1 + g, y0), (x0 - g - w, y1 - h), (x1 + g, y1 - h),          # beside
+                 (x0 + g, y0 + g), (x1 - g - w, y0 + g), (x0 + g, y1 - g - h), (x1 - g - w, y1 - g - h)]
+        best, best_cost = None, None
+        for x, y in spots:
+            x, y = min(max(0.0, x), max(0.0, width - w)), min(max(0.0, y), max(0.0, height - h))
+            rect = (x, y, x + w, y + h)
+            cost = (100 * sum(_overlap(rect, r) for r in placed) + sum(_overlap(rect, e) for e in edges)
+                    + 0.05 * sum(_overlap(rect, b) for b in others))
+            if best_cost is None or cost < best_cost:
+                best, best_cost = rect, cost
+            if cost == 0:
+                break
+        placed.append(best)
+    return placed
+
+
 def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None) -> Image.Image:
     """A copy of ``img`` with each region's box (in original pixels, times ``scale``) drawn in its
-    score's colour with a dark outline, labelled with the score; labels go on top of every box."""
+    score's colour with a dark outline, labelled with the score on a dark patch placed by
+    :func:`place_labels` (never over another label or box's outline where it can move); labels go
+    on top of every box."""
     out = img.convert("RGB")
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 300))
-    for region in regions:
-        x0, y0, x1, y1 = (v * scale for v in region["box"])
-        colour = region_colour(region["score"])
+    boxes = [tuple(v * scale for v in r["box"]) for r in regions]
+    for (x0, y0, x1, y1), region in zip(boxes, regions):
         draw.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), outline="black", width=width + 2)
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)
-    for region in regions:
-        x0, y0 = (v * scale for v in region["box"][:2])
-        text = region_label(region["score"])
-        tx, ty = x0, max(0, y0 - (font.size if font else 11) - 4)
-        box = draw.textbbox((tx, ty), text, font=font)
-        draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill="black")
-        draw.text((tx, ty), text, fill=region_colour(region["score"]), font=font)
+        draw.rectangle((x0, y0, x1, y1), outline=region_colour(region["score"]), width=width)
+    texts = [region_label(r["score"]) for r in regions]
+    extents = [draw.textbbox((0, 0), t, font=font) for t in texts]
+    sizes = [(e[2] - e[0] + 4, e[3] - e[1] + 2) for e in extents]
+    for rect, text, e, region in zip(place_labels(boxes, sizes, out.size, line=width + 2), texts, extents, regions):
+        draw.rectangle(rect, fill="black")
+        draw.text((rect[0] + 2 - e[0], rect[1] + 1 - e[1]), text, fill=region_colour(region["score"]), font=font)
     return out
 
 

@@ -29,8 +29,9 @@ from .worklist import Worklist
 __all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are found here too
 
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
-PANEL_WIDTH = (400, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
-DETAIL_HEIGHT = 200        # the detail panel's fixed height: the worklist never moves
+PANEL_WIDTH = (432, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
+DETAIL_HEIGHT = (200, 300)  # the detail panel's height: fixed for a window size (the worklist never
+                            # moves when another image is selected), taller in taller windows
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD
@@ -71,9 +72,9 @@ class App(Actions, StudyController, _Base):
             self.after_idle(lambda: milestone("window"))
 
     def destroy(self):
-        for job in (self._poll_job, self._refresh_job, self.viewer._pending):
-            if job is not None:
-                self.after_cancel(job)
+        for owner, job in ((self, self._poll_job), (self, self._refresh_job), (self.viewer, self.viewer._pending)):
+            if job is not None:   # cancelled by the widget that made it, which forgets its command
+                owner.after_cancel(job)
         self.worklist.tooltip.hide()
         super().destroy()
 
@@ -117,7 +118,7 @@ class App(Actions, StudyController, _Base):
         side.grid_propagate(False)
         side.grid_columnconfigure(0, weight=1)
         side.grid_rowconfigure(1, weight=1)
-        detail = ctk.CTkFrame(side, height=DETAIL_HEIGHT, fg_color="transparent")
+        detail = self.detail = ctk.CTkFrame(side, height=self._detail_height(800), fg_color="transparent")
         detail.grid(row=0, column=0, sticky="ew", padx=8, pady=(8, 0))
         detail.grid_propagate(False)
         detail.grid_columnconfigure(0, weight=1)
@@ -132,9 +133,14 @@ class App(Actions, StudyController, _Base):
         self.detail_text.tag_configure("small", foreground="#505050", font=("TkDefaultFont", 9))
         self.detail_text.tag_configure("grey", foreground="#555555")
         self.detail_text.configure(state="disabled")
+        # the models and their measured figures: always whole, under the detail however long it is
+        self.models_label = tk.Label(detail, text="", justify="left", anchor="w", background=background,
+                                     foreground="#505050", font=("TkDefaultFont", 9), padx=4, pady=2)
         self.name_label.grid(row=0, column=0, sticky="ew", padx=4)
         self.finding_label.grid(row=1, column=0, sticky="ew", padx=4)
         self.detail_text.grid(row=2, column=0, sticky="nsew")
+        self.models_label.grid(row=3, column=0, sticky="ew")
+        detail.bind("<Configure>", lambda e: self.models_label.configure(wraplength=max(100, e.width - 12)))
         self.worklist = Worklist(side, on_select=self._on_row, fg_color="transparent")
         self.worklist.grid(row=1, column=0, sticky="nsew", padx=8, pady=8)
 
@@ -148,9 +154,18 @@ class App(Actions, StudyController, _Base):
         """The panel's width follows the window's (not its content), so that nothing moves when
         another image is selected and the viewer's tools fit at the smallest window."""
         if event.widget is self:
-            width = self._panel_width(event.width / self._get_window_scaling())
+            scaling = self._get_window_scaling()
+            width = self._panel_width(event.width / scaling)
             if self.side.cget("width") != width:
                 self.side.configure(width=width)
+            height = self._detail_height(event.height / scaling)
+            if self.detail.cget("height") != height:
+                self.detail.configure(height=height)
+
+    @staticmethod
+    def _detail_height(window_height: float) -> int:
+        low, high = DETAIL_HEIGHT
+        return max(low, min(high, round(low + 0.3 * (window_height - 640))))
 
     @staticmethod
     def _panel_width(window_width: float) -> int:

@@ -18,22 +18,25 @@ import customtkinter as ctk
 from . import presentation as pres
 
 # column, heading, the widest text it shows (its width is measured in the table's font)
-COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed ▲"),
-           ("part", "Part", "shoulder"), ("prob", "p (thr.)", "> 0.99 (0.68)"))
+COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed"),
+           ("part", "Part", "shoulder"), ("prob", "p · cut", "0.50 in 0.29–0.84"))
+FONT_SIZE = 9              # small enough that every column fits the narrowest panel (900 × 640)
+PAD = 8                    # pixels beside a column's widest text
 ARROWS = {True: " ▼", False: " ▲"}
 
 
 class Tooltip:
-    """A small window with the full text of a cell, shown after the pointer rests on it."""
+    """A small window with the full text of a cell, shown after the pointer rests on it; it goes
+    as soon as the pointer moves to another row (``row``) or leaves the table."""
 
     def __init__(self, widget):
-        self.widget, self.window, self.text, self._job = widget, None, "", None
+        self.widget, self.window, self.text, self.row, self._job = widget, None, "", None, None
 
-    def schedule(self, text: str, x: int, y: int):
-        if text == self.text and (self.window or self._job):
+    def schedule(self, text: str, x: int, y: int, row=None):
+        if text == self.text and row == self.row and (self.window or self._job):
             return
         self.hide()
-        self.text = text
+        self.text, self.row = text, row
         if text:
             self._job = self.widget.after(400, lambda: self.show(text, x, y))
 
@@ -52,7 +55,7 @@ class Tooltip:
         if self.window is not None:
             self.window.destroy()
             self.window = None
-        self.text = ""
+        self.text, self.row = "", None
 
 
 class Worklist(ctk.CTkFrame):
@@ -67,16 +70,17 @@ class Worklist(ctk.CTkFrame):
         self.grid_columnconfigure(0, weight=1)
         self.grid_rowconfigure(0, weight=1)
         style = ttk.Style(self)
-        self.font = tkfont.Font(self, family=tkfont.nametofont("TkDefaultFont").cget("family"), size=10)
+        self.font = tkfont.Font(self, family=tkfont.nametofont("TkDefaultFont").cget("family"), size=FONT_SIZE)
         self.bold = tkfont.Font(self, font=self.font)
         self.bold.configure(weight="bold")
-        style.configure("Worklist.Treeview", rowheight=22, font=self.font)
+        style.configure("Worklist.Treeview", rowheight=20, font=self.font, indent=10)
         style.configure("Worklist.Treeview.Heading", font=self.bold)
         self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS[1:]], show="tree headings",
                                   selectmode="browse", style="Worklist.Treeview")
         self.widths = {}
         for col, title, widest in COLUMNS:
-            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(widest)) + 14
+            widest_font = self.font if col in ("#0", "prob") else self.bold   # study rows are bold
+            width = self.widths[col] = max(self.bold.measure(title + " ▼"), widest_font.measure(widest)) + PAD
             self.table.heading(col, text=title, command=lambda c=col: self.sort_by(c))
             self.table.column(col, width=width, minwidth=40, stretch=False,
                               anchor="w" if col in ("#0", "finding") else "center")
@@ -92,7 +96,9 @@ class Worklist(ctk.CTkFrame):
         self.table.bind("<<TreeviewSelect>>", self._selected)
         self.table.bind("<Return>", self._enter)
         self.table.bind("<Motion>", self._motion)
-        self.table.bind("<Leave>", lambda _e: self.tooltip.hide())
+        for event in ("<Leave>", "<<TreeviewOpen>>", "<<TreeviewClose>>", "<ButtonPress>", "<MouseWheel>",
+                      "<KeyPress>"):   # leaving, folding, clicking, scrolling or typing: the tooltip goes
+            self.table.bind(event, lambda _e: self.tooltip.hide(), add="+")
         self.tooltip = Tooltip(self.table)
         self._headings()
 
@@ -126,7 +132,7 @@ class Worklist(ctk.CTkFrame):
             if len(study.members) > 1:
                 parent = f"s{study.members[0]}"
                 verdict = study.verdict(preds)
-                values = (pres.TABLE_TEXT[verdict], self._common_part(study, preds), f"{len(study.members)} views")
+                values = (pres.TABLE_TEXT[verdict], study.part(preds) or "–", f"{len(study.members)} views")
                 self._put(parent, "", study.label, values, f"study-{verdict}")
                 top.append(parent)
                 children[parent] = []
@@ -169,11 +175,6 @@ class Worklist(ctk.CTkFrame):
             yield top
             yield from self.table.get_children(top)
 
-    @staticmethod
-    def _common_part(study, preds) -> str:
-        parts = {preds[i].body_part for i in study.members if preds[i].body_part}
-        return parts.pop() if len(parts) == 1 else ("mixed" if parts else "–")
-
     # --- order -----------------------------------------------------------------------
 
     def _view_key(self, i):
@@ -194,7 +195,7 @@ class Worklist(ctk.CTkFrame):
             if self.sort_key == "#0":
                 k = (s.label.lower(),)
             elif self.sort_key == "part":
-                k = (self._common_part(s, preds),) + pres.study_key(s, preds)
+                k = (s.part(preds) or "~",) + pres.study_key(s, preds)
             else:
                 k = pres.study_key(s, preds)
             return k if self._natural_direction() else _Reversed(k)
@@ -255,6 +256,7 @@ class Worklist(ctk.CTkFrame):
 
     def _enter(self, _event=None):
         iid = self.table.focus()
+        self.tooltip.hide()
         if iid and iid.startswith("s"):
             self.table.item(iid, open=not self.table.item(iid, "open"))
         elif iid:
@@ -280,7 +282,7 @@ class Worklist(ctk.CTkFrame):
         if iid.startswith("v") and col == "#0":
             view = self.views[int(iid[1:])]
             tip = str(view.path) + (f"\n{view.prediction.message}" if view.prediction.message else "")
-        self.tooltip.schedule(tip, e.x_root, e.y_root)
+        self.tooltip.schedule(tip, e.x_root, e.y_root, row=iid)
 
 
 class _Reversed:

@@ -172,7 +172,9 @@ def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_re
     belong to no region yet, so a region stays a compact patch around one suspicious place.  Its box
     spans its cells, its score is its peak.  With ``always_top`` the highest cell is a region even
     below the threshold (a fractured or uncertain finding always says where to look).  Cells over
-    the letterbox's black border are never part of a region.
+    the letterbox's black border are never part of a region.  A region whose box lies mostly
+    (:data:`NESTED_SHARE` of its area) inside a higher-scoring region's box is the same place: it
+    is dropped, and does not count towards ``max_regions``.
     Returns ``[{"box": [x0, y0, x1, y1], "score": s}]`` in the image's pixels, highest first."""
     m = np.array(prob_map, dtype="float32")
     g_h, g_w = m.shape
@@ -202,10 +204,21 @@ def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_re
                         stack.append((ny, nx))
         ys, xs = np.array(cells).T
         px = lb.to_pixels(np.array([xs.min() / g_w, ys.min() / g_h, (xs.max() + 1) / g_w, (ys.max() + 1) / g_h]))[0]
-        if px[2] > px[0] and px[3] > px[1]:
-            out.append({"box": [int(np.floor(px[0])), int(np.floor(px[1])), int(np.ceil(px[2])), int(np.ceil(px[3]))],
-                        "score": round(score, 4)})
+        box = [int(np.floor(px[0])), int(np.floor(px[1])), int(np.ceil(px[2])), int(np.ceil(px[3]))]
+        if px[2] > px[0] and px[3] > px[1] and not any(share_inside(box, r["box"]) >= NESTED_SHARE for r in out):
+            out.append({"box": box, "score": round(score, 4)})
     return out
+
+
+NESTED_SHARE = 0.5   # a region with at least this share of its box inside a stronger one's is that region
+
+
+def share_inside(box, other) -> float:
+    """The share of ``box``'s area that lies inside ``other`` (both ``x0, y0, x1, y1``)."""
+    w = min(box[2], other[2]) - max(box[0], other[0])
+    h = min(box[3], other[3]) - max(box[1], other[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return max(0, w) * max(0, h) / area if area > 0 else 1.0
 
 
 def box_centre_inside(box, true_boxes_px: np.ndarray) -> bool:
