@@ -81,7 +81,7 @@ ANALYSED = ("fractured", "normal", "uncertain")
 
 def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     """Assert the contract of one prediction (a ``Prediction.to_json()`` or a ``--json`` line):
-    the finding follows from the reported probability, threshold and band; the body part is null
+    the finding follows from the reported probability and the model's two cuts; the body part is null
     exactly when nothing was analysed; every probability is in [0, 1]; regions lie inside the
     image (``(height, width)``) and exist only for an analysed, not-normal image."""
     from fracture_detection.chain.decisions import FINDINGS
@@ -98,9 +98,9 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
         low, high = obj["uncertain_band"]
         assert obj["body_part"] in parts and obj["model"] and obj["rejection"] is None, obj
         assert obj["body_part_probability"] == obj["part_probabilities"][obj["body_part"]], obj
-        assert low <= obj["threshold"] <= high, obj
+        assert low <= high, obj
         expected = "fractured" if p >= high else "normal" if p < low else "uncertain"
-        assert finding == expected, f"{finding} for p={p}, band [{low}, {high}]: {obj}"
+        assert finding == expected, f"{finding} for p={p}, cuts [{low}, {high}]: {obj}"
         assert finding != "uncertain" or message, obj
     else:
         assert obj["body_part"] is None and obj["body_part_probability"] is None, obj

