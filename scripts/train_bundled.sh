@@ -13,14 +13,24 @@ $PY training_parts.py    --data "$DATA" --out weights --quiet --trunk-cache "$TR
 # The frozen backbone's features of the fracture images (448 px, with augmented copies) are kept in
 # .cache/fracture-features and reused by the comparison below.
 FEATS=.cache/fracture-features
-# Test-time mirroring is kept where it raised the validation AUC and is worth twice the time: the
-# shoulder model (0.788 -> 0.818); the hand model gained less (0.885 -> 0.891) and runs unmirrored.
-$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts elbow hand
-$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts shoulder \
-    --test-time-mirroring auto
-# The design and backbone comparison of the model card (about an hour more on 2 cores, the MobileNetV2
-# features already cached above; measured run by run on 2026-11-27): COMPARE=1.
+# The fracture models: one model learns from every region's films (leg, hip, forearm, humerus, wrist and
+# finger too), with fractured films that show a cast, splint or implant left out of the positives, and is
+# saved per part with that part's own cuts chosen on its validation films; training ends by fitting the
+# cast/splint/implant detector into each model. No test-time mirroring: it doubles a model's time per image.
+$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --pool-regions \
+    --appliance-weight 0 --time-limit 30
+# The designs compared on the untreated validation films (the card's "which evidence it learns"): COMPARE=1
+# trains the per-part alternatives into .cache/designs/ (about an hour more on 2 cores) and compares them.
 if [ "${COMPARE:-0}" = 1 ]; then
+  for design in "per-part:" "per-part-no-appliance:--appliance-weight 0"; do
+    name=${design%%:*}; mkdir -p ".cache/designs/$name"; cp weights/split.csv ".cache/designs/$name/"
+    # shellcheck disable=SC2086
+    $PY training_fracture.py --data "$DATA" --out ".cache/designs/$name" --quiet --feature-cache "$FEATS" ${design#*:}
+  done
+  $PY benchmarks/compare_designs.py --data "$DATA" \
+      --design "(a) one model per part, every fractured film=.cache/designs/per-part" \
+      --design "(c) one model per part, appliance films out of the positives=.cache/designs/per-part-no-appliance" \
+      --design "(b)+(c) one model on every region, appliance films out of the positives=weights" --shipped 3
   $PY benchmarks/compare_fracture_models.py --data "$DATA" --part hand --feature-cache "$FEATS" \
       --backbones mobilenetv2 efficientnet_lite2
 fi

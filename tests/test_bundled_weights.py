@@ -160,3 +160,31 @@ def test_fracture_threshold_and_band_come_from_the_metadata(tmp_path, bundled):
         r = Predictor(w).predict_one(hand)
         assert (r.fracture_probability, r.finding) == (p, finding), (thr, band)
         check_prediction(r.to_json())
+
+
+def test_bundled_fracture_models_carry_cuts_and_the_appliance_detector():
+    """Each shipped fracture model decides at two cuts chosen on its validation films (the reader's
+    two promises, with intervals) and carries the cast/splint/implant detector as a third output."""
+    from fracture_detection.models import artifacts
+    for part, info in artifacts.fracture_models(BUNDLED).items():
+        cuts = info.meta["cuts"]
+        assert cuts["basis"] == "untreated" and cuts["max_missed_untreated"] == decisions.MAX_MISSED_UNTREATED
+        assert cuts["min_fracture_ppv"] == decisions.MIN_FRACTURE_PPV
+        low, high = decisions.finding_edges(info.meta)
+        assert low <= high and info.meta["uncertain_band"] == [low, high], part
+        for name, value in (("no_fracture_below", low), ("fracture_from", high)):
+            lo, hi = cuts["ci95"][name]
+            assert lo <= value <= hi, (part, name)
+        untreated = info.meta["validation"]["by_kind"]["untreated"]
+        assert untreated["fractured_called"]["normal"] <= decisions.MAX_MISSED_UNTREATED + 1e-9, part
+        assert info.meta["litert"]["outputs"][-1] == "appliance_probability", part
+        assert 0 < info.meta["appliance"]["threshold"] < 1 and info.meta["appliance"]["validation"]["auc"] > 0.8
+
+
+def test_bundled_chain_reports_the_appliance_on_every_analysed_film(bundled):
+    results = bundled.predict(sorted(FOLDERS.rglob("*.jpg")))
+    analysed = [r for r in results if r.finding in ("fractured", "normal", "uncertain")]
+    assert analysed and all(r.appliance_probability is not None for r in analysed)
+    for r in analysed:
+        threshold = bundled.fracture[r.body_part].appliance["threshold"]
+        assert (r.appliance is not None) == (r.appliance_probability >= threshold), r

@@ -499,7 +499,7 @@ def validation_outputs(info, val: Examples, runtime: str = "auto") -> dict:
     run = load_runner(info, runtime)
     probs, maps = [], []
     for start in range(0, len(val.pixels), 8):
-        p, m = run(val.pixels[start:start + 8])
+        p, m, *_ = run(val.pixels[start:start + 8])
         probs.append(np.asarray(p)[:, 0])
         maps.append(np.asarray(m))
     old = info.meta.get("validation") or {}
