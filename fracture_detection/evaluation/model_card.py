@@ -111,6 +111,33 @@ def design_section(weights_dir: Path) -> list[str]:
     return L
 
 
+def appliance_section(models: dict, m: dict) -> list[str]:
+    """The cast/splint/implant detector carried by the fracture models: how it was trained, its validation
+    figures, and the appliance figures of the whole chain on the test split."""
+    heads = {i.meta["part"]: i.meta["appliance"] for i in models.values()
+             if i.meta.get("task") == "fracture" and (i.meta.get("appliance") or {}).get("source")}
+    if not heads:
+        return []
+    a = next(iter(heads.values()))
+    v = a["validation"]
+    others = sorted({i.meta["part"] for i in models.values() if i.meta.get("task") == "fracture"} - set(heads))
+    L = [f"**Cast, splint or implant in view** ({', '.join(sorted(heads))} fracture models): a logistic regression "
+         "on the mean and maximum of each channel of the 448-px frozen trunk's stride-16 features, carried inside "
+         "the fracture model as its third output, cut at Youden's J on validation "
+         f"({a['threshold']:.3f}). Trained on the labels by eye (`appliances.csv`: every fractured film) and on "
+         f"normal films ({a['training_images']['with']} training films with one, {a['training_images']['without']} "
+         f"without). Validation: sensitivity {v['sensitivity']:.1%}, specificity {v['specificity']:.1%}, AUC "
+         f"{v['auc']:.3f} ({v['positives']} with, {v['negatives']} without)."
+         + (f" The {' and '.join(others)} model{'s' * (len(others) > 1)} carr{'y' if len(others) > 1 else 'ies'} no "
+            "such head (no Keras file was kept to add it to): there the body-part model's older head speaks "
+            "(see *Which images are analysed*)." if others else "")]
+    g = (m.get("gate") or {}).get("appliance")
+    if g:
+        L[-1] += (f" On the test split, through the whole chain: sensitivity {share_text(g.get('sensitivity'))}, "
+                  f"specificity {share_text(g.get('specificity'))} (analysed films with a known label).")
+    return L + [""]
+
+
 def store_test_figures(weights_dir: Path, m: dict) -> None:
     """Put the measured test figures into each model's metadata (atomically)."""
     for info in artifacts.find_models(weights_dir):
@@ -256,6 +283,14 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "upload (its augmented copies share the name before `.rf.`). The split is `weights/split.csv`.", ""]
     L += ["## Test results", "", f"Measured by `python predictions_test.py --write-model-card` on {m['description']}. "
           f"95 % intervals: percentile bootstrap, {m['bootstrap']} resamples.", ""]
+    L += ["**Fractures without a cast, splint or implant in view first.** Each model on its true part at its two "
+          "cuts; the untreated fractured films (nothing in view, by the labels by eye) against every normal film of "
+          "the part, then the films with an appliance in view, then all. \"No fracture found\" right: share of the "
+          "films called normal that are normal; \"Likely FRACTURE\" right: share of those called fractured that are "
+          "fractured; top region: share of fractured films with boxes whose most suspicious region's centre lies "
+          "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
+          *promise_table(m), ""]
+    L += appliance_section(models, m)
     bp = m["body_part"]
     L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
           f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "
@@ -264,13 +299,6 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           f"generated non-radiographs rejected {share_text(bp['non_radiographs']['rejected'])} "
           f"(n = {bp['non_radiographs']['n']}).", ""]
     L += gate_section(body, m, weights_dir)
-    L += ["**Fractures without a cast, splint or implant in view first.** Each model on its true part at its two "
-          "cuts; the untreated fractured films (nothing in view, by the labels by eye) against every normal film of "
-          "the part, then the films with an appliance in view, then all. \"No fracture found\" right: share of the "
-          "films called normal that are normal; \"Likely FRACTURE\" right: share of those called fractured that are "
-          "fractured; top region: share of fractured films with boxes whose most suspicious region's centre lies "
-          "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
-          *promise_table(m), ""]
     L += ["**Fracture models on the images of their true part** (image level, at the Youden threshold; the "
           "findings use the cuts above):", "",
           "| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |",

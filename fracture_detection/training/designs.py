@@ -57,7 +57,12 @@ def compare_designs(designs, data_root: Path, out: Path, notes=()) -> dict:
     for name, folder, shipped in designs:
         figures = design_figures(folder, data_root, examples)
         fracture = artifacts.fracture_models(folder)
-        command = next(iter(fracture.values())).meta.get("training", {}).get("command", "") if fracture else ""
+        commands = []  # one per distinct training run behind the design's models
+        for info in fracture.values():
+            c = (info.meta.get("training") or {}).get("command", "")
+            if c not in commands:
+                commands.append(c)
+        command = " ; ".join(commands)
         runs.append({"design": name, "folder": str(folder), "shipped": bool(shipped), "command": command,
                      **figures})
         print(f"{name}: untreated AUC pooled over its parts {figures['pooled_auc']:.3f}; "
