@@ -149,6 +149,14 @@ def model_summary(meta: dict) -> str:
     """One line on how good a model measured, preferring the held-out test figures."""
     name = f"{meta.get('name', 'model')} ({meta.get('backbone', '?')}, {meta.get('created', '')[:10]})"
     test = meta.get("test")
+    untreated = ((test or {}).get("by_kind") or {}).get("untreated") or {}
+    if untreated.get("n_fractured"):
+        called = untreated["fractured_called"]
+        right = untreated.get("likely_fracture_right")
+        return (f"{name}: test, fractures with nothing in view: AUC {untreated['auc']:.2f}, "
+                f"{called['normal']:.0%} called normal, {called['uncertain']:.0%} uncertain"
+                + (f"; Likely FRACTURE right {right:.0%}" if right is not None else "")
+                + f" ({untreated['n_fractured']} fractured, {untreated['n_normal']} normal)")
     if test:
         if "auc" in test:
             lo, hi = test.get("auc_ci95", [None, None])
