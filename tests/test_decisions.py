@@ -330,6 +330,7 @@ def test_worklist_order_never_moves_a_cast_or_implant_down_silently():
     unsure = Prediction(path="c", finding="uncertain", fracture_probability=0.45, uncertain_band=[0.3, 0.8])
     assert sorted([unsure, plain, cast, other_model], key=pres.suspicion_key) == [other_model, cast, plain, unsure]
     assert "follow-up film" in pres.appliance_line(cast) and pres.appliance_line(plain) is None
+    assert pres.table_finding(cast) == "Fracture · cast/implant" and pres.table_finding(plain) == "Fracture"
     lines = pres.detail_lines(cast)
     assert "Likely FRACTURE from 0.80 · No fracture below 0.30" in lines[0] and "Cast or implant in view" in lines[1]
 

@@ -973,3 +973,15 @@ def test_gui_script_opens_a_window(display, tiny_weights):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_worklist_marks_a_cast_or_implant_without_moving_it(make_app):
+    """The appliance is shown in the Finding cell; the order stays finding, then distance above the cut."""
+    app = make_app()
+    cast = with_finding(app, XRAY, "fractured", appliance="cast or implant", appliance_probability=0.93)
+    plain = with_finding(app, NORMAL, "fractured")
+    plain.prediction.fracture_probability = 0.85   # both above the 0.8 cut; the film in a cast is further
+    inject(app, [plain, cast])
+    rows = [i for i in app.worklist.rows() if i.startswith("v")]
+    cells = [app.worklist.table.item(i, "values")[0] for i in rows]
+    assert cells == ["Fracture · cast/implant", "Fracture"], "flagged, and first: it lies further above its cut"

@@ -78,6 +78,11 @@ def cut_line(pred) -> str | None:
     return f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}"
 
 
+def table_finding(pred) -> str:
+    """The worklist's finding cell, marked where a cast, splint or implant is in view (shown, not sorted by)."""
+    return TABLE_TEXT[pred.finding] + (" · cast/implant" if getattr(pred, "appliance", None) else "")
+
+
 def appliance_line(pred) -> str | None:
     """A visible cast, splint or implant: said beside the finding, with the question it raises."""
     if not pred.appliance:
