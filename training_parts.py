@@ -6,8 +6,11 @@
 
 Writes body_part.keras, body_part.tflite (what the app runs), body_part.json and split.csv to --out
 (default: weights/).  The model returns the class probabilities, an out-of-distribution score and
-P(cast or implant); the floor, the score's threshold and the appliance threshold are chosen on the
-validation images and stored in body_part.json (see fracture_detection/training/gate.py).
+P(cast or implant); the gate's cuts (the three parts' summed probability, the part floor, the score's
+threshold) and the appliance threshold are chosen on the validation images and stored in body_part.json
+(see fracture_detection/training/gate.py).
+
+    python training_parts.py --gate-only        # choose the cuts again for the model in weights/
 """
 import argparse
 from pathlib import Path
@@ -27,8 +30,14 @@ def main(argv=None):
                         help="keep the frozen trunk's features of every image in this file and reuse them when "
                              "the images, split and trunk are the same (predictions_test.py "
                              "--leave-one-region-out reads the same file)")
+    parser.add_argument("--gate-only", action="store_true",
+                        help="train nothing: run the body-part model already in --out on its validation images "
+                             "(the folder's split.csv) and choose the gate's cuts again")
     args = parser.parse_args(argv)
-    from fracture_detection.training.body_part import train_body_part
+    from fracture_detection.training.body_part import rechoose_gate, train_body_part
+    if args.gate_only:
+        rechoose_gate(args.out, args.data, verbose=0 if args.quiet else 1)
+        return
     train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
                     synthetic=args.synthetic_negatives, trunk_cache=args.trunk_cache)
 

@@ -97,7 +97,10 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     if finding in ANALYSED:
         low, high = obj["uncertain_band"]
         assert obj["body_part"] in parts and obj["model"] and obj["rejection"] is None, obj
-        assert obj["body_part_probability"] == obj["part_probabilities"][obj["body_part"]], obj
+        parts_sum = sum(v for k, v in obj["part_probabilities"].items() if k in parts)
+        # the part's confidence: its share of the three parts' probability (as printed, 4 decimals)
+        assert obj["body_part_probability"] == pytest.approx(
+            obj["part_probabilities"][obj["body_part"]] / parts_sum, abs=2e-4), obj
         assert low <= high, obj
         expected = "fractured" if p >= high else "normal" if p < low else "uncertain"
         assert finding == expected, f"{finding} for p={p}, cuts [{low}, {high}]: {obj}"

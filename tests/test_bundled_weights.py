@@ -133,15 +133,24 @@ def _role(name):
 
 def test_body_part_rules_come_from_the_metadata(tmp_path):
     hand, leg = _role("hand"), _role("not_supported")
-    rejecting = Predictor(_weights_with(tmp_path / "a", body_part={"reject_threshold": 0.0}))
+    gate = json.loads((BUNDLED / "body_part.json").read_text())["gate"]
+    with_gate = (lambda **kw: {"gate": {**gate, **kw}})
+    rejecting = Predictor(_weights_with(tmp_path / "a", body_part=with_gate(target_cut=1.01)))
     assert [r.rejection for r in rejecting.predict([hand, leg])] == [decisions.REJECT_OTHER] * 2
-    # a floor no probability reaches: the hand is doubtful, the leg still 'another region' (checked first)
-    floor = Predictor(_weights_with(tmp_path / "b", body_part={"gate": {"floor": 1.01}}))
+    # a floor no confidence reaches: the hand is doubtful, the leg still 'another region' (checked first)
+    floor = Predictor(_weights_with(tmp_path / "b", body_part=with_gate(part_floor=1.01)))
     h, g = floor.predict([hand, leg])
     assert (h.finding, h.rejection, g.rejection) == ("not_supported", decisions.REJECT_DOUBT, decisions.REJECT_OTHER)
     assert "cannot tell whether" in h.message and h.body_part is None
-    low_floor = Predictor(_weights_with(tmp_path / "c", body_part={"gate": {"floor": 0.5}}))
+    low_floor = Predictor(_weights_with(tmp_path / "c", body_part=with_gate(part_floor=0.5)))
     assert low_floor.predict_one(hand).body_part == "hand"
+    # weights made before the cut: P(other) at or above their reject threshold is another region
+    old = {k: v for k, v in gate.items() if k not in ("target_cut", "part_floor")}
+    other = next(e for e in EXPECTED["images"] if e["role"] == "hand")["part_probabilities"]["other"]
+    for i, (threshold, rejection) in enumerate([(other - 0.001, decisions.REJECT_OTHER), (other + 0.001, None)]):
+        older = Predictor(_weights_with(tmp_path / f"d{i}", body_part={"gate": {**old, "floor": 0.0},
+                                                                       "reject_threshold": threshold}))
+        assert older.predict_one(hand).rejection == rejection
 
 
 def test_fracture_cuts_come_from_the_metadata(tmp_path, bundled):

@@ -11,7 +11,8 @@ import pytest
 from fracture_detection.chain import decisions
 from fracture_detection.chain.decisions import (REJECT_DOUBT, REJECT_OTHER, REJECT_UNFAMILIAR, BodyPartRule,
                                                 decide_body_parts, finding_edges, format_probabilities,
-                                                fracture_finding, mura_rule, select_cuts, study_verdict)
+                                                fracture_finding, mura_rule, part_scores, select_cuts,
+                                                study_verdict)
 from fracture_detection.evaluation import metrics
 
 # --- the fracture finding --------------------------------------------------------------
@@ -207,12 +208,43 @@ def test_body_part_rules_that_are_not_set_are_not_applied():
     assert got.tolist() == [] and reasons == []
 
 
+NEW_RULE = BodyPartRule(reject_index=3, target_cut=0.13, part_floor=0.6, ood_threshold=2.0)
+
+
+@pytest.mark.parametrize("probs, ood, chosen, reason", [
+    ([0.10, 0.05, 0.00, 0.85], 1.0, 0, ACCEPT),              # 'other' most probable, yet the parts' 0.15 >= 0.13
+    ([0.02, 0.10, 0.00, 0.88], 1.0, 3, REJECT_OTHER),        # the three parts' sum 0.12 < 0.13
+    ([0.03, 0.10, 0.00, 0.87], 1.0, 1, ACCEPT),              # exactly on the cut: kept
+    ([0.02, 0.10, 0.00, 0.88], 9.0, 3, REJECT_OTHER),        # the cut is checked before the OOD score
+    ([0.90, 0.05, 0.00, 0.05], 2.5, 3, REJECT_UNFAMILIAR),
+    ([0.40, 0.40, 0.10, 0.10], 3.0, 3, REJECT_UNFAMILIAR),   # OOD is checked before the floor
+    ([0.40, 0.40, 0.10, 0.10], 1.0, 3, REJECT_DOUBT),        # elbow's share 0.40 / 0.90 = 0.44 < 0.6
+    ([0.08, 0.07, 0.00, 0.85], 1.0, 3, REJECT_DOUBT),        # a part, but which? 0.08 / 0.15 = 0.53 < 0.6
+    ([0.54, 0.36, 0.00, 0.10], 1.0, 0, ACCEPT),              # 0.54 / 0.90 = 0.6 exactly: on the floor, kept
+])
+def test_new_body_part_rule_decides_on_the_three_parts(probs, ood, chosen, reason):
+    got, reasons = decide_body_parts([probs], NEW_RULE, [ood])
+    assert (int(got[0]), reasons[0]) == (chosen, reason)
+
+
+def test_part_confidence_is_the_share_of_the_three_parts_under_the_new_rule_only():
+    probs = [[0.10, 0.05, 0.00, 0.85], [0.70, 0.20, 0.00, 0.10]]
+    best, confidence, total = part_scores(probs, NEW_RULE)
+    assert best.tolist() == [0, 0]
+    assert confidence.tolist() == [0.6667, 0.7778] and total.tolist() == [0.15, 0.9]
+    best, confidence, total = part_scores(probs, RULE)  # older weights: the part's own probability
+    assert confidence.tolist() == [0.1, 0.7]
+
+
 def test_body_part_rule_from_metadata():
     meta = {"classes": CLASSES, "reject_class": "other", "reject_threshold": 0.98,
             "gate": {"floor": 0.7, "ood_threshold": 12.5}}
     assert BodyPartRule.from_meta(meta) == BodyPartRule(reject_index=3, reject_threshold=0.98, floor=0.7,
                                                         ood_threshold=12.5)
     assert BodyPartRule.from_meta({"classes": CLASSES, "reject_class": "other"}) == BodyPartRule(reject_index=3)
+    new = {"classes": CLASSES, "reject_class": "other",
+           "gate": {"target_cut": 0.13, "part_floor": 0.6, "ood_threshold": 2.0}}
+    assert BodyPartRule.from_meta(new) == NEW_RULE and NEW_RULE.among_parts and not RULE.among_parts
     assert BodyPartRule.from_meta({"classes": CLASSES[:3]}) == BodyPartRule()
 
 

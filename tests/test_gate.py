@@ -60,15 +60,54 @@ def test_thresholds_reject_at_most_their_share_of_validation_targets():
     scores = np.arange(1000, dtype=float)
     t = gate.threshold_for(scores, 0.005)
     assert (scores > t).sum() == 5
-    probs = np.tile([0.0, 0.97, 0.0, 0.03], (200, 1))
-    probs[:3, 1], probs[:3, 3] = 0.6, 0.4        # three doubtful hands
-    probs[3] = [0.0, 0.2, 0.0, 0.8]              # one the model calls 'other'
-    floor = gate.choose_floor(probs, 3, 0.02)    # 4 of 200 may go
-    assert floor == 0.97                         # every sure hand kept, the four doubtful ones go
-    assert gate.choose_floor(probs, 3, 0.005) == 0.6  # one may go: the 'other' one
-    assert gate.choose_floor(probs, 3, 0.004) == 0.0  # none may go, yet the 'other' one goes anyway: no floor
-    choice = gate.choose_gate(probs, np.zeros(200), 3, budget=0.04)
-    assert choice.validation_target_rejected == pytest.approx(4 / 200)
+
+
+def _validation_set():
+    """200 validation hands: 190 sure ones, three the model doubts between hand and elbow, and
+    seven it takes for another region to a growing degree (the three parts' sum 0.5 down to 0.02)."""
+    probs = np.tile([0.02, 0.95, 0.0, 0.03], (200, 1))         # hand's share 0.95 / 0.97 = 0.9794
+    probs[:3] = [0.35, 0.55, 0.0, 0.10]                       # doubtful: hand's share 0.55 / 0.90 = 0.6111
+    for i, total in enumerate([0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02]):
+        probs[3 + i] = [0.0, total, 0.0, 1 - total]
+    return probs
+
+
+def test_part_floor_is_the_highest_within_its_share_and_never_zero_by_construction():
+    probs = _validation_set()
+    assert gate.choose_part_floor(probs, 3, 0.015) == 0.97  # 3 of 200 may go: the doubtful ones
+    assert gate.choose_part_floor(probs, 3, 0.01) == 0.61   # 2 may go: none, so just below their 0.6111
+    # a film the model calls another region (hand 0.02, other 0.98) is still surely a hand among the
+    # three parts, so it does not spend the floor's budget: the floor stays above zero
+    assert gate.choose_part_floor(probs, 3, 0.0) == 0.61
+
+
+def test_target_cut_takes_the_budget_the_other_checks_leave():
+    probs = _validation_set()
+    nothing = np.zeros(200, dtype=bool)
+    assert gate.choose_target_cut(probs, 3, nothing, 0) == 0.02        # none may go: the lowest sum is kept
+    assert gate.choose_target_cut(probs, 3, nothing, 2) == 0.1         # 0.02 and 0.05 go, 0.1 is on the cut: kept
+    already = nothing.copy()
+    already[3 + 6] = True                                                # the OOD check already took the 0.02 one
+    # counted once: the cut still takes the 0.05 one (counting the 0.02 one twice would stop it at 0.05)
+    assert gate.choose_target_cut(probs, 3, already, 2) == 0.1
+    already[:2] = True                                                   # two others spent the budget
+    assert gate.choose_target_cut(probs, 3, already, 2) == 0.0         # nothing left for the cut
+
+
+def test_choose_gate_keeps_the_whole_budget_and_gives_each_check_its_share():
+    probs = _validation_set()
+    scores = np.ones(200)
+    scores[-1] = 9.0                                                     # one sure hand that looks unfamiliar
+    # budget 3 %: 6 of 200 may go; the OOD score and the floor may take 1 each (a fifth of it)
+    choice = gate.choose_gate(probs, scores, 3, budget=0.03, shares={"unfamiliar": 0.2, "doubt": 0.2})
+    assert choice.ood_threshold == 1.0   # takes the unfamiliar one
+    assert choice.part_floor == 0.61     # the three doubtful ones share one value: taking them would cost 3
+    assert choice.target_cut == 0.4      # the rest (5) to the cut: sums 0.02 to 0.3 go, 0.4 is on the cut
+    reasons = decisions.decide_body_parts(probs, choice.rule(3), scores)[1]
+    assert reasons[-1] == decisions.REJECT_UNFAMILIAR
+    assert reasons[3:10] == [None, None] + [decisions.REJECT_OTHER] * 5
+    assert reasons[:3] == [None] * 3
+    assert choice.validation_target_rejected == pytest.approx(6 / 200)
 
 
 def test_decisions_order_and_reported_probabilities():
@@ -116,7 +155,8 @@ def test_tiny_model_computes_its_gate_in_the_litert_file(tiny_weights):
     assert meta["outputs"] == meta["litert"]["outputs"]
     assert meta["outputs"][:2] == ["probabilities", "ood_score"]
     g = meta["gate"]
-    assert 0 <= g["floor"] < 1 and np.isfinite(g["ood_threshold"]) and g["reject_threshold"] == 0.5
+    assert 1 / 3 <= g["part_floor"] < 1 and 0 <= g["target_cut"] < 1 and np.isfinite(g["ood_threshold"])
+    assert "reject_threshold" not in meta and "floor" not in g  # the new rule only: its values live once
     fast, slow = Predictor(tiny_weights), Predictor(tiny_weights, runtime="keras")
     files = sorted(FOLDERS.rglob("*.jpg"))
     batch = np.stack([fast.prepare(f).inputs[fast.body_info.image_size] for f in files])
@@ -126,7 +166,11 @@ def test_tiny_model_computes_its_gate_in_the_litert_file(tiny_weights):
     assert {r.rejection for r in results} <= {None, *decisions.REJECT_REASONS}
     for r in results:
         assert (r.finding == "not_supported") == (r.rejection is not None)
-        assert r.body_part is None or r.body_part_probability >= g["floor"]
+        assert r.body_part is None or r.body_part_probability >= g["part_floor"]
+        if r.body_part:  # the part's confidence: its share of the three parts' probability
+            total = sum(v for k, v in r.part_probabilities.items() if k != "other")
+            assert r.body_part_probability == pytest.approx(r.part_probabilities[r.body_part] / total, abs=2e-4)
+            assert total >= g["target_cut"]
 
 
 # --- the bundled weights: deterministic ----------------------------------------------------------

@@ -134,11 +134,19 @@ def select_cuts(y_true, prob, untreated=None, max_missed: float = MAX_MISSED_UNT
 
 @dataclass(frozen=True)
 class BodyPartRule:
-    """What the body-part model's metadata says about rejecting an image (all optional)."""
+    """What the body-part model's metadata says about rejecting an image (all optional).
+
+    The rule the gate chooses now (:mod:`training.gate`) decides on the three parts' probabilities:
+    *another region* when P(elbow) + P(hand) + P(shoulder) is below ``target_cut``, and *cannot
+    tell the part* when the best part's share of that sum is below ``part_floor``.  Older weights
+    carry ``reject_threshold`` (P(other) at or above it) and ``floor`` (the best part's own
+    probability below it), which still apply to them."""
     reject_index: int | None = None          # index of the 'other' class
-    reject_threshold: float | None = None    # not supported when P(other) >= this
-    floor: float | None = None               # not supported when the best part's probability < this
+    reject_threshold: float | None = None    # older weights: not supported when P(other) >= this
+    floor: float | None = None               # older weights: not supported when the best part's probability < this
     ood_threshold: float | None = None       # not supported when the OOD score > this
+    target_cut: float | None = None          # not supported when the three parts' summed probability < this
+    part_floor: float | None = None          # cannot tell the part when its share of that sum < this
 
     @classmethod
     def from_meta(cls, meta: dict) -> "BodyPartRule":
@@ -147,7 +155,29 @@ class BodyPartRule:
         gate = meta.get("gate") or {}
         return cls(reject_index=classes.index(reject) if reject in classes else None,
                    reject_threshold=meta.get("reject_threshold"),
-                   floor=gate.get("floor"), ood_threshold=gate.get("ood_threshold"))
+                   floor=gate.get("floor"), ood_threshold=gate.get("ood_threshold"),
+                   target_cut=gate.get("target_cut"), part_floor=gate.get("part_floor"))
+
+    @property
+    def among_parts(self) -> bool:
+        """Whether a part's confidence is its share of the three parts' probability (the new rule)."""
+        return self.target_cut is not None or self.part_floor is not None
+
+
+def part_scores(probs, rule: BodyPartRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row, as reported (rounded to :data:`DECIMALS`): the best part's index, its confidence (its
+    share of the three parts' summed probability under the new rule, else its own probability) and
+    that summed probability (the *target score*: how much the model believes the image is one of the
+    three parts at all)."""
+    parts = np.round(np.atleast_2d(np.asarray(probs, dtype=float)), DECIMALS)
+    if rule.reject_index is not None:
+        parts[:, rule.reject_index] = 0.0
+    best = parts.argmax(axis=1)
+    total = np.round(parts.sum(axis=1), DECIMALS)
+    best_p = parts[np.arange(len(parts)), best]
+    if rule.among_parts:
+        best_p = np.round(np.divide(best_p, total, out=np.zeros_like(best_p), where=total > 0), DECIMALS)
+    return best, best_p, total
 
 
 def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.ndarray, list[str | None]]:
@@ -163,23 +193,26 @@ def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.nd
     if n == 0:
         return np.zeros(0, dtype=int), []
     reject = rule.reject_index
-    targets = probs.copy()
-    if reject is not None:
-        targets[:, reject] = -1.0
-    best = targets.argmax(axis=1)
-    best_p = targets[np.arange(n), best]
     reasons: list[str | None] = [None] * n
     if reject is None:
         return probs.argmax(axis=1), reasons
+    best, best_p, total = part_scores(probs, rule)
+    floor = rule.part_floor if rule.among_parts else rule.floor
     scores = None if ood_scores is None else np.asarray(ood_scores, dtype=float).reshape(n)
     for i in range(n):
-        if rule.reject_threshold is not None and probs[i, reject] >= rule.reject_threshold:
+        if rule.target_cut is not None:
+            if total[i] < rule.target_cut:
+                reasons[i] = REJECT_OTHER
+        elif rule.reject_threshold is not None:
+            if probs[i, reject] >= rule.reject_threshold:
+                reasons[i] = REJECT_OTHER
+        elif probs[i].argmax() == reject:
             reasons[i] = REJECT_OTHER
-        elif rule.reject_threshold is None and probs[i].argmax() == reject:
-            reasons[i] = REJECT_OTHER
-        elif rule.ood_threshold is not None and scores is not None and not scores[i] <= rule.ood_threshold:
+        if reasons[i] is not None:
+            continue
+        if rule.ood_threshold is not None and scores is not None and not scores[i] <= rule.ood_threshold:
             reasons[i] = REJECT_UNFAMILIAR  # (a NaN score is unfamiliar too)
-        elif rule.floor is not None and best_p[i] < rule.floor:
+        elif floor is not None and best_p[i] < floor:
             reasons[i] = REJECT_DOUBT
     chosen = np.where([r is not None for r in reasons], reject, best)
     return chosen.astype(int), reasons

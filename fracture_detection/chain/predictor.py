@@ -32,7 +32,7 @@ COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a col
 class Prediction:
     path: str | None
     body_part: str | None = None
-    body_part_probability: float | None = None
+    body_part_probability: float | None = None  # the part's confidence (decisions.part_scores)
     fracture_probability: float | None = None
     finding: str = "error"
     message: str | None = None
@@ -204,13 +204,13 @@ class Predictor:
         if not ok:
             return out
         by_part: dict[str, list[int]] = {}
-        for i, k in self._body_parts(prepared, ok, out):
+        for i, k, confidence in self._body_parts(prepared, ok, out):
             res = out[i]
             if self.classes[k] not in self.fracture:  # not analysed, so no body part is reported either
                 res.finding, res.rejection = "not_supported", decisions.REJECT_NO_MODEL
                 res.message = f"Read as {self.classes[k]}, but no fracture model for the {self.classes[k]} is installed."
                 continue
-            res.body_part, res.body_part_probability = self.classes[k], res.part_probabilities[self.classes[k]]
+            res.body_part, res.body_part_probability = self.classes[k], confidence
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]
@@ -248,7 +248,7 @@ class Predictor:
     def _body_parts(self, prepared: list, ok: list[int], out: list[Prediction]) -> list[tuple[int, int]]:
         """The body-part model and its gate on the readable images ``ok`` (not colour pictures): fills each one's part
         probabilities (and, for a rejected image, finding, reason and message; for an accepted one,
-        a visible cast or implant); returns ``(index, class)`` of the accepted ones."""
+        a visible cast or implant); returns ``(index, class, the part's confidence)`` of the accepted ones."""
         size = self.body_info.image_size
         batch = np.stack([prepared[i].inputs[size] for i in ok])
         with self._lock:
@@ -257,21 +257,22 @@ class Predictor:
         ood = named.get("ood_score")
         appliance = named.get("appliance_probability")
         chosen, reasons = decisions.decide_body_parts(probs, self.rule, None if ood is None else ood[:, 0])
+        best, confidence, _ = decisions.part_scores(probs, self.rule)
+        floor = self.rule.part_floor if self.rule.among_parts else self.rule.floor
         accepted = []
         for j, (i, p, k, why) in enumerate(zip(ok, probs, chosen, reasons)):
             res = out[i]
             res.part_probabilities = {c: reported(v) for c, v in zip(self.classes, p)}
             if why is not None:
-                best = max(self.parts, key=lambda c: res.part_probabilities[c])
                 res.finding, res.rejection = "not_supported", why
-                res.message = decisions.rejection_message(why, self.parts, best, res.part_probabilities[best],
-                                                          self.rule.floor)
+                res.message = decisions.rejection_message(why, self.parts, self.classes[best[j]],
+                                                          float(confidence[j]), floor)
                 continue
             if appliance is not None:
                 res.appliance_probability = reported(appliance[j, 0])
                 if self.appliance_threshold is not None and res.appliance_probability >= self.appliance_threshold:
                     res.appliance = self.appliance_label
-            accepted.append((i, int(k)))
+            accepted.append((i, int(k), float(confidence[j])))
         return accepted
 
 

@@ -252,6 +252,10 @@ def gate_metrics(records, chain, parts) -> dict:
             "reasons": dict(sorted(Counter(p.rejection for p in preds if p.rejection).items())),
             "findings": dict(sorted(Counter(p.finding for p in preds).items())),
             "target": region in parts}
+        if region in parts:  # a cause to look for: a cast, splint or implant in view (labelled by eye)
+            by_region[region]["rejected_with_appliance"] = sum(
+                p.finding == NOT_SUPPORTED and data.appliance_label(r) == 1
+                for p, r in zip(chain, records) if r.part == region)
     non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
     target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
     accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
@@ -284,6 +288,10 @@ def gate_markdown(g: dict | None) -> list[str]:
         lines.append(f"| {name} | {e['n']} | {e['rejected']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['reasons'].items()) or '–'} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['findings'].items())} |")
+    with_appliance = {r: e["rejected_with_appliance"] for r, e in g["by_region"].items() if e.get("rejected_with_appliance")}
+    if with_appliance:
+        lines += ["", "Not analysed with a cast, splint or implant in view: "
+                      + ", ".join(f"{r} {n}" for r, n in with_appliance.items()) + "."]
     lines += ["", f"Elbow, hand or shoulder images not analysed: {share_text(g['target_rejected'])} of {g['n_target']}; "
                   f"body part right on {share_text(g['part_accuracy_on_accepted'])} of the analysed ones. "
                   f"Other images given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "

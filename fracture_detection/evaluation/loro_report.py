@@ -59,8 +59,8 @@ def markdown(result: dict) -> list[str]:
     return ["", "## Leave one region out", "",
             f"Each non-target region in turn left out of training: the layers above the frozen trunk (through "
             f"`{result['frozen_through']}`) and the output layer retrained ({result['head_epochs']} epoch(s) on the "
-            f"output layer, then up to {result['epochs']} with early stopping), the Mahalanobis statistics, floor "
-            f"and out-of-distribution threshold fitted again (at most {result['budget']:.0%} of the validation "
+            f"output layer, then up to {result['epochs']} with early stopping), the Mahalanobis statistics and "
+            f"the gate's cuts (target cut, part floor, out-of-distribution threshold) chosen again (at most {result['budget']:.0%} of the validation "
             "elbow, hand and shoulder images rejected); the frozen trunk's features were computed once for all "
             "folds. The left-out region is then never seen, so its rejection shows what happens to anatomy no "
             "model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
@@ -69,6 +69,6 @@ def markdown(result: dict) -> list[str]:
             f"Mean share of a left-out region rejected: {share_text(s['mean_rejected'])} (radiographs only: "
             f"{share_text(s['left_out_radiographs_rejected'])}).", "",
             "Out-of-distribution scores compared, each alone at a threshold rejecting at most "
-            f"{result['budget'] / 2:.1%} of the fold's validation elbow, hand and shoulder images: share of the "
+            f"{result.get('ood_share', result['budget'] / 2):.1%} of the fold's validation elbow, hand and shoulder images: share of the "
             "left-out region's images outside the test split rejected, and the AUROC between the two:", "",
             *methods_markdown(result)]

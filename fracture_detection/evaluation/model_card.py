@@ -378,9 +378,17 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
 
 def _gate_rule(meta: dict) -> str:
     g = meta["gate"]
-    return (f"not supported when P(other) ≥ {g['reject_threshold']:.2f}, OOD score > {g['ood_threshold']:.3f} "
-            f"or the best part < {g['floor']:.2f}" + (f"; cast or implant when P ≥ {meta['appliance']['threshold']:.3f}"
-                                                     if meta.get("appliance") else ""))
+    if "target_cut" not in g:  # older weights
+        rule = (f"not supported when P(other) ≥ {g['reject_threshold']:.2f}, OOD score > {g['ood_threshold']:.3f} "
+                f"or the best part < {g['floor']:.2f}")
+    else:
+        rule = (f"not supported when P(elbow) + P(hand) + P(shoulder) < {g['target_cut']:.4f}, OOD score > "
+                f"{g['ood_threshold']:.3f} or the part's share of that sum < {g['part_floor']:.2f}")
+    return rule + (f"; cast or implant when P ≥ {meta['appliance']['threshold']:.3f}" if meta.get("appliance") else "")
+
+
+def _counts(d: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items()) or "–"
 
 
 def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
@@ -390,30 +398,54 @@ def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
     from .loro_report import RESULT_FILE
     from .loro_report import markdown as loro_markdown
     g = body.get("gate")
-    if not g:
+    if not g or "target_cut" not in g:
         return []
     val = body.get("validation", {})
+    shares = g.get("shares", {})
+    budget = g["max_target_rejection"]
     L = ["## Which images are analysed", "",
-         "The body-part model analyses an image only when (1) *other* is not its most probable class "
-         f"(P(other) < {g['reject_threshold']:.2f}); (2) the image is not *unfamiliar*: the Mahalanobis distance "
-         "of its pooled features to the nearest of the elbow, hand and shoulder training images' class means "
-         f"(shared covariance: {g['components']} principal directions with their own variance, one variance for "
-         f"the rest), divided by the feature dimension, is at most {g['ood_threshold']:.3f}; this needs no example "
-         "of what it rejects, so it also applies to anatomy no model here has seen; (3) the best part's "
-         f"probability reaches the floor, {g['floor']:.2f}. Floor and threshold were chosen on the validation "
-         f"images of the three parts: the floor is the highest at which rules (1) and (3) together reject at most "
-         f"{g['max_target_rejection'] / 2:.1%} of them (0 when rule (1) alone rejects more), the distance at most "
-         f"{g['max_target_rejection'] / 2:.1%}; all rules together rejected {g['validation_target_rejected']:.1%} "
-         f"of {g['n_validation_targets']}. The distance is computed inside "
-         "the model (built-in Keras layers with fixed weights, exported to the LiteRT file with it). Otherwise the "
-         "app says *not analysed* and why.", ""]
+         "The body-part model analyses an image only when (1) it is one of the three parts: P(elbow) + P(hand) + "
+         f"P(shoulder) ≥ {g['target_cut']:.4f}, a cut chosen on validation instead of \"*other* is the most probable "
+         "class\": a hand film that also shows the wrist and forearm, or an elbow with the humerus and a plate, is "
+         "still that part's film, and the model often gives such films to *other*; (2) the image is not "
+         "*unfamiliar*: the Mahalanobis distance of its pooled features to the nearest of the elbow, hand and "
+         f"shoulder training images' class means (shared covariance: {g['components']} principal directions with "
+         "their own variance, one variance for the rest), divided by the feature dimension, is at most "
+         f"{g['ood_threshold']:.3f}; this needs no example of what it rejects, so it also applies to anatomy no "
+         "model here has seen; (3) the model can tell the part: the best part's share of the three parts' "
+         f"probability (the confidence the app shows beside the part) is at least {g['part_floor']:.2f}; below it "
+         "the app says it cannot tell the part and gives no finding.", "",
+         f"All three were chosen on the validation images of the three parts, within one budget: together they may "
+         f"reject at most {budget:.0%} of them. The distance and the floor may each take at most "
+         f"{shares.get('unfamiliar', 0):.0%} and {shares.get('doubt', 0):.0%} of that budget (with "
+         f"{g['n_validation_targets']} images: {int(budget * shares.get('unfamiliar', 0) * g['n_validation_targets'])}"
+         f" and {int(budget * shares.get('doubt', 0) * g['n_validation_targets'])}, which puts each at the edge of "
+         "the validation images, not at zero); the cut takes the rest. Each validation image the distance or the "
+         "floor takes would cost the cut about 8 points of refused finger, forearm, humerus and wrist films. All "
+         f"three together rejected {g['validation_target_rejected']:.1%} of the {g['n_validation_targets']}. The "
+         "distance is computed inside the model (built-in Keras layers with fixed weights, exported to the LiteRT "
+         "file with it). Otherwise the app says *not analysed* and why.", ""]
+    causes = val.get("target_causes")
+    if causes:
+        L += ["Elbow, hand and shoulder validation images not analysed, and why:", "",
+              "| part | images | not analysed | why | cast or implant in view | source |", "|---|---:|---:|---|---:|---|"]
+        for part, c in causes.items():
+            L.append(f"| {part} | {c['n']} | {c['rejected']} ({c['rejected'] / max(c['n'], 1):.1%}) | "
+                     f"{_counts(c['reasons'])} | {c['with_appliance']} | {_counts(c['sources'])} |")
+        L.append("")
+    prev = val.get("previous_rule")
+    if prev and prev.get("target_rejected") is not None:
+        L += [f"The rule before (P(other) ≥ {prev.get('reject_threshold', 0.5):.2f}, floor {prev.get('floor', 0):.2f} "
+              f"on the part's own probability) rejected {prev['target_rejected']:.1%} of the same validation images "
+              "(its floor was 0: the *other* rule had spent the budget).", ""]
     if val.get("by_region"):
         L += ["Validation, share not analysed per region: " + ", ".join(
             f"{r} {e['rejected']:.1%} (n = {e['n']})" for r, e in val["by_region"].items()) + ".", ""]
     cmp = g.get("comparison")
     if cmp:
-        L += ["Out-of-distribution scores compared on validation (each alone, threshold rejecting at most "
-              f"{g['max_target_rejection'] / 2:.1%} of the validation elbow, hand and shoulder images; other "
+        L += ["Out-of-distribution scores compared on validation at training (each alone, threshold rejecting "
+              f"at most {cmp.get('share', g['max_target_rejection'] / 2):.1%} of the validation elbow, hand and "
+              "shoulder images; other "
               "regions here were *seen* in training as *other*):", "",
               "| score | " + " | ".join(cmp["regions"]) + " |", "|---|" + "---:|" * len(cmp["regions"])]
         for name, row in cmp["rejected"].items():

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,7 @@ class BodyPartData:
     split: np.ndarray           # train / val / test
     region: np.ndarray          # the record's part, or GENERATED
     appliance: np.ndarray       # 1, 0 or data.UNKNOWN_APPLIANCE
+    origin: np.ndarray          # the record's dataset (fracatlas, roboflow, ...), or GENERATED
     records: list[data.Record]  # the dataset's usable records (for the metadata)
     synthetic: int
 
@@ -56,7 +57,7 @@ class BodyPartData:
     def keep(self, idx) -> "BodyPartData":
         idx = np.asarray(idx, dtype=int)
         return BodyPartData(self.classes, [self.sources[i] for i in idx], self.y[idx], self.split[idx],
-                            self.region[idx], self.appliance[idx], self.records, self.synthetic)
+                            self.region[idx], self.appliance[idx], self.origin[idx], self.records, self.synthetic)
 
     def non_target_regions(self) -> list[str]:
         return sorted({str(r) for r, y in zip(self.region, self.y) if y == self.reject_index})
@@ -77,6 +78,7 @@ def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int)
     split = [r.split for r in usable]
     region = [r.part for r in usable]
     appliance = [data.appliance_label(r) for r in usable]
+    origin = [r.source for r in usable]
     if synthetic:
         fake = non_radiographs(synthetic, seed=seed)
         sources += fake
@@ -84,8 +86,9 @@ def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int)
         split += [split_of(i, len(fake)) for i in range(len(fake))]
         region += [GENERATED] * len(fake)
         appliance += [data.UNKNOWN_APPLIANCE] * len(fake)
+        origin += [GENERATED] * len(fake)
     return BodyPartData(classes, sources, np.array(y, dtype=int), np.array(split), np.array(region),
-                        np.array(appliance, dtype=int), usable, synthetic)
+                        np.array(appliance, dtype=int), np.array(origin), usable, synthetic)
 
 
 # --- the frozen trunk's features, once ---------------------------------------------------
@@ -223,10 +226,11 @@ def compare_scores(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.nd
     regions, tv = bp.region[val], target[val]
     names = [r for r in bp.non_target_regions() if (regions == r).any()]
     rejected = {}
+    share = gate.MAX_TARGET_REJECTION * gate.SHARES["unfamiliar"]
     for name, sc in scores.items():
-        thr = gate.threshold_for(sc[tv], gate.MAX_TARGET_REJECTION / 2)
+        thr = gate.threshold_for(sc[tv], share)
         rejected[name] = {r: float(np.mean(sc[regions == r] > thr)) for r in names}
-    return {"regions": names, "rejected": rejected}
+    return {"regions": names, "rejected": rejected, "share": share}
 
 
 def model_with_gate(model, stats: gate.Mahalanobis, appliance: dict | None):
@@ -259,8 +263,13 @@ def rejection_by_region(bp: BodyPartData, reasons, mask) -> dict:
 def body_part_validation(bp: BodyPartData, out: Outputs, rule, stats, val: np.ndarray) -> dict:
     """Validation figures of the whole gate: accuracy (rejected images count as *other*), confusion
     matrix, and the share rejected per region."""
+    return gate_figures(bp, out.probs[val], None if stats is None else stats.scores(out.pooled[val]), rule, val)
+
+
+def gate_figures(bp: BodyPartData, probs: np.ndarray, scores, rule, val: np.ndarray) -> dict:
+    """:func:`body_part_validation` from the images' probabilities and OOD scores (rows of ``val``)."""
     from sklearn.metrics import confusion_matrix
-    chosen, reasons = decide(bp, out, rule, stats, val)
+    chosen, reasons = decisions.decide_body_parts(probs, rule, scores)
     y = bp.y[val]
     target = y != bp.reject_index
     accepted = np.array([r is None for r in reasons], dtype=bool)
@@ -271,7 +280,29 @@ def body_part_validation(bp: BodyPartData, out: Outputs, rule, stats, val: np.nd
         "part_accuracy_on_accepted": float((chosen[target & accepted] == y[target & accepted]).mean())
         if (target & accepted).any() else float("nan"),
         "by_region": rejection_by_region(bp, reasons, val),
+        "target_causes": target_causes(bp, reasons, val),
     }
+
+
+def target_causes(bp: BodyPartData, reasons, mask) -> dict:
+    """Per target part: the images not analysed, by reason, and how many of them show a cast,
+    splint or implant (labelled by eye) or come from each source."""
+    out = {}
+    regions, appliance, sources = bp.region[mask], bp.appliance[mask], bp.origin[mask]
+    for part in bp.classes:
+        if part == artifacts.REJECT_CLASS:
+            continue
+        idx = [i for i, g in enumerate(regions) if g == part and reasons[i] is not None]
+        out[part] = {"n": int((regions == part).sum()), "rejected": len(idx),
+                     "reasons": _count(reasons[i] for i in idx),
+                     "with_appliance": int(sum(appliance[i] == 1 for i in idx)),
+                     "sources": _count(str(sources[i]) for i in idx)}
+    return out
+
+
+def _count(values) -> dict:
+    values = list(values)
+    return {k: values.count(k) for k in sorted(set(values))}
 
 
 # --- the recipe ----------------------------------------------------------------------------
@@ -299,7 +330,6 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     else:
         stats, choice = fit_gate(bp, out, train, val)
         appliance = fit_appliance_head(bp, out, train, val)
-        meta["reject_threshold"] = choice.reject_threshold
         meta["gate"] = gate.gate_meta(choice, stats)
         meta["gate"]["comparison"] = compare_scores(bp, out, train, val)
         meta["validation"] = body_part_validation(bp, out, choice.rule(bp.reject_index), stats, val)
@@ -310,6 +340,45 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     path = save_model(model, meta, out_dir, "body_part")
     print(f"Saved {path} (validation accuracy {meta.get('validation', {}).get('accuracy', float('nan')):.3f})")
     return path
+
+
+def rechoose_gate(weights_dir: Path, data_root: Path | None = None, verbose: int = 1) -> Path:
+    """Train nothing: run the saved body-part model on its validation images (the folder's split.csv)
+    and choose the gate's cuts again (:func:`gate.choose_gate`), storing them and the validation
+    figures in its metadata.  The Mahalanobis statistics and the appliance head stay as trained."""
+    from ..models.runtime import load as load_model
+    weights_dir = Path(weights_dir)
+    info = artifacts.model_set(weights_dir)[0]
+    meta = dict(info.meta)
+    if not meta.get("gate") or "ood_score" not in meta.get("outputs", []):
+        raise data.DatasetError(f"{info.name} in {weights_dir} has no gate to choose again; train it with training_parts.py.")
+    root = Path(data_root) if data_root is not None else artifacts.resolve_data_root(meta, weights_dir)
+    records = data.read_split(weights_dir / meta["data"].get("split_file", "split.csv"), root)
+    parts = [c for c in meta["classes"] if c != meta.get("reject_class")]
+    spec = meta.get("synthetic_non_radiographs") or {}
+    bp = body_part_data(records, parts, int(spec.get("count", 0)), int(spec.get("seed", 0)))
+    bp = bp.keep(np.nonzero(bp.split == "val")[0])
+    x, kept = data.load_pixels(bp.sources, info.image_size, "Validation images of the body-part model", verbose)
+    bp = bp.keep(kept)
+    run = load_model(info)
+    batches = [dict(zip(meta["outputs"], run(x[i:i + 32].astype("float32")))) for i in range(0, len(x), 32)]
+    probs = np.concatenate([b["probabilities"] for b in batches])
+    scores = np.concatenate([b["ood_score"] for b in batches]).reshape(-1)
+    target = bp.y != bp.reject_index
+    choice = gate.choose_gate(probs[target], scores[target], bp.reject_index)
+    old = meta["gate"]
+    meta["gate"] = {**{k: v for k, v in old.items() if k not in ("reject_threshold", "floor")}, **asdict(choice)}
+    meta.pop("reject_threshold", None)
+    every = np.ones(len(bp.y), dtype=bool)
+    meta["validation"] = {**gate_figures(bp, probs, scores, choice.rule(bp.reject_index), every),
+                          "previous_rule": {k: old.get(k) for k in ("reject_threshold", "floor", "ood_threshold")
+                                            if k in old} | {"target_rejected": old.get("validation_target_rejected")}}
+    files.atomic_write_json(weights_dir / f"{info.name}.json", meta)
+    if verbose:
+        print(f"New gate for {info.name}: target cut {choice.target_cut:.4f}, part floor {choice.part_floor:.2f}, "
+              f"OOD threshold {choice.ood_threshold:.3f}; validation elbow/hand/shoulder images not analysed "
+              f"{choice.validation_target_rejected:.1%} of {choice.n_validation_targets}")
+    return weights_dir / f"{info.name}.json"
 
 
 def _print_counts(bp: BodyPartData):

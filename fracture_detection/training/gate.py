@@ -2,13 +2,16 @@
 
 An image is analysed only when all of these hold (see :func:`decisions.decide_body_parts`):
 
-* the *other* class (every non-target region seen in training, and non-radiographs) is not the
-  most probable class (``reject_threshold`` 0.5);
+* it is one of the three parts: P(elbow) + P(hand) + P(shoulder) reaches ``target_cut``. The
+  *other* class holds every non-target region seen in training and the non-radiographs; the cut,
+  not "other is the most probable class", decides, because a hand film that shows the wrist and
+  forearm, or an elbow with the humerus and a plate, is still that part's film;
 * the image is not *unfamiliar*: its out-of-distribution score, a Mahalanobis distance of the
   model's pooled features to the nearest of the three parts' training images, is at most
   ``ood_threshold``.  This check needs no example of what it rejects, so it also works for
   anatomy no model here has seen (chest, skull, knee, children's films);
-* the best part's probability reaches the ``floor`` (the model does not doubt the part).
+* the model can tell the part: the best part's share of the three parts' probability (its
+  *confidence*, what the app shows) reaches ``part_floor``.
 
 The distance uses the class means and one shared covariance, modelled as probabilistic PCA
 (the ``components`` largest directions with their own variances, one variance for the rest):
@@ -17,9 +20,10 @@ directions, where unfamiliar images often differ most, still count.  It is built
 built-in Keras layers with fixed weights (:func:`mahalanobis_layers`), so the saved model
 computes it, loads in safe mode and exports to LiteRT.
 
-Thresholds are chosen on validation images of the three parts only: together the checks may
-reject at most :data:`MAX_TARGET_REJECTION` of them, split evenly between the classifier's
-own rules (other, floor) and the out-of-distribution score.
+Thresholds are chosen on validation images of the three parts only (:func:`choose_gate`): together
+the checks may reject at most :data:`MAX_TARGET_REJECTION` of them; the out-of-distribution score
+and the part floor may each spend at most their share of that budget (:data:`SHARES`), and the target
+cut takes the rest, so no check is left at zero because another spent the budget first.
 
 Also here: the appliance head (P(cast or implant) from the same pooled features, a logistic
 regression stored as one Dense layer), and the other scores compared with the Mahalanobis
@@ -34,7 +38,12 @@ import numpy as np
 from ..chain import decisions
 
 MAX_TARGET_REJECTION = 0.01   # at most this share of elbow/hand/shoulder images may be rejected, all checks together
-OTHER_THRESHOLD = 0.5         # not supported when P(other) >= this (then 'other' is the most probable class)
+# Of that budget, at most, for the OOD score and the part floor; the target cut takes what they leave.
+# Chosen on validation (the bundled model's 454 elbow, hand and shoulder images): every validation
+# image the OOD score or the floor takes costs the target cut about 8 points of refused finger,
+# forearm, humerus and wrist films, so each may take a tenth of the budget (there: none, which puts
+# each at the edge of the validation images, not at zero).
+SHARES = {"unfamiliar": 0.1, "doubt": 0.1}
 COMPONENTS = 64               # principal directions of the shared covariance with their own variance
 OUTPUT_NAMES = ("probabilities", "ood_score", "appliance_probability")  # the body-part model's outputs, in order
 
@@ -165,41 +174,66 @@ def threshold_for(scores: np.ndarray, share: float) -> float:
     return float(s[k]) if k < len(s) else float(s[-1])
 
 
-def choose_floor(probs: np.ndarray, reject_index: int, share: float) -> float:
-    """The highest floor (a reported probability, 0.99 down to 0 by 0.01) at which the classifier's
-    own rules (P(other) >= 0.5, best part < floor) reject at most ``share`` of ``probs``
-    (validation images of the three parts); 0 (no floor) when none does."""
-    p = np.round(np.asarray(probs, dtype="float64"), decisions.DECIMALS)
-    limit = int(np.floor(share * len(p)))
-    others = p[:, reject_index] >= OTHER_THRESHOLD
-    best = np.delete(p, reject_index, axis=1).max(1)
+def choose_part_floor(probs: np.ndarray, reject_index: int, share: float) -> float:
+    """The highest floor on the part's confidence (its share of the three parts' probability; 0.99
+    down to 0.01 by 0.01) below which at most ``share`` of ``probs`` (validation images of the three
+    parts) fall.  The best of three parts has at least a third of their sum, so the floor is never
+    zero by construction; it is what a doubt between the parts may cost."""
+    rule = decisions.BodyPartRule(reject_index=reject_index, part_floor=0.0)
+    confidence = decisions.part_scores(probs, rule)[1]
+    limit = int(np.floor(share * len(confidence) + 1e-9))
     for floor in np.round(np.arange(0.99, 0.0, -0.01), 2):
-        if (others | (best < floor)).sum() <= limit:
+        if (confidence < floor).sum() <= limit:
             return float(floor)
     return 0.0
 
 
+def choose_target_cut(probs: np.ndarray, reject_index: int, already: np.ndarray, limit: int) -> float:
+    """The highest cut on the three parts' summed probability (an image below it is *another
+    region*) at which, with the images ``already`` rejected by the other checks, at most ``limit``
+    of ``probs`` (validation images of the three parts) are rejected.  An image exactly on the cut
+    is kept; 0 when the other checks alone spend the budget."""
+    total = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, target_cut=0.0))[2]
+    cut = 0.0
+    for c in np.unique(total):
+        if (already | (total < c)).sum() > limit:
+            break
+        cut = float(c)
+    return cut
+
+
 @dataclass
 class GateChoice:
-    reject_threshold: float
-    floor: float
+    target_cut: float
+    part_floor: float
     ood_threshold: float
     max_target_rejection: float
+    shares: dict
     validation_target_rejected: float
     n_validation_targets: int
 
     def rule(self, reject_index: int) -> decisions.BodyPartRule:
-        return decisions.BodyPartRule(reject_index=reject_index, reject_threshold=self.reject_threshold,
-                                      floor=self.floor, ood_threshold=self.ood_threshold)
+        return decisions.BodyPartRule(reject_index=reject_index, target_cut=self.target_cut,
+                                      part_floor=self.part_floor, ood_threshold=self.ood_threshold)
 
 
 def choose_gate(val_probs: np.ndarray, val_scores: np.ndarray, reject_index: int,
-                budget: float = MAX_TARGET_REJECTION) -> GateChoice:
-    """Floor and OOD threshold on validation images of the three parts: half the budget each."""
-    floor = choose_floor(val_probs, reject_index, budget / 2)
-    ood = threshold_for(val_scores, budget / 2)
-    choice = GateChoice(OTHER_THRESHOLD, floor, ood, budget, float("nan"), len(val_probs))
-    reasons = decisions.decide_body_parts(val_probs, choice.rule(reject_index), val_scores)[1]
+                budget: float = MAX_TARGET_REJECTION, shares: dict | None = None) -> GateChoice:
+    """The three checks on validation images of the three parts, within one budget: the
+    out-of-distribution threshold and the part floor each at most their share of it (:data:`SHARES`),
+    then the target cut as high as the rest of the budget allows (images the other two already
+    reject are not counted twice)."""
+    shares = dict(SHARES if shares is None else shares)
+    probs = np.asarray(val_probs, dtype=float)
+    scores = np.asarray(val_scores, dtype=float)
+    limit = int(np.floor(budget * len(probs) + 1e-9))
+    ood = threshold_for(scores, budget * shares["unfamiliar"])
+    floor = choose_part_floor(probs, reject_index, budget * shares["doubt"])
+    confidence = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, part_floor=floor))[1]
+    already = ~(scores <= ood) | (confidence < floor)
+    cut = choose_target_cut(probs, reject_index, already, limit)
+    choice = GateChoice(cut, floor, ood, budget, shares, float("nan"), len(probs))
+    reasons = decisions.decide_body_parts(probs, choice.rule(reject_index), scores)[1]
     choice.validation_target_rejected = float(np.mean([r is not None for r in reasons])) if reasons else float("nan")
     return choice
 

@@ -10,7 +10,7 @@ that region* and the result is asked to reject it:
   weights) and the output layer, for ``head_epochs`` epochs on the output layer and up to
   ``epochs`` epochs on both (early stopping on the fold's validation images, best epoch kept),
   on the training images of every other region; then the Mahalanobis statistics (training
-  images of the three parts), the floor and the out-of-distribution threshold (their
+  images of the three parts), the target cut, part floor and out-of-distribution threshold (their
   validation images) are fitted again;
 * not retrained: the frozen trunk, whose features (and their augmented copies) are computed
   once for all folds, as training does; the appliance head (it plays no part in rejection);
@@ -96,6 +96,7 @@ def leave_one_region_out(weights_dir: Path, epochs: int = EPOCHS, head_epochs: i
             print(f"  {region}: {f['rejected']:.1%} of {f['n']} rejected", file=sys.stderr, flush=True)
     return {"folds": folds, "epochs": epochs, "head_epochs": head_epochs,
             "frozen_through": trainer.cut, "budget": gate.MAX_TARGET_REJECTION,
+            "ood_share": gate.MAX_TARGET_REJECTION * gate.SHARES["unfamiliar"],
             "summary": _summary(folds)}
 
 
@@ -168,7 +169,7 @@ def _fold_figures(bp, out, stats, choice, held, train, val, findings: _FindingCo
     left = np.nonzero(held)[0]
     let_through = [i for i in left if reasons[i] is None]
     fold = {
-        "gate": {"floor": choice.floor, "ood_threshold": choice.ood_threshold,
+        "gate": {"target_cut": choice.target_cut, "part_floor": choice.part_floor, "ood_threshold": choice.ood_threshold,
                  "validation_target_rejected": choice.validation_target_rejected},
         "left_out": {
             "n": int(held.sum()), "rejected": _share([reasons[i] for i in left]),
@@ -211,7 +212,7 @@ def _compare_methods(bp, out, left_out: np.ndarray, train: np.ndarray, val: np.n
     lo = [pos[i] for i in np.nonzero(left_out)[0]]
     res = {}
     for name, s in scores.items():
-        thr = gate.threshold_for(s[va], gate.MAX_TARGET_REJECTION / 2)
+        thr = gate.threshold_for(s[va], gate.MAX_TARGET_REJECTION * gate.SHARES["unfamiliar"])
         both = np.concatenate([s[va], s[lo]])
         y = np.r_[np.zeros(len(va)), np.ones(len(lo))]
         res[name] = {"rejected": float(np.mean(s[lo] > thr)) if lo else None,
