@@ -13,12 +13,19 @@ $PY training_parts.py    --data "$DATA" --out weights --quiet --trunk-cache "$TR
 # The frozen backbone's features of the fracture images (448 px, with augmented copies) are kept in
 # .cache/fracture-features and reused by the comparison below.
 FEATS=.cache/fracture-features
-# The fracture models: one model learns from every region's films (leg, hip, forearm, humerus, wrist and
-# finger too), with fractured films that show a cast, splint or implant left out of the positives, and is
-# saved per part with that part's own cuts chosen on its validation films; training ends by fitting the
-# cast/splint/implant detector into each model. No test-time mirroring: it doubles a model's time per image.
+# The fracture models, each the design that won on the untreated validation films (the card's "which
+# evidence it learns"; weights/fracture_designs.json):
+# - elbow and shoulder: one model learns from every region's films (leg, hip, forearm, humerus, wrist and
+#   finger too), with fractured films that show a cast, splint or implant left out of the positives, saved
+#   per part with that part's own cuts chosen on its validation films;
+# - hand: a model of its own, trained on hand films only, appliance films left out of the positives too
+#   (HAND_APPLIANCE_WEIGHT=1 keeps them: the previous design).
+# Each run ends by fitting the cast/splint/implant detector into its models. No test-time mirroring: it
+# doubles a model's time per image.
 $PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --pool-regions \
-    --appliance-weight 0 --time-limit 30
+    --appliance-weight 0 --time-limit 30 --parts elbow shoulder
+$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts hand \
+    --appliance-weight "${HAND_APPLIANCE_WEIGHT:-0}"
 # The designs compared on the untreated validation films (the card's "which evidence it learns"): COMPARE=1
 # trains the per-part alternatives into .cache/designs/ (about an hour more on 2 cores) and compares them.
 if [ "${COMPARE:-0}" = 1 ]; then
