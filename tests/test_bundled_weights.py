@@ -49,8 +49,8 @@ def test_bundled_weights_give_the_stored_outputs(bundled):
     assert [e["finding"] for e in EXPECTED["images"]][2] == "not_supported"
 
 
-def _predictions(*args):
-    proc = subprocess.run([sys.executable, str(ROOT / "predictions.py"), *map(str, args), "--weights", str(BUNDLED)],
+def _predictions(*args, weights=BUNDLED):
+    proc = subprocess.run([sys.executable, str(ROOT / "predictions.py"), *map(str, args), "--weights", str(weights)],
                           capture_output=True, text=True, timeout=300)
     return proc
 
@@ -91,7 +91,22 @@ def test_json_contract_on_every_fixture_and_odd_file(json_run, odd_folder):
     assert by_name["hand.dcm"]["body_part"] == "hand"
     assert by_name["broken.png"]["finding"] == by_name["empty.dcm"]["finding"] == "error"
     findings = {obj["finding"] for obj in lines}
-    assert findings == {"fractured", "normal", "uncertain", "not_supported", "error"}, "every finding shows"
+    # the bundled models call no fixture fractured (test_fractured_lines_keep_the_contract_too makes one)
+    assert findings >= {"normal", "uncertain", "not_supported", "error"}, "every other finding shows"
+
+
+def test_fractured_lines_keep_the_contract_too(tmp_path):
+    """A *Likely FRACTURE* line, with its regions, from the bundled hand model at a cut just below a
+    fixture's probability (the JSON contract, not the model's accuracy, is under test)."""
+    hand = _role("hand")
+    p = next(e for e in EXPECTED["images"] if e["role"] == "hand")["fracture_probability"]
+    meta = json.loads((BUNDLED / "fracture_hand.json").read_text())
+    cuts = dict(meta["cuts"], no_fracture_below=round(p - 0.01, 4), fracture_from=round(p - 0.005, 4))
+    proc = _predictions(hand, "--json", weights=_weights_with(tmp_path, fracture_hand={"cuts": cuts}))
+    obj = json.loads(proc.stdout)
+    assert proc.returncode == 0 and obj["finding"] == "fractured", proc.stderr
+    check_prediction(obj, load_image(hand).shape[:2])
+    assert obj["regions"] and obj["uncertain_band"] == [cuts["no_fracture_below"], cuts["fracture_from"]]
 
 
 def test_no_patient_data_in_any_output(json_run, odd_folder):
