@@ -156,7 +156,7 @@ def test_body_part_rules_come_from_the_metadata(tmp_path):
     floor = Predictor(_weights_with(tmp_path / "b", body_part=with_gate(part_floor=1.01)))
     h, g = floor.predict([hand, leg])
     assert (h.finding, h.rejection, g.rejection) == ("not_supported", decisions.REJECT_DOUBT, decisions.REJECT_OTHER)
-    assert "cannot tell whether" in h.message and h.body_part is None
+    assert "cannot tell which part" in h.message and h.body_part is None
     low_floor = Predictor(_weights_with(tmp_path / "c", body_part=with_gate(part_floor=0.5)))
     assert low_floor.predict_one(hand).body_part == "hand"
     # weights made before the cut: P(other) at or above their reject threshold is another region

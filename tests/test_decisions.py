@@ -252,7 +252,7 @@ def test_body_part_rule_from_metadata():
     (decisions.REJECT_COLOUR, "colour picture"),
     (REJECT_OTHER, "another part of the body"),
     (REJECT_UNFAMILIAR, "not one like those the tool was trained on"),
-    (REJECT_DOUBT, "(most likely hand, probability 0.45; at least 0.60 needed)"),
+    (REJECT_DOUBT, "which part this is, elbow, hand or shoulder (most likely hand, confidence 0.45; at least 0.60 needed)"),
 ])
 def test_rejection_message_says_why_in_one_sentence(reason, fragment):
     msg = decisions.rejection_message(reason, ["elbow", "hand", "shoulder"], "hand", 0.45, 0.6)

@@ -91,7 +91,7 @@ def test_predictor_runs_litert_files_and_keras_alike(tiny_weights, predictor):
     assert all(isinstance(fm.run, LiteRTModel) for fm in predictor.fracture.values())
     files = sorted(FOLDERS.rglob("*.jpg"))
     fast, slow = predictor.predict(files), Predictor(tiny_weights, runtime="keras").predict(files)
-    reject_at = predictor.body_info.meta["reject_threshold"]
+    gate = predictor.body_info.meta["gate"]
     same = 0
     for a, b in zip(fast, slow):
         for k in a.part_probabilities:
@@ -101,10 +101,12 @@ def test_predictor_runs_litert_files_and_keras_alike(tiny_weights, predictor):
             np.testing.assert_allclose(a.cam, b.cam, atol=1e-3)
         if (a.finding, a.body_part) == (b.finding, b.body_part):
             same += 1
-        else:  # only a probability sitting on a decision boundary may tip either way
-            bounds = [reject_at] + ([a.threshold, *a.uncertain_band] if a.threshold is not None else [])
-            probs = [a.part_probabilities["other"]] + ([a.fracture_probability] if a.threshold is not None else [])
-            assert min(abs(p - t) for p in probs for t in bounds) < 1e-3, (a, b)
+        else:  # only a number sitting on a decision boundary may tip either way
+            parts = [v for k, v in a.part_probabilities.items() if k != "other"]
+            gaps = [abs(sum(parts) - gate["target_cut"]), abs(max(parts) / sum(parts) - gate["part_floor"])]
+            if a.threshold is not None:
+                gaps += [abs(a.fracture_probability - t) for t in a.uncertain_band]
+            assert min(gaps) < 1e-3, (a, b)
     assert same >= len(fast) - 2
 
 

@@ -18,7 +18,7 @@ import customtkinter as ctk
 from . import presentation as pres
 
 # column, heading, the widest text it shows (its width is measured in the table's font)
-COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Uncertain · cast/implant"),
+COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed"),
            ("part", "Part", "shoulder"), ("prob", "p · cut", "0.50 in 0.29–0.84"))
 FONT_SIZE = 9              # small enough that every column fits the narrowest panel (900 × 640)
 PAD = 8                    # pixels beside a column's widest text

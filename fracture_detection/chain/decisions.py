@@ -233,10 +233,10 @@ def rejection_message(reason: str, parts, best_part: str | None = None, best_p: 
     if reason == REJECT_DOUBT and best_part is not None and best_p is not None and floor is not None:
         p, needed = format_probabilities(best_p, floor)
         needed = f"more than {needed[2:]}" if needed.startswith("> ") else f"at least {needed}"
-        return (f"Not analysed: the tool cannot tell whether this is {article} {what} radiograph "
-                f"(most likely {best_part}, probability {p}; {needed} needed).")
+        return (f"Not analysed: the tool cannot tell which part this is, {what} "
+                f"(most likely {best_part}, confidence {p}; {needed} needed).")
     if reason == REJECT_DOUBT:
-        return f"Not analysed: the tool cannot tell whether this is {article} {what} radiograph."
+        return f"Not analysed: the tool cannot tell which part this is, {what}."
     return f"Not {article} {what} radiograph, so no finding is given."
 
 
