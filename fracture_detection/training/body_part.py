@@ -10,8 +10,8 @@ The recipe, shared by ``training_parts.py`` and the leave-one-region-out evaluat
 3. :func:`fit_top`: the layers above the trunk and the output layer, trained as
    :class:`training.Trainer` does, on any subset of the images.
 4. :func:`pooled_outputs`, :func:`fit_gate` and :func:`fit_appliance_head`: the pooled features of
-   every image, the Mahalanobis gate, its floor and threshold chosen on validation, and P(cast or
-   implant).
+   every image, the Mahalanobis gate, its cuts (target cut, part floor, OOD threshold) chosen on
+   validation, and P(cast or implant).
 5. :func:`model_with_gate`: the classifier with the gate's score and the appliance probability as
    extra outputs, which is what is saved and exported to LiteRT.
 """
@@ -191,8 +191,8 @@ def pooled_outputs(trainer: Trainer, inputs: np.ndarray, batch_size: int = 128) 
 
 
 def fit_gate(bp: BodyPartData, out: Outputs, train: np.ndarray, val: np.ndarray, components: int = gate.COMPONENTS):
-    """The Mahalanobis statistics on the training images of the three parts, and the floor and OOD
-    threshold on their validation images; returns ``(statistics, choice, validation scores)``."""
+    """The Mahalanobis statistics on the training images of the three parts, and the gate's cuts on
+    their validation images; returns ``(statistics, choice)``."""
     reject = bp.reject_index
     target = bp.y != reject
     stats = gate.fit_mahalanobis(out.pooled[train & target], bp.y[train & target], components)
