@@ -427,6 +427,22 @@ def _fmt(entry, key):
     return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else f"{v:.3f}"
 
 
+def fracture_image_table(m: dict, studies: bool = False) -> list[str]:
+    """Each fracture model on the images of its true part, at its Youden threshold, with 95 % intervals
+    (and, with ``studies``, the MURA study rule's kappa)."""
+    extra = " studies | study kappa (> 0.5) |" if studies else ""
+    lines = ["| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |" + extra,
+             "|---|---|---|---|---|---|---|" + ("---:|---|" if studies else "")]
+    for part, e in m["fracture"].items():
+        im = e["image"]
+        row = f"| {part} | {im['n']} ({im['positives']}) | " + " | ".join(
+            _fmt(im, k) for k in ("auc", "accuracy", "sensitivity", "specificity", "kappa")) + " |"
+        if studies:
+            row += f" {e['n_studies']} | {_fmt(e['study_mura_rule'], 'kappa')} |"
+        lines.append(row)
+    return lines
+
+
 def findings_table(m: dict) -> list[str]:
     """Markdown table, per part: share of images and studies decided, and how often decided findings are right."""
     lines = ["| part | images decided | decided right | fractured findings right | normal findings right | "
@@ -503,13 +519,7 @@ def report_markdown(m: dict, plots: list[str]) -> str:
     lines += ["## Fracture models on the true body part", "",
               "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
               "image probabilities (MURA rule: abnormal when > 0.5).", "",
-              "| part | images | AUC | accuracy | sensitivity | specificity | kappa | studies | study kappa (> 0.5) |",
-              "|---|---:|---|---|---|---|---|---:|---|"]
-    for part, e in m["fracture"].items():
-        im = e["image"]
-        lines.append(f"| {part} | {im['n']} ({im['positives']} fractured) | {_fmt(im, 'auc')} | "
-                     f"{_fmt(im, 'accuracy')} | {_fmt(im, 'sensitivity')} | {_fmt(im, 'specificity')} | "
-                     f"{_fmt(im, 'kappa')} | {e['n_studies']} | {_fmt(e['study_mura_rule'], 'kappa')} |")
+              *fracture_image_table(m, studies=True)]
     if "fracture_overall" in m:
         o = m["fracture_overall"]["image"]
         lines += ["", f"All parts together (each model at its threshold): accuracy {_fmt(o, 'accuracy')}, "

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..io import files
 from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from ..models import artifacts
-from .evaluate import findings_table, promise_table, share_text
+from .evaluate import findings_table, fracture_image_table, promise_table, share_text
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -300,13 +300,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           f"(n = {bp['non_radiographs']['n']}).", ""]
     L += gate_section(body, m, weights_dir)
     L += ["**Fracture models on the images of their true part** (image level, at the Youden threshold; the "
-          "findings use the cuts above):", "",
-          "| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |",
-          "|---|---|---|---|---|---|---|"]
-    for part, e in m["fracture"].items():
-        im = e["image"]
-        L.append(f"| {part} | {im['n']} ({im['positives']}) | {_ci(im, 'auc')} | {_ci(im, 'accuracy')} | "
-                 f"{_ci(im, 'sensitivity')} | {_ci(im, 'specificity')} | {_ci(im, 'kappa')} |")
+          "findings use the cuts above):", "", *fracture_image_table(m)]
     L += ["", "**Findings** (each model on its true part, at its two cuts): how many are decided, "
               "and how often a decided finding is right. The study verdict is the app's: fractured when any view "
               "is, else uncertain when any view is, else normal (Roboflow augmented copies of one upload form a "
