@@ -163,6 +163,11 @@ class BodyPartRule:
         """Whether a part's confidence is its share of the three parts' probability (the new rule)."""
         return self.target_cut is not None or self.part_floor is not None
 
+    @property
+    def confidence_floor(self) -> float | None:
+        """The floor the part's confidence (:func:`part_scores`) is held to."""
+        return self.part_floor if self.among_parts else self.floor
+
 
 def part_scores(probs, rule: BodyPartRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, as reported (rounded to :data:`DECIMALS`): the best part's index, its confidence (its
@@ -197,7 +202,7 @@ def decide_body_parts(probs, rule: BodyPartRule, ood_scores=None) -> tuple[np.nd
     if reject is None:
         return probs.argmax(axis=1), reasons
     best, best_p, total = part_scores(probs, rule)
-    floor = rule.part_floor if rule.among_parts else rule.floor
+    floor = rule.confidence_floor
     scores = None if ood_scores is None else np.asarray(ood_scores, dtype=float).reshape(n)
     for i in range(n):
         if rule.target_cut is not None:

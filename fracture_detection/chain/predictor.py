@@ -258,7 +258,6 @@ class Predictor:
         appliance = named.get("appliance_probability")
         chosen, reasons = decisions.decide_body_parts(probs, self.rule, None if ood is None else ood[:, 0])
         best, confidence, _ = decisions.part_scores(probs, self.rule)
-        floor = self.rule.part_floor if self.rule.among_parts else self.rule.floor
         accepted = []
         for j, (i, p, k, why) in enumerate(zip(ok, probs, chosen, reasons)):
             res = out[i]
@@ -266,7 +265,7 @@ class Predictor:
             if why is not None:
                 res.finding, res.rejection = "not_supported", why
                 res.message = decisions.rejection_message(why, self.parts, self.classes[best[j]],
-                                                          float(confidence[j]), floor)
+                                                          float(confidence[j]), self.rule.confidence_floor)
                 continue
             if appliance is not None:
                 res.appliance_probability = reported(appliance[j, 0])
