@@ -84,11 +84,11 @@ def table_finding(pred) -> str:
 
 
 def appliance_line(pred) -> str | None:
-    """A visible cast, splint or implant: said beside the finding, with the question it raises."""
+    """A visible cast, splint or implant: said beside the finding, with the question it raises (short:
+    the detail panel of the smallest window holds it with the cuts and the uncertain sentence)."""
     if not pred.appliance:
         return None
-    return (f"{pred.appliance[:1].upper()}{pred.appliance[1:]} in view: a follow-up film? The models are "
-            "surest on films that show one; a first film without one needs the closest look.")
+    return f"{pred.appliance[:1].upper()}{pred.appliance[1:]} in view: a follow-up film?"
 
 
 def detail_lines(pred) -> list[str]:
