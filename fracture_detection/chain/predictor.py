@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.boxes import LEGACY_REGION_EXTENT, regions_from_map
+from ..io.boxes import LEGACY_REGION_EXTENT, marker_cells, regions_from_map
 from ..io.images import ImageError, colourfulness, read_image, to_model_input
 from ..models import artifacts
 from ..models.runtime import load as load_runner
@@ -96,12 +96,14 @@ class _FractureModel:
     def finding(self, p: float) -> str:
         return decisions.fracture_finding(p, self.edges)
 
-    def regions(self, cells: np.ndarray, image_shape, finding: str) -> list[dict]:
-        """Suspected regions for a fractured or uncertain finding (none otherwise)."""
+    def regions(self, cells: np.ndarray, image_shape, finding: str, model_input=None) -> list[dict]:
+        """Suspected regions for a fractured or uncertain finding (none otherwise), never on a burnt-in
+        marker or text seen in ``model_input`` (the model's letterboxed square)."""
         if finding not in ("fractured", "uncertain"):
             return []
+        exclude = None if model_input is None else marker_cells(model_input[..., 0], image_shape, *cells.shape)
         return regions_from_map(cells, image_shape, self.region_threshold, self.max_regions,
-                                extent=self.region_extent)
+                                extent=self.region_extent, exclude=exclude)
 
 
 class Predictor:
@@ -225,7 +227,7 @@ class Predictor:
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
                 res.finding = fm.finding(res.fracture_probability)
-                res.regions = fm.regions(res.cam, res.image_shape, res.finding)
+                res.regions = fm.regions(res.cam, res.image_shape, res.finding, prepared[i].inputs[fm.size])
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
                     res.message = ("The fracture probability lies between the model's two cuts; "
