@@ -75,7 +75,7 @@ def stretch_to_uint8(values):
 
 DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
                    "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
-                   "appliance", "appliance_probability", "warning"}
+                   "appliance", "appliance_probability", "warning", "near_cut"}
 ANALYSED = ("fractured", "normal", "uncertain")
 
 
@@ -129,6 +129,8 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     if obj["appliance"] is not None:
         assert obj["appliance"] == "cast or implant" and obj["appliance_probability"] is not None, obj
     assert obj["warning"] is None or isinstance(obj["warning"], str)
+    # "close to the cut" only beside a finding a cut decided, and only that cut
+    assert obj["near_cut"] in (None, {"fractured": "fracture_from", "normal": "no_fracture_below"}.get(finding)), obj
 
 
 @pytest.fixture

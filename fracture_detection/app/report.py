@@ -68,13 +68,14 @@ def _jpeg(img: Image.Image) -> io.BytesIO:
 def overlay_picture(img: Image.Image, pred, font=None) -> Image.Image | None:
     """The X-ray with the heatmap (absolute scale) and the fracture regions, or None when there
     is neither."""
-    from .visual import compose, draw_regions, heat_image
+    from .visual import compose, draw_regions, heat_image, shown_regions
     heat = pred.heatmap((img.height, img.width)) if getattr(pred, "cam", None) is not None else None
     if heat is None and not pred.regions:
         return None
     out = compose(img, heat_image(heat) if heat is not None else None)
     if pred.regions and pred.image_shape:
-        out = draw_regions(out, pred.regions, img.width / pred.image_shape[1], font)
+        out = draw_regions(out, shown_regions(pred), img.width / pred.image_shape[1], font,
+                           quiet=pred.finding != "fractured")
     return out
 
 
@@ -295,8 +296,14 @@ class _Report:
                 pdf.cell(pdf.get_string_width(" " + label) + 4, 4, " " + label)
             pdf.ln(4)
             n = len(p.regions)
-            self.text((f"{n} regions, each labelled with its score" if n != 1 else "1 region, labelled with its score")
-                      + f" (most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
+            if p.finding != "fractured":
+                self.text(f"The top region only, dashed: the film is not called Likely FRACTURE "
+                          f"({n} region{'s' * (n != 1)} marked in all; score {region_label(p.regions[0]['score'])}).",
+                          7, h=4)
+            else:
+                self.text((f"{n} regions, each labelled with its score" if n != 1 else
+                           "1 region, labelled with its score")
+                          + f" (most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
         pdf.set_y(max(pdf.get_y(), yb))
 
     def build(self) -> bytes:

@@ -45,12 +45,14 @@ class Prediction:
     appliance: str | None = None           # "cast or implant" when one is visible
     appliance_probability: float | None = None  # on every analysed image, whether flagged or not
     warning: str | None = None             # e.g. the file ends early (analysed all the same)
+    near_cut: str | None = None            # the deciding cut whose 95 % interval holds the probability
     image_shape: tuple | None = field(default=None, repr=False)
     cam: np.ndarray | None = field(default=None, repr=False)  # cell fracture probabilities over the square
+    cut_ci95: dict | None = field(default=None, repr=False)  # each cut's 95 % interval (the model's metadata)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d.pop("cam"), d.pop("image_shape")
+        d.pop("cam"), d.pop("image_shape"), d.pop("cut_ci95")
         return d
 
     def heatmap(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -88,6 +90,7 @@ class _FractureModel:
         self.size = info.image_size
         self.threshold = reported(info.meta.get("threshold", 0.5))
         self.edges = decisions.finding_edges(info.meta)
+        self.intervals = decisions.cut_intervals(info.meta)
         outputs = (info.meta.get("litert") or {}).get("outputs") or []
         appliance = info.meta.get("appliance") or {}
         # a cast, splint or implant judged at the fracture model's resolution, where it has that head
@@ -227,6 +230,8 @@ class Predictor:
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
                 res.finding = fm.finding(res.fracture_probability)
+                res.near_cut = decisions.near_cut(res.fracture_probability, res.finding, fm.intervals)
+                res.cut_ci95 = dict(fm.intervals) or None
                 res.regions = fm.regions(res.cam, res.image_shape, res.finding, prepared[i].inputs[fm.size])
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
@@ -347,17 +352,17 @@ def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
 def describe(pred: Prediction) -> str:
     """One line for a person: what was found, with the probabilities behind it."""
     name = Path(pred.path).name if pred.path else "image"
+    words = decisions.FINDING_WORDS[pred.finding]
     warning = f" ({pred.warning})" if pred.warning else ""
-    if pred.finding == "error":
-        return f"{name}: could not be analysed. {pred.message}"
-    if pred.finding == "not_supported":
-        return f"{name}: not analysed. {pred.message}{warning}"
+    if pred.finding in ("error", "not_supported"):
+        return f"{name}: {words}. {pred.message}{warning}"
     p, low, high = decisions.format_probabilities(pred.fracture_probability, *pred.uncertain_band)
+    near = f" ({decisions.NEAR_CUT_WORDS})" if pred.near_cut else ""
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
     where = ""
     if pred.regions:
         x0, y0, x1, y1 = pred.regions[0]["box"]
         where = f"; most suspicious region x {x0}-{x1}, y {y0}-{y1} px"
-    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (likely fracture from {high}, "
-            f"no fracture below {low}){where}{appliance}{warning}")
+    return (f"{name}: {part}, {words}{near} — fracture probability {p} (Likely FRACTURE from {high}, "
+            f"No fracture below {low}){where}{appliance}{warning}")
