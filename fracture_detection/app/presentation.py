@@ -206,20 +206,6 @@ class Study:
             return f"{sum(preds[i].finding == verdict for i in counted)} of {n} view{'s' * (n != 1)}"
         return f"{n} view{'s' * (n != 1)}"
 
-    def left_out_line(self, preds, name=lambda i: f"view {i + 1}") -> str | None:
-        """The views listed with the study that its verdict leaves out, and why."""
-        part, counted = self.part(preds), set(self.counted(preds))
-        why = []
-        for i in self.members:
-            if i not in counted:
-                p = preds[i]
-                reason = (f"read as {p.body_part}" if p.body_part and p.body_part != part and
-                          p.finding in ("fractured", "uncertain", "normal") else TABLE_TEXT[p.finding].lower())
-                why.append(f"{name(i)} ({reason})")
-        if not why:
-            return None
-        return (f"Not counted in this {part} study's verdict: " if part else "Not counted: ") + ", ".join(why)
-
     def opened_line(self, preds, name=lambda i: f"view {i + 1}") -> str | None:
         """How many films were opened as this study and which its verdict leaves out, and why:
         ``4 films opened, 2 left out: a.png (read as elbow), b.png (not analysed)``; None for one film."""

@@ -186,13 +186,13 @@ class Worklist(ctk.CTkFrame):
                 self._show_row(iid)
 
     def _dragged(self, event):
-        """After the reader drags a column's edge: keep that width, and fit the others around it."""
-        if self.table.identify_region(event.x, event.y) not in ("separator", "heading"):
+        """After the reader drags a column's edge (wherever the pointer is let go): keep that width, and
+        fit the others around it."""
+        dragged = {c: int(self.table.column(c, "width")) for c in self.table.cget("displaycolumns")}
+        dragged = {c: w for c, w in dragged.items() if w != self.widths.get(c)}
+        if not dragged:
             return
-        for c in self.table.cget("displaycolumns"):
-            w = int(self.table.column(c, "width"))
-            if w != self.widths.get(c):
-                self.user_widths[c] = w
+        self.user_widths.update(dragged)
         self.widths = dict(self.least)   # every column set again
         self.layout()
 
