@@ -18,7 +18,7 @@ import customtkinter as ctk
 
 from . import presentation as pres
 from .actions import Actions
-from .labels import elide, reconfigure
+from .labels import elide, elide_to, reconfigure
 from .report_dialog import ReportDialog
 from .studies import PLACEHOLDER, StudyController
 from .timing import TIMING, milestone
@@ -80,6 +80,7 @@ class App(Actions, StudyController, _Base):
         width = int(min(DEFAULT_SIZE[0], screen_w))
         height = int(min(DEFAULT_SIZE[1], max(min(MIN_SIZE[1], screen_h), screen_h - 48)))  # room for a title bar
         self.minsize(min(MIN_SIZE[0], width), min(MIN_SIZE[1], height))
+        self.first_size = (width, height)   # the panels are laid out for it from the start
         self.geometry(f"{width}x{height}" + ("+0+0" if (width, height) != DEFAULT_SIZE else ""))
 
     def destroy(self):
@@ -103,7 +104,9 @@ class App(Actions, StudyController, _Base):
         self.export_button = ctk.CTkButton(bar, text="Export CSV…", width=106, command=self.ask_export_csv)
         for i, w in enumerate((self.open_button, self.folder_button, self.save_button, self.export_button)):
             w.grid(row=0, column=i, padx=(8 if i == 0 else 0, 8), pady=8)
-        self.status = ctk.CTkLabel(bar, text="", anchor="e")
+        self.status_font = ctk.CTkFont(size=13)
+        self.status = ctk.CTkLabel(bar, text="", anchor="e", font=self.status_font)
+        self._status = ("", False)
         self.status.grid(row=0, column=9, padx=12, sticky="ew")
         bar.grid_columnconfigure(9, weight=1)
 
@@ -127,12 +130,12 @@ class App(Actions, StudyController, _Base):
         self.viewer.heat_switch.configure(command=self._overlay_toggled)
         self.viewer.boxes_switch.configure(command=self._overlay_toggled)
 
-        side = self.side = ctk.CTkFrame(self, width=self._panel_width(1180), corner_radius=6)
+        side = self.side = ctk.CTkFrame(self, width=self._panel_width(self.first_size[0]), corner_radius=6)
         side.grid(row=2, column=1, padx=(0, 10), pady=10, sticky="ns")
         side.grid_propagate(False)
         side.grid_columnconfigure(0, weight=1)
         side.grid_rowconfigure(1, weight=1)
-        detail = self.detail = ctk.CTkFrame(side, height=self._detail_height(800), fg_color="transparent")
+        detail = self.detail = ctk.CTkFrame(side, height=self._detail_height(self.first_size[1]), fg_color="transparent")
         detail.grid(row=0, column=0, sticky="ew", padx=8, pady=(8, 0))
         detail.grid_propagate(False)
         detail.grid_columnconfigure(0, weight=1)
@@ -177,6 +180,7 @@ class App(Actions, StudyController, _Base):
             if event.width != getattr(self, "_headline_width", None):
                 self._headline_width = event.width
                 self._show_headline(getattr(self, "_headline_members", None))   # elided to the new width
+                self.after_idle(lambda: self.set_status(*self._status))
             scaling = self._get_window_scaling()
             width = self._panel_width(event.width / scaling)
             if self.side.cget("width") != width:
@@ -277,7 +281,11 @@ class App(Actions, StudyController, _Base):
     # --- status line -------------------------------------------------------------------
 
     def set_status(self, text: str, error: bool = False):
-        reconfigure(self.status, text=elide(text, 110), text_color="#c62828" if error else ("gray20", "gray80"))
+        """The status line, elided in the middle to the room the toolbar leaves it (never cut at its start)."""
+        self._status = (text, error)
+        room = self.status.master.winfo_width() - (self.export_button.winfo_x() + self.export_button.winfo_width()) - 40
+        shown = elide_to(text, self.status_font, room) if room > 100 else elide(text, 110)
+        reconfigure(self.status, text=shown, text_color="#c62828" if error else ("gray20", "gray80"))
 
 
 def main(weights_dir, paths) -> None:
