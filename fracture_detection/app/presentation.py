@@ -213,6 +213,8 @@ class Study:
         if n < 2:
             return None
         part, counted = self.part(preds), set(self.counted(preds))
+        if part is None:
+            return f"{n} films opened, none analysed"
         why = []
         for i in self.members:
             if i not in counted:

@@ -252,8 +252,8 @@ class _Report:
         for page, i in enumerate(self.order, start=2):
             p = self.preds[i]
             study = self.study_of.get(i)
-            cells = (str(page), _fit(pdf, self.name(i), widths[1]),
-                     _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2]),
+            cells = (str(page), _fit(pdf, self.name(i), widths[1], head=3),
+                     _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2], head=3),
                      p.body_part or "–", pres.TABLE_TEXT[p.finding], pres.short_probability(p),
                      _fit(pdf, ", ".join(pres.notes(p)), widths[6]))
             for k, (w, c) in enumerate(zip(widths, cells)):
@@ -345,15 +345,20 @@ class _Report:
         return bytes(self.pdf.output())
 
 
-def _fit(pdf, text: str, width: float) -> str:
-    """``text`` shortened with an ellipsis in the middle to fit ``width`` mm at the current font."""
+def _fit(pdf, text: str, width: float, head: int | None = None) -> str:
+    """``text`` shortened with an ellipsis in the middle to fit ``width`` mm at the current font;
+    ``head``: keep at most that much of its start, the rest from its end (``pat…00012 / study1``)."""
     pdf.set_font("DejaVu", "", 8)
     if pdf.get_string_width(text) <= width - 1:
         return text
+
+    def cut(keep):
+        first = (keep + 1) // 2 if head is None else min(head, keep)
+        return text[:first] + "…" + (text[len(text) - (keep - first):] if keep - first else "")
     keep = len(text)
-    while keep > 4 and pdf.get_string_width(text[:keep // 2] + "…" + text[-(keep // 2):]) > width - 1:
+    while keep > 4 and pdf.get_string_width(cut(keep)) > width - 1:
         keep -= 1
-    return text[:keep // 2] + "…" + text[-(keep // 2):]
+    return cut(keep)
 
 
 def write_report(path, predictions, predictor=None, *, studies=None, fields: dict | None = None,

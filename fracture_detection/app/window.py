@@ -30,7 +30,7 @@ __all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are 
 
 DEFAULT_SIZE, MIN_SIZE = (1180, 800), (900, 640)
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
-PANEL_WIDTH = (432, 560)   # the right-hand panel (detail and worklist): 40 % of the window, within these
+PANEL_WIDTH = (432, 560)   # the right-hand panel (detail and worklist): 42 % of the window, within these
 HEADLINE_SIZE = 17          # the study verdict and, under it, the films opened and left out
 DETAIL_HEIGHT = (250, 320)  # the detail panel's height: fixed for a window size (the worklist never
                             # moves when another image is selected), taller in taller windows
@@ -197,7 +197,7 @@ class App(Actions, StudyController, _Base):
     @staticmethod
     def _panel_width(window_width: float) -> int:
         low, high = PANEL_WIDTH
-        return max(low, min(high, round(0.4 * window_width)))
+        return max(low, min(high, round(0.42 * window_width)))
 
     def _bind_keys(self):
         for seq, fn in (("<Control-o>", self.ask_open), ("<Control-O>", self.ask_folder),

@@ -22,8 +22,9 @@ from .labels import elide_to
 COLUMNS = (("#0", "Image", "image1.jpg"), ("finding", "Finding", "Uncertain"),
            ("part", "Part", "–"), ("prob", "p · cut", "0.50 ≥ 0.84"))
 FONT_SIZE = 9              # small enough that every column fits the narrowest panel (900 × 640)
-PAD = 10                   # pixels beside a column's widest text
+PAD = 8                    # pixels beside a column's widest text
 NAME_SHARE = 0.35           # the name column keeps at least this share of the table (or all it needs)
+NAME_HEAD = 3               # an elided name keeps this much of its start, the rest from its end
 TREE_INDENT = 20           # the name column's indent per level (the expander, then a study's views)
 ARROWS = {True: " ▼", False: " ▲"}
 
@@ -126,11 +127,14 @@ class Worklist(ctk.CTkFrame):
         self._table_width = event.width
         self.layout()
 
-    def natural_width(self, col: str) -> int:
-        """What a column needs to show its heading and every cell whole (a study row's in bold)."""
+    def natural_width(self, col: str, views_only: bool = False) -> int:
+        """What a column needs to show its heading and every cell whole (a study row's in bold; with
+        ``views_only``, the views' rows only)."""
         title = dict((c, t) for c, t, _ in COLUMNS)[col]
         need = self.bold.measure(title + " ▼")
         for iid, (parent, text, values, _tag) in self._rows.items():
+            if views_only and iid.startswith("s"):
+                continue
             font = self.bold if iid.startswith("s") else self.font
             if col == "#0":
                 need = max(need, self._measure(font, text) + TREE_INDENT * (1 + (parent != "")))
@@ -158,7 +162,8 @@ class Worklist(ctk.CTkFrame):
         width = self._table_width - 2
         if width <= 0:
             return
-        name_need = max(self.least["#0"], min(self.natural_width("#0"), int(NAME_SHARE * width)))
+        # the views' names whole where they can be (a study's name is in the headline too: it may be elided)
+        name_need = max(self.least["#0"], min(self.natural_width("#0", views_only=True), int(NAME_SHARE * width)))
 
         data = [c for c, *_ in COLUMNS[1:]]
         want = {c: self.user_widths.get(c, self.natural_width(c)) for c in data}
@@ -201,7 +206,7 @@ class Worklist(ctk.CTkFrame):
         parent, text, values, tag = self._rows[iid]
         font = self.bold if iid.startswith("s") else self.font
         name_width = self.widths["#0"] - TREE_INDENT * (1 + (parent != "")) - 4
-        shown = (elide_to(text, font, name_width),
+        shown = (elide_to(text, font, name_width, head=NAME_HEAD),
                  tuple(self._fit_cell(c, str(v), font, self.widths.get(c, self.least[c]) - PAD)
                        for v, (c, *_) in zip(values, COLUMNS[1:])))
         if self._shown.get(iid) != shown:
