@@ -1077,7 +1077,7 @@ def test_close_to_the_cut_is_said_beside_the_finding_in_the_window_the_report_an
     assert app.near_label.winfo_rootx() + app.near_label.winfo_width() <= app.detail.winfo_rootx() + \
         app.detail.winfo_width(), "beside the finding, on screen"
     detail = app.detail_text.get("1.0", "end")
-    assert "Close to the cut (No fracture below): 0.20 lies within that cut's 95 % interval, 0.15–0.45" in detail
+    assert "Close to the cut: 0.20 is within the No fracture cut's 95 % interval (0.15–0.45); review." in detail
     assert app.worklist.full_text("v0", "finding") == "No fracture found · close to the cut"
     app.worklist.select("v1")
     settle(app)

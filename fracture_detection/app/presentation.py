@@ -86,18 +86,16 @@ def near_cut_text(pred) -> str | None:
 
 
 def near_cut_line(pred) -> str | None:
-    """Why a finding is close to its cut, with the cut's interval where the prediction carries it."""
+    """Why a finding is close to its cut, with the cut's 95 % interval where the prediction carries it
+    (short: the smallest window's detail panel holds it with the cuts and the appliance line)."""
     if not getattr(pred, "near_cut", None):
         return None
-    name = {"no_fracture_below": "No fracture below", "fracture_from": "Likely FRACTURE from"}[pred.near_cut]
+    name = {"no_fracture_below": "No fracture", "fracture_from": "Likely FRACTURE"}[pred.near_cut]
     ci = (getattr(pred, "cut_ci95", None) or {}).get(pred.near_cut)
-    texts = probability_texts(pred)
-    where = ""
-    if ci and texts:
+    if ci and pred.fracture_probability is not None:
         p, low, high = decisions.format_probabilities(pred.fracture_probability, *ci)
-        where = f": {p} lies within that cut's 95 % interval, {low}–{high}"
-    return (f"Close to the cut ({name}){where}. The finding is what the rule says; another sample of "
-            "validation films could have put the cut on the other side: review.")
+        return f"Close to the cut: {p} is within the {name} cut's 95 % interval ({low}–{high}); review."
+    return f"Close to the {name} cut; review."
 
 
 def notes(pred) -> list[str]:
