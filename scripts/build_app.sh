@@ -18,13 +18,14 @@ start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # the app as pip installs it (its bundled weights and icons as package data), then PyInstaller
-"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps . 
+"$VENV/bin/python" -m pip install -q --force-reinstall --no-deps .
 "$VENV/bin/python" -m pip install -q . pyinstaller==6.22.3
-entry=$("$VENV/bin/python" -c 'import fracture_detection.__main__ as m; print(m.__file__)')
+entry=$("$VENV/bin/python" -I -c 'import fracture_detection.__main__ as m; print(m.__file__)')
+package=$(dirname "$entry")
 "$VENV/bin/python" -m PyInstaller --noconfirm --clean --log-level WARN --onedir --name fracture-screening \
   --distpath dist --workpath build/pyinstaller --specpath build/pyinstaller \
-  --collect-data fracture_detection --collect-data customtkinter --collect-all tkinterdnd2 \
-  --collect-all ai_edge_litert --collect-submodules pydicom --collect-data fpdf \
+  --collect-data fracture_detection --add-data "$package/weights:fracture_detection/weights" \
+  --collect-data customtkinter --collect-all tkinterdnd2 --collect-submodules pydicom --collect-data fpdf \
   --exclude-module tensorflow --exclude-module keras --exclude-module sklearn --exclude-module torch \
   --exclude-module pytest --exclude-module IPython \
   "$entry"

@@ -64,7 +64,7 @@ def entry_text(command: list[str]) -> str:
     return "\n".join([
         "[Desktop Entry]",
         "Type=Application",
-        "Version=1.5",
+        "Version=1.1",
         "Name=Fracture Screening",
         "GenericName=X-ray Fracture Screening",
         "Comment=Flags likely fractures on elbow, hand and shoulder X-rays (decision support, not a diagnosis)",
@@ -72,7 +72,7 @@ def entry_text(command: list[str]) -> str:
         f"Icon={APP_ID}",
         "Terminal=false",
         "StartupNotify=true",
-        "Categories=Graphics;Viewer;Science;MedicalSoftware;",
+        "Categories=Science;MedicalSoftware;",
         "MimeType=" + "".join(f"{m};" for m in MIME_TYPES),
         "Keywords=X-ray;radiograph;fracture;DICOM;elbow;hand;shoulder;",
         "",

@@ -19,6 +19,7 @@ import customtkinter as ctk
 from . import presentation as pres
 from .actions import Actions
 from .labels import elide, reconfigure
+from .notice import Notice, models_text, unreadable_text
 from .report_dialog import ReportDialog
 from .studies import PLACEHOLDER, StudyController
 from .timing import TIMING, milestone
@@ -59,6 +60,7 @@ class App(Actions, StudyController, _Base):
         self.busy = False
         self.generation = 0
         self.dnd_available = False
+        self.notice: Notice | None = None
         self._build()
         self._bind_keys()
         self._enable_drop()
@@ -219,9 +221,10 @@ class App(Actions, StudyController, _Base):
             self.predictor = payload
             self.set_status("Ready." if not self.pending else "Models loaded.")
             self._submit()
-        elif kind == "fatal":
+        elif kind == "fatal":   # the first-run check: no usable models
             self.set_status(payload, error=True)
             self.viewer.show(None, placeholder=payload)
+            self.show_notice(*models_text(payload))
         elif kind == "analyse":
             generation, views = payload
             self.busy = False
@@ -231,6 +234,9 @@ class App(Actions, StudyController, _Base):
             if generation == self.generation and not self.pending and not self.busy:
                 self.set_status(pres.batch_status([v.prediction for v in self.views]),
                                 error=all(v.prediction.finding == "error" for v in self.views))
+                unreadable = unreadable_text([v.prediction for v in self.views])
+                if unreadable:
+                    self.show_notice(*unreadable)
         elif kind == "picture":
             generation, index, picture = payload
             if generation == self.generation and picture is not None and index < len(self.views):
@@ -248,6 +254,13 @@ class App(Actions, StudyController, _Base):
                 self.busy = False
                 self._submit()
             self.set_status(message, error=True)
+
+    def show_notice(self, title: str, text: str) -> None:
+        """A small dialog the reader must acknowledge (not modal); it replaces one still open."""
+        if self.notice is not None and self.notice.winfo_exists():
+            self.notice.show(title, text)
+        else:
+            self.notice = Notice(self, title, text)
 
     # --- status line -------------------------------------------------------------------
 
