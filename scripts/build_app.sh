@@ -26,6 +26,7 @@ package=$(dirname "$entry")
   --distpath dist --workpath build/pyinstaller --specpath build/pyinstaller \
   --collect-data fracture_detection --add-data "$package/weights:fracture_detection/weights" \
   --collect-data customtkinter --collect-all tkinterdnd2 --collect-submodules pydicom --collect-data fpdf \
+  --hidden-import PIL._tkinter_finder \
   --exclude-module tensorflow --exclude-module keras --exclude-module sklearn --exclude-module torch \
   --exclude-module pytest --exclude-module IPython \
   "$entry"
