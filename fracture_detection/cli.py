@@ -122,8 +122,9 @@ GUI_HELP = """The desktop app: open elbow, hand or shoulder X-rays and see the m
 
 Several images open together as one study.  --install-desktop-entry adds the app to the desktop's
 menu with its icon and as an "Open with" choice for JPEG, PNG and DICOM files (freedesktop
-launcher under $XDG_DATA_HOME/applications); neither option needs a display.
-Decision support, not a diagnosis.
+launcher under $XDG_DATA_HOME/applications); neither option needs a display.  The standalone app
+(fracture-screening) and python -m fracture_detection take these arguments too, or fracture-screen's
+when --json or --report is given.  Decision support, not a diagnosis.
 """
 
 

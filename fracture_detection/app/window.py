@@ -18,6 +18,7 @@ import customtkinter as ctk
 
 from . import presentation as pres
 from .actions import Actions
+from .desktop import ICON_DIR, ICONS
 from .labels import elide, reconfigure
 from .notice import Notice, models_text, unreadable_text
 from .report_dialog import ReportDialog
@@ -29,6 +30,7 @@ from .worklist import Worklist
 
 __all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are found here too
 
+ICON = ICON_DIR / ICONS["256x256"]
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (432, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
 DETAIL_HEIGHT = (250, 320)  # the detail panel's height: fixed for a window size (the worklist never
@@ -51,6 +53,8 @@ class App(Actions, StudyController, _Base):
         self.title("Fracture screening – elbow, hand, shoulder X-rays")
         self.geometry("1180x800")
         self.minsize(900, 640)
+        self._icon = tk.PhotoImage(file=str(ICON))   # the launcher's icon, also the window's
+        self.iconphoto(True, self._icon)
         ctk.set_appearance_mode("system")
         self.results: queue.Queue = queue.Queue()
         self.worker = Worker(weights_dir, self.results)
