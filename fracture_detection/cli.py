@@ -96,3 +96,143 @@ def config_from_args(args):
         augment_copies=args.augment_copies, time_limit=None if args.time_limit is None else 60 * args.time_limit,
         verbose=2 if args.quiet else 1,
     )
+
+
+# --- the entry points: predictions.py and GUI.py, the installed commands (fracture-screen,
+# fracture-screen-gui, python -m fracture_detection) and the standalone app --------------------
+
+PREDICT_HELP = """Analyse X-rays with the bundled models: body part, then fracture.
+
+    fracture-screen PATH [PATH ...] [--json] [--report FILE.pdf] [--one-study] [--weights DIR]
+    (from a checkout: python predictions.py ...)
+
+PATH is an image (PNG, JPEG, BMP, TIFF, WebP, DICOM) or a folder, searched recursively.
+--json prints one JSON object per image per line; --report writes one PDF for the whole
+batch (a summary page, then a page per image).  Films are one study in the report only when
+their folders say so (MURA's patient/study folders) or --one-study says the PATHs are the views
+of one study; any other film is read on its own.  Exit status: 0 when every input was
+analysed, 1 when any input could not be read (the others are still analysed), 2 for a
+usage error.  Decision support, not a diagnosis.
+"""
+
+GUI_HELP = """The desktop app: open elbow, hand or shoulder X-rays and see the model's finding.
+
+    fracture-screen-gui [IMAGE ...]          (from a checkout: python GUI.py [IMAGE ...])
+    fracture-screen-gui --install-desktop-entry | --uninstall-desktop-entry
+
+Several images open together as one study.  --install-desktop-entry adds the app to the desktop's
+menu with its icon and as an "Open with" choice for JPEG, PNG and DICOM files (freedesktop
+launcher under $XDG_DATA_HOME/applications); neither option needs a display.  The standalone app
+(fracture-screening) and python -m fracture_detection take these arguments too, or fracture-screen's
+when --json or --report is given.  Decision support, not a diagnosis.
+"""
+
+
+def _version_arg(parser: argparse.ArgumentParser) -> None:
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"fracture-screening {__version__}")
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    from .models.artifacts import DEFAULT_WEIGHTS
+    from .models.runtime import RUNTIMES
+    parser = argparse.ArgumentParser(description=PREDICT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    parser.add_argument("--report", type=Path, metavar="FILE.pdf",
+                        help="also write a PDF report: a summary page, then one page per image")
+    parser.add_argument("--one-study", action="store_true",
+                        help="the PATHs are the views of one study (as opening several files together in the app)")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="folder of trained models")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="auto: each model's LiteRT file where there is one (fast start), else Keras")
+    _version_arg(parser)
+    return parser
+
+
+def predict_main(argv=None) -> int:
+    """predictions.py and fracture-screen: analyse, print a line per image, optionally write the PDF."""
+    import json
+    args = predict_parser().parse_args(argv)
+    from .chain.predictor import Predictor, describe, predict_paths
+    predictor = Predictor(args.weights, runtime=args.runtime)
+    progress = None if args.json else progress_printer()
+    results = predict_paths(predictor, args.paths, batch_size=args.batch_size, progress=progress)
+    for r in results:
+        print(json.dumps(r.to_json()) if args.json else describe(r), flush=True)
+    if args.report:
+        from .app.presentation import group_studies
+        from .app.report import write_report
+        studies = group_studies([r.path for r in results], one_study=args.one_study)
+        try:
+            write_report(args.report, results, predictor, studies=studies)
+        except OSError as exc:
+            print(f"error: the report could not be written to {args.report}: {exc.strerror or exc}.",
+                  file=sys.stderr)
+            return 2
+        print(f"Report written to {args.report}.", file=sys.stderr)
+    if not args.json:
+        print("Decision support only, not a diagnosis.", file=sys.stderr)
+    return 1 if any(r.finding == "error" for r in results) else 0
+
+
+def gui_parser() -> argparse.ArgumentParser:
+    from .models.artifacts import DEFAULT_WEIGHTS
+    parser = argparse.ArgumentParser(description=GUI_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="*", type=Path, help="X-rays to open (views of one study)")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="folder of trained models")
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument("--install-desktop-entry", action="store_true",
+                       help="add the app to the desktop's menu and 'Open with' for JPEG, PNG and DICOM, then exit")
+    entry.add_argument("--uninstall-desktop-entry", action="store_true",
+                       help="remove what --install-desktop-entry added, then exit")
+    _version_arg(parser)
+    return parser
+
+
+def gui_main(argv=None, command=None) -> int:
+    """GUI.py and fracture-screen-gui: open the app, or (un)install its desktop launcher.
+    ``command``: how the launcher starts the app (default: the way this process was started)."""
+    args = gui_parser().parse_args(argv)
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        from .app import desktop
+        if args.install_desktop_entry:
+            written = desktop.install(command or desktop.launch_command())
+            print("Installed the launcher:\n  " + "\n  ".join(map(str, written)))
+        else:
+            removed = desktop.uninstall()
+            print("Removed:\n  " + "\n  ".join(map(str, removed)) if removed else "No launcher was installed.")
+        return 0
+    import tkinter
+    from .app import window
+    quiet_tensorflow()
+    try:
+        window.main(args.weights, args.images)
+    except tkinter.TclError as exc:  # no display, most often
+        print(f"error: the window could not be opened ({exc}); to analyse without a display, "
+              "use fracture-screen (or --json/--report with the standalone app).", file=sys.stderr)
+        return 2
+    return 0
+
+
+ANALYSE_FLAGS = ("--json", "--report")
+
+
+def app_main(argv=None) -> int:
+    """python -m fracture_detection and the standalone app's executable: with --json or --report the
+    command line (fracture-screen), else the app (fracture-screen-gui)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ANALYSE_FLAGS or a.startswith("--report=") for a in argv):
+        return run(predict_main, argv)
+    return run(gui_main, argv)
+
+
+def predict_command() -> int:
+    """The console script fracture-screen."""
+    return run(predict_main)
+
+
+def gui_command() -> int:
+    """The GUI script fracture-screen-gui."""
+    return run(gui_main)

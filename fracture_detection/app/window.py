@@ -18,7 +18,9 @@ import customtkinter as ctk
 
 from . import presentation as pres
 from .actions import Actions
+from .desktop import ICON_DIR, ICONS
 from .labels import elide, elide_to, reconfigure
+from .notice import Notice, models_text, unreadable_text
 from .report_dialog import ReportDialog
 from .studies import PLACEHOLDER, StudyController
 from .timing import TIMING, milestone
@@ -29,6 +31,7 @@ from .worklist import Worklist
 __all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are found here too
 
 DEFAULT_SIZE, MIN_SIZE = (1180, 800), (900, 640)
+ICON = ICON_DIR / ICONS["256x256"]
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (432, 560)   # the right-hand panel (detail and worklist): 42 % of the window, within these
 HEADLINE_SIZE = 17          # the study verdict and, under it, the films opened and left out
@@ -51,6 +54,8 @@ class App(Actions, StudyController, _Base):
         super().__init__()
         self.title("Fracture screening – elbow, hand, shoulder X-rays")
         self._fit_screen()
+        self._icon = tk.PhotoImage(file=str(ICON))   # the launcher's icon, also the window's
+        self.iconphoto(True, self._icon)
         ctk.set_appearance_mode("system")
         self.results: queue.Queue = queue.Queue()
         self.worker = Worker(weights_dir, self.results)
@@ -60,6 +65,7 @@ class App(Actions, StudyController, _Base):
         self.busy = False
         self.generation = 0
         self.dnd_available = False
+        self.notice: Notice | None = None
         self._build()
         self._bind_keys()
         self._enable_drop()
@@ -247,9 +253,10 @@ class App(Actions, StudyController, _Base):
             self.predictor = payload
             self.set_status("Ready." if not self.pending else "Models loaded.")
             self._submit()
-        elif kind == "fatal":
+        elif kind == "fatal":   # the first-run check: no usable models
             self.set_status(payload, error=True)
             self.viewer.show(None, placeholder=payload)
+            self.show_notice(*models_text(payload))
         elif kind == "analyse":
             generation, views = payload
             self.busy = False
@@ -259,6 +266,9 @@ class App(Actions, StudyController, _Base):
             if generation == self.generation and not self.pending and not self.busy:
                 self.set_status(pres.batch_status([v.prediction for v in self.views]),
                                 error=all(v.prediction.finding == "error" for v in self.views))
+                unreadable = unreadable_text([v.prediction for v in self.views])
+                if unreadable:
+                    self.show_notice(*unreadable)
         elif kind == "picture":
             generation, index, picture = payload
             if generation == self.generation and picture is not None and index < len(self.views):
@@ -277,6 +287,13 @@ class App(Actions, StudyController, _Base):
                 self.busy = False
                 self._submit()
             self.set_status(message, error=True)
+
+    def show_notice(self, title: str, text: str) -> None:
+        """A small dialog the reader must acknowledge (not modal); it replaces one still open."""
+        if self.notice is not None and self.notice.winfo_exists():
+            self.notice.show(title, text)
+        else:
+            self.notice = Notice(self, title, text)
 
     # --- status line -------------------------------------------------------------------
 

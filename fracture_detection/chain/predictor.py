@@ -1,6 +1,6 @@
 """The chain: body part, then that part's fracture model, with its suspected regions and cell map.
 
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     predictor = Predictor()                      # loads every model in weights/ once
     result = predictor.predict_one("xray.png")   # -> Prediction
     results = predictor.predict(["a.png", "b.dcm"])
@@ -347,6 +347,14 @@ def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
         else:
             problems.append(Prediction(path=str(p), message=f"The file {p.name} does not exist."))
     return files, problems
+
+
+def predict_paths(predictor: Predictor, paths, batch_size: int = 16, progress=None) -> list[Prediction]:
+    """Every image in ``paths`` (files, and folders searched recursively), as ``--json`` and
+    ``fracture_detection.analyse`` report them: the paths that cannot be used first (an 'error'
+    each), then the images in order."""
+    files, problems = collect_inputs(paths)
+    return problems + predictor.predict(files, batch_size=batch_size, progress=progress)
 
 
 def describe(pred: Prediction) -> str:
