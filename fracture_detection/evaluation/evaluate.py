@@ -145,7 +145,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "localisation": _localisation(records, idx, results, fm, n_boot),
             "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
                                                       results, fm, n_boot) for k in metrics.FILM_KINDS},
-            "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
+            "end_to_end": _end_to_end([chain[i] for i in idx], y, part, kinds, n_boot),
         }
         pooled["y"] += list(y)
         pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
@@ -153,6 +153,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         pooled["study"] += studies
         pooled["finding"] += findings
         pooled["kind"] += list(kinds)
+        pooled["chain"] += [chain[i] for i in idx]
     if pooled["y"]:
         y, p = np.array(pooled["y"]), np.array(pooled["p"])
         out["fracture_overall"] = {
@@ -160,6 +161,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "image_auc_pooled_probabilities": metrics.binary_metrics(y, p)["auc"],
             "study_mura_rule": fracture_figures(y, p, pooled["study"], None, n_boot)["study_mura_rule"],
             "by_kind": metrics.promises_by_kind(y, p, pooled["finding"], pooled["kind"], n_boot),
+            "end_to_end": _end_to_end(pooled["chain"], y, None, pooled["kind"], n_boot),
         }
     return out
 
@@ -220,15 +222,66 @@ def _localisation(records, idx, results, fm, n_boot) -> dict | None:
     return metrics.localisation(items, n_boot)
 
 
-def _end_to_end(preds, y, part) -> dict:
-    """What the app would have said for these images (routing errors included)."""
+def _end_to_end(preds, y, part, kinds, n_boot: int = 0) -> dict:
+    """What the app would have said for these images (routing errors included), and the end-to-end
+    sensitivity: the share of fractured films the app called *Likely FRACTURE*, where a film turned
+    away by the gate (not analysed), unreadable, *uncertain* or *No fracture found* counts as not
+    flagged; per kind of fractured film (untreated first) and for all. ``part`` None: pooled."""
     findings = Counter(p.finding for p in preds)
-    routed = [p.body_part == part for p in preds]
-    decided = [(p.finding, t) for p, t in zip(preds, y) if p.body_part == part and p.finding in ("fractured", "normal")]
+    mine = [p.body_part == part if part else p.body_part is not None for p in preds]
+    decided = [(p.finding, t) for p, t, m in zip(preds, y, mine) if m and p.finding in ("fractured", "normal")]
     correct = sum((f == "fractured") == bool(t) for f, t in decided)
-    return {"n": len(preds), "routed_to_this_model": float(np.mean(routed)), "findings": dict(findings),
+    flagged = np.array([p.finding == "fractured" for p in preds], dtype=bool)
+    kinds = np.asarray(kinds, dtype=object)
+    sensitivity = {}
+    for kind in (*metrics.FILM_KINDS, "all"):
+        of = (np.asarray(y) == 1) & ((kinds == kind) if kind != "all" else True)
+        sensitivity[kind] = metrics.proportion(flagged[of], n_boot)
+    return {"n": len(preds), "routed_to_this_model": float(np.mean(mine)) if preds else None,
+            "findings": dict(findings),
             "accuracy_of_decided_findings": correct / len(decided) if decided else None,
-            "n_decided": len(decided)}
+            "n_decided": len(decided), "sensitivity": sensitivity}
+
+
+# --- one row per film -------------------------------------------------------------
+
+PREDICTION_COLUMNS = ("path", "true_part", "true_label", "appliance", "patient", "study", "body_part", "finding",
+                      "rejection", "app_fracture_probability", "fracture_probability", "model_finding",
+                      "in_fracture_figures")
+
+
+def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
+    """One row per film evaluated: its truth (part, label, appliance by eye, patient, study), what the
+    app said (``body_part``, ``finding``, ``rejection``, ``app_fracture_probability``: the chain's, empty
+    where the film was not analysed) and what the fracture figures use: ``fracture_probability``, the
+    fracture model of the film's *true* part on it, also where the gate turned the film away, rounded as
+    reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
+    film counts in the fracture figures (a modelled part, a known label, a readable film)."""
+    probs = results["true_part_probability"]
+    rows = []
+    for i, (r, c) in enumerate(zip(records, results["chain"])):
+        p = probs[i] if i < len(probs) else np.nan
+        counted = r.part in predictor.fracture and r.label is not None and bool(np.isfinite(p))
+        rows.append({
+            "path": data._relative(r.path, Path(root)), "true_part": r.part,
+            "true_label": "" if r.label is None else int(r.label), "appliance": r.appliance,
+            "patient": r.patient, "study": r.study, "body_part": c.body_part or "", "finding": c.finding,
+            "rejection": c.rejection or "",
+            "app_fracture_probability": "" if c.fracture_probability is None else f"{c.fracture_probability:.4f}",
+            "fracture_probability": f"{decisions.reported(p):.4f}" if np.isfinite(p) else "",
+            "model_finding": predictor.fracture[r.part].finding(p) if np.isfinite(p) and r.part in predictor.fracture
+            else "",
+            "in_fracture_figures": int(counted)})
+    return rows
+
+
+def write_predictions_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    files.atomic_write_text(path, buf.getvalue())
 
 
 # --- the gate: what is rejected, per region, and the appliance head ----------------------
@@ -492,6 +545,35 @@ def promise_table(m: dict) -> list[str]:
     return lines
 
 
+COUNTING = ("How films are counted. The fracture figures above score each fracture model on every readable film "
+            "of its true part with a known label, *including the films the gate turned away* (the model is run on "
+            "them all the same: `fracture_probability` in `predictions.csv`), so that a body-part error does not "
+            "hide inside them; an *uncertain* film is neither a *Likely FRACTURE* nor a *No fracture found* "
+            "finding (it counts in the uncertain share and in no promise). The end-to-end sensitivity below is "
+            "what the app itself did with the fractured films: only a *Likely FRACTURE* finding counts as "
+            "flagged; a film turned away (not analysed), unreadable, *uncertain* or *No fracture found* counts "
+            "as not flagged. `predictions.csv` holds one row per film, from which every figure can be computed "
+            "again (`in_fracture_figures` marks the films the fracture figures count).")
+
+
+def end_to_end_markdown(m: dict) -> list[str]:
+    """The end-to-end sensitivity, per part and pooled, untreated fractures first."""
+    rows = [(part, e["end_to_end"]) for part, e in m["fracture"].items()]
+    if "fracture_overall" in m:
+        rows.append(("three parts pooled", m["fracture_overall"]["end_to_end"]))
+    lines = ["### End-to-end sensitivity: fractured films the app called *Likely FRACTURE*", "", COUNTING, "",
+             "| part | fractured films | flagged | 95 % interval |", "|---|---|---|---|"]
+    for kind in (*metrics.FILM_KINDS, "all"):
+        for part, ee in rows:
+            s = (ee.get("sensitivity") or {}).get(kind)
+            if not s or not s["n"]:
+                continue
+            ci = s.get("ci95")
+            lines.append(f"| {part} | {KIND_TITLES[kind]} | {s['k']} of {s['n']} ({share_text(s['share'])}) | "
+                         + (f"{ci[0]:.1%} – {ci[1]:.1%}" if ci else "–") + " |")
+    return lines
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
              f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
@@ -549,6 +631,7 @@ def report_markdown(m: dict, plots: list[str]) -> str:
             if ee["accuracy_of_decided_findings"] is not None else "–"
         lines.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    lines += ["", *end_to_end_markdown(m)]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "The kappa plot's reference lines are the MURA paper's model (Rajpurkar et al., 2017) on MURA's "
                   "abnormality labels, which are broader than fracture; they are context, not a like-for-like "
@@ -560,7 +643,7 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
              batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None) -> dict:
     """``progress(done, total)``, when given, is called as images are evaluated."""
     from ..chain.predictor import Predictor
-    records, description, _ = evaluation_records(weights_dir, data_root, layout)
+    records, description, root = evaluation_records(weights_dir, data_root, layout)
     if not records:
         raise data.DatasetError("There are no images to evaluate.")
     predictor = Predictor(weights_dir)
@@ -577,6 +660,7 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
+    write_predictions_csv(out_dir / "predictions.csv", prediction_rows(predictor, records, results, root))
     files.atomic_write_json(out_dir / "metrics.json", _finite(m))
     files.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
     return m

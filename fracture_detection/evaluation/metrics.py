@@ -213,6 +213,17 @@ def promises_by_kind(y, p, findings, kinds, n_boot: int = 0) -> dict:
     return out
 
 
+def proportion(hits, n_boot: int = 0, seed: int = 0) -> dict:
+    """The share of True in ``hits`` with its count and, with ``n_boot``, a 95 % bootstrap interval."""
+    hits = np.asarray(hits, dtype=bool)
+    out = {"share": float(hits.mean()) if len(hits) else None, "k": int(hits.sum()), "n": int(len(hits))}
+    if n_boot and len(hits):
+        rng = np.random.default_rng(seed)
+        boot = hits[rng.integers(0, len(hits), (n_boot, len(hits)))].mean(axis=1)
+        out["ci95"] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+    return out
+
+
 def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
     """95 % bootstrap intervals of the two cuts (:func:`decisions.select_cuts`), resampling the films."""
     from ..chain.decisions import select_cuts
