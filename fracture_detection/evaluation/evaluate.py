@@ -562,7 +562,7 @@ def end_to_end_markdown(m: dict) -> list[str]:
     if "fracture_overall" in m:
         rows.append(("three parts pooled", m["fracture_overall"]["end_to_end"]))
     lines = ["### End-to-end sensitivity: fractured films the app called *Likely FRACTURE*", "", COUNTING, "",
-             "| part | fractured films | flagged | 95 % interval |", "|---|---|---|---|"]
+             "| part | fractured films | flagged | 95 % interval (Wilson) |", "|---|---|---|---|"]
     for kind in (*metrics.FILM_KINDS, "all"):
         for part, ee in rows:
             s = (ee.get("sensitivity") or {}).get(kind)

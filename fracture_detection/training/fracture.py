@@ -29,7 +29,7 @@ from ..models import artifacts
 from ..models.locator import trunk_features
 from ..models.runtime import save_model
 from .trainer import (
-    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
+    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut, smoke_subset
 )
 
 MAX_REGIONS = 3
@@ -250,6 +250,7 @@ class LocatorTrainer:
         history: dict[str, list] = {}
         deadline = _deadline(cfg.time_limit)
         backbone_part = self.trained.get_layer("top") if self.cut else self.model.get_layer("backbone")
+        auc = _validation_auc(self, val)
 
         def run(epochs, lr, phase):
             if epochs <= 0 or deadline.reached:
@@ -263,11 +264,14 @@ class LocatorTrainer:
             self.trained.compile(optimizer=keras.optimizers.Adam(lr), loss=losses, loss_weights=weights)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
+            auc.values = []
             h = self.trained.fit(data_train, validation_data=data_val if len(val.y) else None, epochs=epochs,
-                                 callbacks=([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
+                                 callbacks=[auc] + ([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+            if auc.values:
+                history.setdefault("val_auc", []).extend(auc.values)
 
         if cfg.weights != "none" and cfg.head_epochs > 0:
             backbone_part.trainable = False
@@ -295,6 +299,28 @@ class LocatorTrainer:
         if not probs:
             return np.zeros(0), np.zeros((0, self.grid, self.grid))
         return np.concatenate(probs), np.concatenate(maps)
+
+
+def _validation_auc(trainer: "LocatorTrainer", val: Versions):
+    """A callback that scores the validation films after every epoch: ``values`` gets the AUC of the
+    image probabilities (None where the validation films are all of one label)."""
+    import keras
+
+    class ValidationAUC(keras.callbacks.Callback):
+        values: list = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            y = np.asarray(val.y, dtype=int)
+            if len(np.unique(y)) < 2:
+                self.values.append(None)
+                return
+            from sklearn.metrics import roc_auc_score
+            p, _ = trainer.predict(val.inputs[0])
+            self.values.append(float(roc_auc_score(y, p)))
+            if trainer.cfg.verbose:
+                print(f"  validation AUC {self.values[-1]:.3f}", flush=True)
+
+    return ValidationAUC()
 
 
 AUGMENTATION_VERSION = "1"  # change when augment() changes, so cached features of augmented copies are redone
@@ -414,7 +440,8 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     else:
         records = data.read_dataset(data_root, layout)
         layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-        records = prepare_split(records, data_root, out_dir, cfg.seed)
+        records = prepare_split(records, data_root, out_dir, cfg.seed, cfg.split_from, cfg.new_split)
+        records = smoke_subset(records, cfg.smoke) if cfg.smoke else records
     wanted = [p for p in parts if fracture_records(records, p)]
     for p in parts:
         if p not in wanted:
@@ -424,7 +451,9 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     trainer = LocatorTrainer(cfg, feature_cache, head)
     sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
     saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources)
-    if box_source is None and any(r.label == 1 and r.treated is not None for r in records):
+    if box_source is None and not cfg.appliance_head:
+        print("No cast/splint/implant detector fitted (--no-appliance-head or --smoke).", file=sys.stderr)
+    elif box_source is None and any(r.label == 1 and r.treated is not None for r in records):
         from .appliance import add_appliance_head
         add_appliance_head(out_dir, data_root, cfg.verbose)
     elif box_source is not None:

@@ -37,25 +37,52 @@ class TrainConfig:
     time_limit: float | None = None  # seconds for one model's training (both phases); None: no limit
     verbose: int = 1
     extra: dict = field(default_factory=dict)
+    split_from: Path | None = None  # a saved split.csv to reuse where --out has none (the bundle's by default)
+    new_split: bool = False         # draw a new split even where one is saved
+    smoke: int = 0                  # > 0: train on at most this many films per split, part and label
+    appliance_head: bool = True     # fit the cast/splint/implant detector where the data has those labels
 
 
 # --- data --------------------------------------------------------------------------
 
-def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int) -> list[data.Record]:
-    """Give ``records`` the split saved in ``out_dir/split.csv``, extended to any images it does not list
-    (see :func:`data.extend_split`), or make and save a new one.
+def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int,
+                  reuse: Path | None = None, new: bool = False) -> list[data.Record]:
+    """Give ``records`` the split saved in ``out_dir/split.csv``, else the one in ``reuse`` (e.g. the
+    bundled ``weights/split.csv``, so that a model trained into a new folder keeps the bundle's test films
+    out of training), extended to any images it does not list (see :func:`data.extend_split`); a new one
+    only with ``new`` or where neither lists any of the images. The result is saved in ``out_dir``.
 
     Both training scripts call this, so the body-part and fracture models share one split and
     no model ever trained on another's test images; adding a dataset never moves an image that
-    already had a split.
+    already had a split. Saved paths are relative to the data folder, so a split keeps working when
+    the data moves.
     """
     path = Path(out_dir) / SPLIT_FILE
-    listed = data.apply_split(records, path, data_root) if path.is_file() else 0
-    if listed == len(records):
+    listed = 0
+    if not new:
+        for saved in (path, reuse):
+            if saved is not None and Path(saved).is_file():
+                listed = data.apply_split(records, Path(saved), data_root)
+                if listed:
+                    break
+    if listed == len(records) and path.is_file() and not new:
         return records
     data.extend_split(records, seed=seed) if listed else data.assign_splits(records, seed=seed)
     data.write_split(records, path, data_root)
     return records
+
+
+def smoke_subset(records: list[data.Record], per_stratum: int) -> list[data.Record]:
+    """At most ``per_stratum`` films per (split, part, label), the first in path order: a quick check of
+    the whole pipeline (``--smoke``), never a model to use."""
+    taken: dict = {}
+    out = []
+    for r in sorted(records, key=lambda r: r.path):
+        key = (r.split, r.part, r.label)
+        if taken.get(key, 0) < per_stratum:
+            taken[key] = taken.get(key, 0) + 1
+            out.append(r)
+    return out
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
