@@ -5,8 +5,10 @@
     python predictions_test.py --data /path/MURA-v1.1   # MURA's official valid split
     python predictions_test.py --data DIR --layout folders --out results/
 
-Writes metrics.json, report.md and PNG plots (training curves, confusion matrices, ROC,
-calibration, kappa against the MURA paper) to --out.
+Writes predictions.csv (one row per film), metrics.json, report.md and PNG plots (training curves,
+ROC with its interval band and the two cuts, the three findings against the truth, calibration, kappa
+against the MURA paper) to --out. With --data, films the weights' split.csv lists as training or
+validation films are left out, with a warning (--all-films keeps them).
 
     python predictions_test.py --leave-one-region-out [--trunk-cache .cache/body-part-trunk.npz]
 
@@ -29,6 +31,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="labelled dataset (default: the weights' saved test split)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
+    parser.add_argument("--data-root", type=Path, metavar="DIR",
+                        help="where the weights' training data is now, when it moved (their saved split's paths "
+                             "are relative to it)")
+    parser.add_argument("--all-films", action="store_true",
+                        help="with --data: also evaluate films the weights' split.csv lists as training or "
+                             "validation films (left out by default, with a warning)")
     parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
     parser.add_argument("--out", type=Path, default=HERE / "evaluation", help="output folder (default: evaluation/)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -52,7 +60,8 @@ def main(argv=None):
 
     from fracture_detection.evaluation.evaluate import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
-                 verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"))
+                 verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"),
+                 saved_root=args.data_root, all_films=args.all_films)
     if args.leave_one_region_out:
         from fracture_detection.training import loro
         from fracture_detection.evaluation import loro_report

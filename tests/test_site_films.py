@@ -70,8 +70,9 @@ def recompute(rows, m):
 
 def test_evaluation_recomputes_from_its_predictions_csv(tiny_weights, tmp_path):
     out = tmp_path / "eval"
-    run_script("predictions_test.py", "--weights", tiny_weights, "--data", FOLDERS, "--layout", "folders",
-               "--out", out, "--bootstrap", "20", "--quiet")
+    proc = run_script("predictions_test.py", "--weights", tiny_weights, "--data", FOLDERS, "--layout", "folders",
+                      "--out", out, "--bootstrap", "20", "--quiet", "--all-films")
+    assert "trained or validated these models" in proc.stderr  # said, even when kept with --all-films
     rows = _rows(out / "predictions.csv")
     m = json.loads((out / "metrics.json").read_text())
     assert len(rows) == len([p for p in FOLDERS.rglob("*.jpg")])
@@ -81,6 +82,33 @@ def test_evaluation_recomputes_from_its_predictions_csv(tiny_weights, tmp_path):
     recompute(rows, m)
     report = (out / "report.md").read_text()
     assert "counts as not flagged" in report and "End-to-end sensitivity" in report
+    for png in ("roc.png", "findings.png", "calibration.png", "training_fracture_hand.png"):
+        assert f"]({png})" in report and (out / png).read_bytes()[:4] == b"\x89PNG"
+    hand = m["fracture"]["hand"]
+    ys = [(int(r["true_label"]), float(r["fracture_probability"])) for r in rows
+          if r["true_part"] == "hand" and r["in_fracture_figures"] == "1"]
+    assert hand["brier"] == pytest.approx(np.mean([(p - y) ** 2 for y, p in ys]), abs=1e-9)
+    assert sum(b["n"] for b in hand["calibration"]) == hand["image"]["n"]
+
+
+def test_evaluation_leaves_out_training_films_and_follows_moved_data(tiny_weights, tmp_path):
+    """--data on the weights' own training folder evaluates only the films their split did not train or
+    validate on (with a warning); --data-root finds the saved test split where the data is now."""
+    import shutil
+    from fracture_detection.io import data
+    saved = data.read_split(tiny_weights / "split.csv", FOLDERS)
+    test = sorted(r.path.split("folders/")[1] for r in saved if r.split == "test")
+    proc = run_script("predictions_test.py", "--weights", tiny_weights, "--data", FOLDERS, "--layout", "folders",
+                      "--out", tmp_path / "a", "--bootstrap", "5", "--quiet")
+    assert f"{len(saved) - len(test)} of the {len(saved)} films" in proc.stderr
+    assert sorted(r["path"] for r in _rows(tmp_path / "a" / "predictions.csv")) == test
+    moved = tmp_path / "moved"
+    shutil.copytree(FOLDERS, moved)
+    run_script("predictions_test.py", "--weights", tiny_weights, "--data-root", moved, "--out", tmp_path / "b",
+               "--bootstrap", "5", "--quiet")
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert str(moved) in m["description"]
+    assert sorted(r["path"] for r in _rows(tmp_path / "b" / "predictions.csv")) == test
 
 
 def test_wilson_interval_by_hand():
