@@ -51,6 +51,11 @@ def main(argv=None):
     parser.add_argument("--cuts-only", action="store_true",
                         help="train nothing: run the fracture models already in --out on their validation films "
                              "(the folder's split.csv) and store new cuts and validation figures")
+    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
+                        help="fine-tune: start each part's fracture model from this models folder's Keras model "
+                             "(.keras; backbone, image size and head come from it), reuse its split.csv where it "
+                             "lists the films, copy its other models into --out, and report before and after on the "
+                             "held-out films")
     parser.add_argument("--no-appliance-head", action="store_true",
                         help="do not fit the cast/splint/implant detector at the end (--smoke leaves it out too)")
     args = parser.parse_args(argv)
@@ -64,11 +69,13 @@ def main(argv=None):
         rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
         return 0
     from fracture_detection.training.fracture import HeadConfig, train_fracture
+    if args.init_from is not None and args.split == parser.get_default("split"):
+        args.split = args.init_from / "split.csv"  # the split the models started from were made on
     cfg = cli.config_from_args(args)
     cfg.appliance_head = not (args.no_appliance_head or args.smoke)
     train_fracture(args.data, args.layout, args.out, cfg, tuple(args.parts),
                    args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
-                   mirroring=args.test_time_mirroring, pooled=args.pool_regions)
+                   mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from)
 
 
 if __name__ == "__main__":

@@ -238,3 +238,135 @@ def test_training_reuses_a_saved_split_and_draws_a_new_one_only_when_asked(tmp_p
     assert [r.split for r in again] == [r.split for r in recs]
     fresh = prepare_split(data.read_dataset(moved), moved, tmp_path / "run", seed=1, reuse=saved, new=True)
     assert {r.split for r in fresh if r.part == "hand"} != {"test"}
+
+
+# --- recalibration ---------------------------------------------------------------------------
+
+def test_recalibrated_cuts_keep_the_promises_on_other_films():
+    """Cuts chosen on one half of a site's films keep the two promises on the other half, within the
+    intervals: the share of untreated fractures called "No fracture found" is not above 5 % beyond its
+    Wilson interval, nor the "Likely FRACTURE" films right below 90 %. Probabilities from two known
+    distributions stand in for a model (the mechanism, not a model, is under test)."""
+    from fracture_detection.evaluation.recalibrate import part_cuts, promise_check
+    rng = np.random.default_rng(5)
+    n = 4000
+    y = rng.integers(0, 2, n)
+    untreated = (y == 1) & (rng.random(n) < 0.6)
+    p = np.clip(np.where(y == 1, rng.beta(4, 2, n), rng.beta(1.5, 5, n)), 0, 1)
+    a, b = np.arange(n) < n // 2, np.arange(n) >= n // 2
+    before = (0.05, 0.95)
+    r = part_cuts(y[a], p[a], untreated[a], before, n_boot=200)
+    assert r["before"]["missed"]["share"] < 0.05 and r["after"]["uncertain"] < r["before"]["uncertain"]
+    cuts = (r["cuts"]["no_fracture_below"], r["cuts"]["fracture_from"])
+    assert r["after"]["missed"]["share"] <= 0.05 and r["after"]["likely_fracture_right"]["share"] >= 0.9
+    for key in ("no_fracture_below", "fracture_from"):
+        lo, hi = r["cuts"]["ci95"][key]
+        assert lo <= r["cuts"][key] <= hi
+    other = promise_check(y[b], p[b], untreated[b], cuts)
+    assert other["missed"]["ci95"][0] <= 0.05 and other["likely_fracture_right"]["ci95"][1] >= 0.9
+    assert abs(other["missed"]["share"] - 0.05) < 0.03  # it does move the cut where the promise binds
+    few = part_cuts(y[:30], p[:30], untreated[:30], before, min_fractured=20, min_normal=20)
+    assert "kept" in few and "cuts" not in few and "after" not in few
+
+
+def _half(src_files, dest):
+    import shutil
+    for f in src_files:
+        rel = f.relative_to(FOLDERS)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dest / rel)
+    rows = [r for r in _rows(FOLDERS / "appliances.csv") if (dest / r["path"]).is_file()]
+    with open(dest / "appliances.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return dest
+
+
+def test_recalibrate_on_half_a_folder_and_check_on_the_other_half(tiny_weights, tmp_path):
+    films = sorted(FOLDERS.rglob("*.jpg"))
+    first = [f for f in films if int(f.stem[-1]) < 2 and not (f.parent.parent.name == "Shoulder"
+                                                              and f.stem == "shoulder1_1")]
+    second = [f for f in films if f not in first and f.stem != "shoulder1_1"]
+    a, b = _half(first, tmp_path / "a"), _half(second, tmp_path / "b")
+    new = tmp_path / "site-weights"
+    proc = run_script("predictions_test.py", "--weights", tiny_weights, "--data", a, "--layout", "folders",
+                      "--out", tmp_path / "ea", "--bootstrap", "50", "--quiet", "--recalibrate", new,
+                      "--min-films", "2", "2")
+    r = json.loads((tmp_path / "ea" / "metrics.json").read_text())["recalibration"]
+    assert "## Recalibration on these films" in proc.stdout
+    assert set(r["parts"]) == {"elbow", "hand", "shoulder"}
+    assert "kept" in r["parts"]["shoulder"] and "kept: 1 fractured" in (tmp_path / "ea" / "report.md").read_text()
+    for part in ("elbow", "hand"):
+        e = r["parts"][part]
+        assert e["after"]["missed"]["share"] <= 0.05
+        assert e["after"]["likely_fracture_right"]["share"] in (None, 1.0)  # >= 90 % of 2 films: both
+        meta = json.loads((new / f"fracture_{part}.json").read_text())
+        assert [meta["cuts"]["no_fracture_below"], meta["cuts"]["fracture_from"]] == e["after"]["edges"]
+        assert meta["recalibration"]["before"]["edges"] == e["before"]["edges"]
+    bundled = json.loads((tiny_weights / "fracture_shoulder.json").read_text())["cuts"]
+    assert json.loads((new / "fracture_shoulder.json").read_text())["cuts"] == bundled
+    # the new folder is a models folder as it is: evaluated on the other half with the new cuts
+    run_script("predictions_test.py", "--weights", new, "--data", b, "--layout", "folders", "--out",
+               tmp_path / "eb", "--bootstrap", "20", "--quiet")
+    mb = json.loads((tmp_path / "eb" / "metrics.json").read_text())
+    rows = _rows(tmp_path / "eb" / "predictions.csv")
+    recompute(rows, mb)
+    from fracture_detection.evaluation.recalibrate import promise_check
+    for part in ("elbow", "hand"):
+        edges = r["parts"][part]["after"]["edges"]
+        assert mb["fracture"][part]["uncertain_band"] == edges
+        mine = [x for x in rows if x["true_part"] == part and x["in_fracture_figures"] == "1"]
+        check = promise_check([int(x["true_label"]) for x in mine], [float(x["fracture_probability"]) for x in mine],
+                              [x["appliance"] == "none" for x in mine], edges)
+        # two fractures and two normal films: the promises can only be "not contradicted" at 95 %
+        assert check["missed"]["ci95"][0] <= 0.05
+        if check["likely_fracture_right"]["n"]:
+            assert check["likely_fracture_right"]["ci95"][1] >= 0.9
+    again = run_script("predictions_test.py", "--weights", tiny_weights, "--data", a, "--out", tmp_path / "ec",
+                       "--recalibrate", new, check=False)
+    assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+
+
+# --- fine-tuning from a models folder --------------------------------------------------------------
+
+def test_fine_tune_from_a_models_folder_reports_before_and_after(tiny_weights, tmp_path):
+    """--init-from starts each part from the folder's Keras model (no training at all gives back the
+    same probabilities), reuses its split, and reports both models on the held-out films."""
+    import shutil
+    from fracture_detection.chain.predictor import Predictor
+    out = tmp_path / "site"
+    run_script("training_fracture.py", "--data", FOLDERS, "--layout", "folders", "--init-from", tiny_weights,
+               "--out", out, "--smoke", "--quiet", "--parts", "elbow", "hand", "--epochs", "0")
+    r = json.loads((out / "fine_tune.json").read_text())
+    assert set(r["parts"]) == {"elbow", "hand"}
+    assert (out / "split.csv").read_text() == (tiny_weights / "split.csv").read_text()
+    test = [x for x in _rows(out / "split.csv") if x["split"] == "test" and x["part"] in ("elbow", "hand")]
+    for part, e in r["parts"].items():
+        n = sum(x["part"] == part for x in test)
+        assert e["n_fractured"] + e["n_normal"] == n and "before" in e and "after" in e
+    meta = json.loads((out / "fracture_hand.json").read_text())
+    assert meta["training"]["init_from"] == str(tiny_weights) and meta["image_size"] == 96
+    before, after = Predictor(tiny_weights), Predictor(out)  # a models folder as it is (body part copied)
+    films = [str(FOLDERS / x["path"]) for x in _rows(out / "split.csv") if x["part"] == "hand"]
+    p0 = before.fracture_probabilities([before.prepare(f) for f in films], "hand")
+    p1 = after.fracture_probabilities([after.prepare(f) for f in films], "hand")
+    np.testing.assert_allclose(p1, p0, atol=1e-5)  # no epoch trained: exactly the model started from
+    assert "before" in (out / "fine_tune.md").read_text()
+    # a folder of .tflite files only (the bundle today): one sentence, nothing written
+    litert_only = tmp_path / "litert-only"
+    shutil.copytree(tiny_weights, litert_only, ignore=shutil.ignore_patterns("*.keras"))
+    proc = run_script("training_fracture.py", "--data", FOLDERS, "--init-from", litert_only, "--out",
+                      tmp_path / "none", "--smoke", check=False)
+    assert proc.returncode == 2 and "no trainable Keras fracture model" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "none").exists()
+
+
+def test_fine_tune_in_smoke_mode_trains_and_reports(tiny_weights, tmp_path):
+    out = tmp_path / "site"
+    run_script("training_fracture.py", "--data", FOLDERS, "--layout", "folders", "--init-from", tiny_weights,
+               "--out", out, "--smoke", "--quiet", "--parts", "hand")
+    meta = json.loads((out / "fracture_hand.json").read_text())
+    h = meta["history"]
+    assert len(h["val_auc"]) == len(h["loss"]) >= 1  # validation AUC per epoch
+    assert "hand" in json.loads((out / "fine_tune.json").read_text())["parts"]

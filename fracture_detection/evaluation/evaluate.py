@@ -721,6 +721,9 @@ def report_markdown(m: dict, plots: list[str]) -> str:
         lines.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
     lines += ["", *end_to_end_markdown(m)]
+    if m.get("recalibration"):
+        from .recalibrate import markdown
+        lines += ["", *markdown(m["recalibration"])]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "The kappa plot's reference lines are the MURA paper's model (Rajpurkar et al., 2017) on MURA's "
                   "abnormality labels, which are broader than fracture; they are context, not a like-for-like "
@@ -730,10 +733,16 @@ def report_markdown(m: dict, plots: list[str]) -> str:
 
 def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, layout: str = "auto",
              batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None,
-             saved_root: Path | None = None, all_films: bool = False) -> dict:
+             saved_root: Path | None = None, all_films: bool = False, recalibrate_to: Path | None = None,
+             min_films: tuple[int, int] | None = None) -> dict:
     """``progress(done, total)``, when given, is called as images are evaluated; ``saved_root`` and
-    ``all_films``: see :func:`evaluation_records`."""
+    ``all_films``: see :func:`evaluation_records`; ``recalibrate_to``: a new models folder whose cuts
+    keep the promises on these films (:mod:`recalibrate`; ``min_films``: fractured and normal films a
+    part needs)."""
     from ..chain.predictor import Predictor
+    if recalibrate_to is not None:
+        from .recalibrate import check_new_folder
+        check_new_folder(recalibrate_to, weights_dir)
     records, description, root = evaluation_records(weights_dir, data_root, layout, saved_root, all_films)
     if not records:
         raise data.DatasetError("There are no images to evaluate.")
@@ -748,6 +757,11 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     m["models"] = {i.meta["name"]: {k: i.meta.get(k) for k in ("task", "part", "backbone", "image_size",
                                                                 "created", "threshold", "uncertain_band")}
                    for i in artifacts.find_models(weights_dir)}
+    if recalibrate_to is not None:
+        from . import recalibrate
+        m["recalibration"] = recalibrate.recalibrate(
+            predictor, records, results["true_part_probability"], recalibrate_to, description, n_boot,
+            *(min_films or (recalibrate.MIN_FRACTURED, recalibrate.MIN_NORMAL)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
