@@ -290,9 +290,10 @@ def test_recalibrate_on_half_a_folder_and_check_on_the_other_half(tiny_weights, 
     second = [f for f in films if f not in first and f.stem != "shoulder1_1"]
     a, b = _half(first, tmp_path / "a"), _half(second, tmp_path / "b")
     new = tmp_path / "site-weights"
+    # the tiny models learnt from these very fixture films: --all-films (else their split leaves them out)
     proc = run_script("predictions_test.py", "--weights", tiny_weights, "--data", a, "--layout", "folders",
                       "--out", tmp_path / "ea", "--bootstrap", "50", "--quiet", "--recalibrate", new,
-                      "--min-films", "2", "2")
+                      "--min-films", "2", "2", "--all-films")
     r = json.loads((tmp_path / "ea" / "metrics.json").read_text())["recalibration"]
     assert "## Recalibration on these films" in proc.stdout
     assert set(r["parts"]) == {"elbow", "hand", "shoulder"}
@@ -308,7 +309,7 @@ def test_recalibrate_on_half_a_folder_and_check_on_the_other_half(tiny_weights, 
     assert json.loads((new / "fracture_shoulder.json").read_text())["cuts"] == bundled
     # the new folder is a models folder as it is: evaluated on the other half with the new cuts
     run_script("predictions_test.py", "--weights", new, "--data", b, "--layout", "folders", "--out",
-               tmp_path / "eb", "--bootstrap", "20", "--quiet")
+               tmp_path / "eb", "--bootstrap", "20", "--quiet", "--all-films")
     mb = json.loads((tmp_path / "eb" / "metrics.json").read_text())
     rows = _rows(tmp_path / "eb" / "predictions.csv")
     recompute(rows, mb)
