@@ -450,12 +450,12 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     if not parts:
         return names
     probs = results["true_part_probability"]
-    fig, axes = plt.subplots(1, len(parts), figsize=(4.2 * len(parts), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.6 * len(parts), 3.6), squeeze=False)
     for ax, part in zip(axes[0], parts):
         e = m["fracture"][part]
         c = e["findings"]["counts"]
         _matrix(ax, np.array([[c[f][t] for f in FINDING_COLUMNS] for t in ("fractured", "normal")]),
-                list(FINDING_COLUMNS), f"{part}: No fracture below {e['uncertain_band'][0]:.2f}, "
+                list(FINDING_COLUMNS), f"{part}: No fracture below {e['uncertain_band'][0]:.2f},\n"
                 f"Likely FRACTURE from {e['uncertain_band'][1]:.2f}", rows=["fractured", "normal"],
                 xlabel="finding (the model on its true part)")
     _save_png(fig, out / "findings.png")
