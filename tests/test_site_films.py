@@ -370,4 +370,6 @@ def test_fine_tune_in_smoke_mode_trains_and_reports(tiny_weights, tmp_path):
     meta = json.loads((out / "fracture_hand.json").read_text())
     h = meta["history"]
     assert len(h["val_auc"]) == len(h["loss"]) >= 1  # validation AUC per epoch
+    body = json.loads((tiny_weights / "body_part.json").read_text())["history"]
+    assert len(body["val_auc"]) == len(body["loss"]) and all(v is None or 0 <= v <= 1 for v in body["val_auc"])
     assert "hand" in json.loads((out / "fine_tune.json").read_text())["parts"]

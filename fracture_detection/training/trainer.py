@@ -214,11 +214,14 @@ class Trainer:
             _compile(self.trained, lr, self.n_classes)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
+            auc = _ValidationAUC(self.trained, val_x, y_val, self.n_classes)
             h = self.trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
-                                 callbacks=([stop] if len(y_val) else []) + [deadline], verbose=cfg.verbose)
+                                 callbacks=[auc] + ([stop] if len(y_val) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+            if len(y_val):
+                history.setdefault("val_auc", []).extend(auc.values)
 
         if head_phase and cfg.weights != "none" and cfg.head_epochs > 0:
             self.backbone.trainable = False
@@ -228,6 +231,33 @@ class Trainer:
         history["frozen_through"] = self.cut
         history["time_limit_reached"] = deadline.reached
         return history
+
+
+def _ValidationAUC(model, x_val, y_val, n_classes: int):
+    """A callback that records the validation AUC after every epoch in ``values`` (one-vs-rest, averaged
+    over the classes present, for more than two classes; None where the validation set has one class)."""
+    import keras
+
+    class ValidationAUC(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            y = np.asarray(y_val, dtype=int)
+            if len(np.unique(y)) < 2:
+                self.values.append(None)
+                return
+            from sklearn.metrics import roc_auc_score
+            p = np.concatenate([np.asarray(model.predict_on_batch(x_val[i:i + 256].astype("float32")))
+                                for i in range(0, len(x_val), 256)])
+            if n_classes == 2 or p.shape[1] == 1:
+                self.values.append(float(roc_auc_score(y, p.reshape(len(y), -1)[:, -1])))
+                return
+            present = np.unique(y)
+            self.values.append(float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present])))
+
+    return ValidationAUC()
 
 
 def _deadline(seconds: float | None):
