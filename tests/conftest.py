@@ -19,7 +19,7 @@ MURA = FIXTURES / "MURA-v1.1"
 BUNDLED = ROOT / "weights"
 # one epoch, pinned backbone and ImageNet weights (installed by setup.sh, nothing downloaded)
 TRAIN = ["--epochs", "1", "--head-epochs", "0", "--batch-size", "8", "--quiet", "--backbone", "mobilenetv2",
-         "--weights", "offline"]
+         "--pretrained", "offline"]
 TINY = ["--image-size", "64", *TRAIN]
 PARTS = ["elbow", "hand", "shoulder"]
 BODY_SIZE, FRACTURE_SIZE = 64, 96  # different, so that each model must get its own input size

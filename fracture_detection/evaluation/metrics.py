@@ -213,6 +213,21 @@ def promises_by_kind(y, p, findings, kinds, n_boot: int = 0) -> dict:
     return out
 
 
+def proportion(hits, n_boot: int = 0, seed: int = 0) -> dict:
+    """The share of True in ``hits`` with its count and its 95 % Wilson score interval (which, unlike a
+    bootstrap, does not collapse to a point at 0 of n or n of n). ``n_boot`` and ``seed`` are unused:
+    kept so that every figure is called alike."""
+    hits = np.asarray(hits, dtype=bool)
+    k, n = int(hits.sum()), int(len(hits))
+    out = {"share": k / n if n else None, "k": k, "n": n}
+    if n:
+        z = 1.959964
+        centre = (k / n + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(k / n * (1 - k / n) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        out["ci95"] = [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+    return out
+
+
 def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
     """95 % bootstrap intervals of the two cuts (:func:`decisions.select_cuts`), resampling the films."""
     from ..chain.decisions import select_cuts

@@ -26,10 +26,11 @@ from ..evaluation import metrics
 from ..io import boxes, data, files
 from ..io.data import fracture_records, load_pixels
 from ..models import artifacts
+from ..models.artifacts import WeightsError
 from ..models.locator import trunk_features
 from ..models.runtime import save_model
 from .trainer import (
-    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
+    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut, smoke_subset
 )
 
 MAX_REGIONS = 3
@@ -183,12 +184,14 @@ def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=Fa
 class LocatorTrainer:
     """A fracture model and the way it trains (frozen trunk + cached features, or end to end)."""
 
-    def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig()):
+    def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig(),
+                 init: dict | None = None):
         import keras
 
         from ..models.locator import build_locator, trunk_and_top
         keras.utils.set_random_seed(cfg.seed)
         self.cfg, self.feature_cache, self.head = cfg, feature_cache, head
+        self.init = init or {}  # part -> the ModelInfo of a trained Keras model to start from
         self.model = build_locator(cfg.backbone, cfg.weights, cfg.image_size, head.width, head.sharpness)
         self.grid = int(self.model.outputs[1].shape[1])
         self.cut = resolve_cut(cfg)
@@ -198,10 +201,15 @@ class LocatorTrainer:
             self.trunk, self.trained = None, self.model
         self.fresh = self.model.get_weights()
 
-    def reset(self):
+    def reset(self, part: str | None = None):
+        """Fresh weights for the next model: the pretrained backbone and a new head, or, where ``init``
+        has a trained model for ``part``, that model's weights (layer by layer, by name)."""
         import keras
         keras.utils.set_random_seed(self.cfg.seed)
         self.model.set_weights(self.fresh)
+        if part in self.init:
+            copied = copy_weights(self.init[part].load(), self.model)
+            print(f"  {part}: starting from {self.init[part].path} ({copied} layers' weights)", flush=True)
 
     def inputs(self, images, verbose=1, desc="", key=None) -> np.ndarray:
         """What the trained part takes for these uint8 images.  With a feature cache folder and a
@@ -250,6 +258,7 @@ class LocatorTrainer:
         history: dict[str, list] = {}
         deadline = _deadline(cfg.time_limit)
         backbone_part = self.trained.get_layer("top") if self.cut else self.model.get_layer("backbone")
+        auc = _validation_auc(self, val)
 
         def run(epochs, lr, phase):
             if epochs <= 0 or deadline.reached:
@@ -263,11 +272,14 @@ class LocatorTrainer:
             self.trained.compile(optimizer=keras.optimizers.Adam(lr), loss=losses, loss_weights=weights)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
+            auc.values = []
             h = self.trained.fit(data_train, validation_data=data_val if len(val.y) else None, epochs=epochs,
-                                 callbacks=([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
+                                 callbacks=[auc] + ([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+            if auc.values:
+                history.setdefault("val_auc", []).extend(auc.values)
 
         if cfg.weights != "none" and cfg.head_epochs > 0:
             backbone_part.trainable = False
@@ -295,6 +307,28 @@ class LocatorTrainer:
         if not probs:
             return np.zeros(0), np.zeros((0, self.grid, self.grid))
         return np.concatenate(probs), np.concatenate(maps)
+
+
+def _validation_auc(trainer: "LocatorTrainer", val: Versions):
+    """A callback that scores the validation films after every epoch: ``values`` gets the AUC of the
+    image probabilities (None where the validation films are all of one label)."""
+    import keras
+
+    class ValidationAUC(keras.callbacks.Callback):
+        values: list = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            y = np.asarray(val.y, dtype=int)
+            if len(np.unique(y)) < 2:
+                self.values.append(None)
+                return
+            from sklearn.metrics import roc_auc_score
+            p, _ = trainer.predict(val.inputs[0])
+            self.values.append(float(roc_auc_score(y, p)))
+            if trainer.cfg.verbose:
+                print(f"  validation AUC {self.values[-1]:.3f}", flush=True)
+
+    return ValidationAUC()
 
 
 AUGMENTATION_VERSION = "1"  # change when augment() changes, so cached features of augmented copies are redone
@@ -390,7 +424,8 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
-                   head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False) -> list[Path]:
+                   head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False,
+                   init_from: Path | None = None) -> list[Path]:
     """One fracture model per part, each with its two cuts and region threshold from validation.
 
     ``pooled``: one model learns from the fractured and normal films of every region with labels (the
@@ -403,8 +438,17 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
 
     ``data_root`` may also be a cache file made by ``scripts/make_cache.py``: the records, their split,
     pixels and boxes then come from it, and the metadata points at the data it was made from.
+
+    ``init_from``: a models folder whose Keras fracture models (``.keras``) the training starts from, part
+    by part (fine-tuning on a site's films; backbone, image size and head come from them).
     """
     pixels, box_source = load_pixels, None
+    init = {}
+    if init_from is not None:  # before anything is read or written: a folder with no Keras model is one sentence
+        if feature_cache is not None or pooled:
+            raise data.DatasetError("--init-from fine-tunes each part's own model: leave out --feature-cache and "
+                                    "--pool-regions.")
+        init, cfg, head = starting_models(init_from, parts, cfg, head)
     if Path(data_root).is_file():
         from .cache import read_cache
         cache = read_cache(data_root, cfg.image_size)
@@ -414,23 +458,56 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     else:
         records = data.read_dataset(data_root, layout)
         layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-        records = prepare_split(records, data_root, out_dir, cfg.seed)
+        records = prepare_split(records, data_root, out_dir, cfg.seed, cfg.split_from, cfg.new_split)
+        records = smoke_subset(records, cfg.smoke) if cfg.smoke else records
     wanted = [p for p in parts if fracture_records(records, p)]
     for p in parts:
         if p not in wanted:
             print(f"No labelled {p} images in {data_root}; skipping its fracture model.", file=sys.stderr)
     if not wanted:
         raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
-    trainer = LocatorTrainer(cfg, feature_cache, head)
+    if init:
+        wanted = [p for p in wanted if p in init]
+    trainer = LocatorTrainer(cfg, feature_cache, head, init)
     sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
     saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources)
-    if box_source is None and any(r.label == 1 and r.treated is not None for r in records):
+    if box_source is None and not cfg.appliance_head:
+        print("No cast/splint/implant detector fitted (--no-appliance-head or --smoke).", file=sys.stderr)
+    elif box_source is None and any(r.label == 1 and r.treated is not None for r in records):
         from .appliance import add_appliance_head
         add_appliance_head(out_dir, data_root, cfg.verbose)
     elif box_source is not None:
         print("No appliance detector from a cache file: run training_fracture.py --appliance-head-only on the CPU, "
               "where the data is.", file=sys.stderr)
+    if init_from is not None:
+        from .finetune import before_and_after
+        before_and_after(init_from, out_dir, records, list(init), n_boot=200 if cfg.smoke else 1000)
     return saved
+
+
+def starting_models(init_from: Path, parts, cfg: TrainConfig, head: HeadConfig):
+    """The trainable Keras fracture models of ``init_from`` for ``parts``, and the training and head
+    settings that match them; one clear sentence when the folder has none (e.g. only .tflite files)."""
+    infos = {p: i for p, i in artifacts.fracture_models(Path(init_from)).items() if p in parts}
+    trainable = {p: i for p, i in infos.items() if i.path.is_file()}
+    if not trainable:
+        raise WeightsError(
+            f"{init_from} holds no trainable Keras fracture model of {', '.join(parts)} (" + (
+                "only .tflite files, which cannot be trained further" if infos else "no fracture model at all")
+            + "): fine-tuning starts from a folder with the .keras files, e.g. one that training_fracture.py wrote.")
+    for p in parts:
+        if p not in trainable:
+            print(f"No trainable {p} model in {init_from}; its fracture model is not fine-tuned.", file=sys.stderr)
+    first = next(iter(trainable.values())).meta
+    if any(i.meta.get("backbone") != first.get("backbone") or i.image_size != first["image_size"]
+           for i in trainable.values()):
+        raise WeightsError(f"The fracture models in {init_from} differ in backbone or image size: fine-tune them "
+                           "one part at a time (--parts).")
+    cfg = dataclasses.replace(cfg, backbone=first.get("backbone", cfg.backbone), image_size=int(first["image_size"]),
+                              extra=dict(cfg.extra, init_from=str(init_from)))
+    saved_head = (first.get("training") or {}).get("head") or {}
+    head = dataclasses.replace(head, **{k: v for k, v in saved_head.items() if k in ("width", "sharpness")})
+    return trainable, cfg, head
 
 
 def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources) -> list[Path]:
@@ -446,10 +523,31 @@ def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirror
     for part in wanted:
         recs = [r for r in fracture_records(records, part) if r.split in ("train", "val")]
         ex = load_examples(recs, cfg.image_size, pixels, cfg.verbose, box_source)
-        trainer.reset()
+        trainer.reset(part)
         history = _fit(trainer, ex, part, cfg)
         saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], **sources))
     return saved
+
+
+def copy_weights(source, target) -> int:
+    """Copy every layer's weights from ``source`` to the layer of the same name and shapes in ``target``
+    (a saved fracture model may carry more, e.g. the cast/implant head); returns how many layers were
+    copied, and raises when the backbone or the fracture head does not match."""
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in target.layers:
+        theirs = by_name.get(layer.name)
+        if theirs is None or not layer.weights:
+            continue
+        mine, src = layer.get_weights(), theirs.get_weights()
+        if len(mine) != len(src) or any(a.shape != b.shape for a, b in zip(mine, src)):
+            raise WeightsError(f"The layer {layer.name} of the model to start from does not match (another "
+                               "backbone, image size or head width?).")
+        layer.set_weights(src)
+        copied += 1
+    if not copied:
+        raise WeightsError("The model to start from shares no layer with the fracture model being trained.")
+    return copied
 
 
 def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> dict:
