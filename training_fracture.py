@@ -44,6 +44,11 @@ def main(argv=None):
                         help="weight of a fractured film with a cast, splint or implant in view (from the data's "
                              "appliances.csv): 0 leaves them out of the positives, so the appliance is not learnt "
                              "as the evidence of a fracture (default 1)")
+    parser.add_argument("--cv-folds", type=int, default=0, metavar="K",
+                        help="K-fold cross-validation over train + validation (K >= 2, grouped by patient or image "
+                             "cluster): the cuts come from every film's out-of-fold score (written to "
+                             "out_of_fold_<part>.csv) and the model saved trains on train + validation for the "
+                             "epochs the folds chose (default: no cross-validation, cuts from validation)")
     parser.add_argument("--appliance-head-only", action="store_true",
                         help="train no fracture model: fit the cast/splint/implant detector on the films of --out's "
                              "split (labels by eye: the data's appliances.csv) and save the Keras models in --out "
@@ -75,7 +80,8 @@ def main(argv=None):
     cfg.appliance_head = not (args.no_appliance_head or args.smoke)
     train_fracture(args.data, args.layout, args.out, cfg, tuple(args.parts),
                    args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
-                   mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from)
+                   mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from,
+                   folds=args.cv_folds)
 
 
 if __name__ == "__main__":

@@ -243,6 +243,24 @@ def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
     return {"no_fracture_below": ci(lows), "fracture_from": ci(highs)}
 
 
+def paired_auc_difference(y, p_new, p_old, n_boot: int = 2000, seed: int = 0) -> dict:
+    """AUC of ``p_new`` minus that of ``p_old`` on the same films, with a 95 % paired bootstrap interval
+    (each resample draws films, scored by both)."""
+    from sklearn.metrics import roc_auc_score
+    y, a, b = np.asarray(y, dtype=int), np.asarray(p_new, dtype=float), np.asarray(p_old, dtype=float)
+    if len(np.unique(y)) < 2:
+        return {"new": None, "old": None, "difference": None, "ci95": [None, None], "n": int(len(y))}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) == 2:
+            diffs.append(roc_auc_score(y[idx], a[idx]) - roc_auc_score(y[idx], b[idx]))
+    new, old = float(roc_auc_score(y, a)), float(roc_auc_score(y, b))
+    return {"new": new, "old": old, "difference": new - old, "n": int(len(y)), "n_fractured": int(y.sum()),
+            "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))] if diffs else [None, None]}
+
+
 def box_iou(a, b) -> float:
     """Intersection over union of two ``[x0, y0, x1, y1]`` boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -425,8 +425,12 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
                    head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False,
-                   init_from: Path | None = None) -> list[Path]:
+                   init_from: Path | None = None, folds: int = 0) -> list[Path]:
     """One fracture model per part, each with its two cuts and region threshold from validation.
+
+    ``folds`` (k >= 2): k-fold cross-validation over train + validation (:mod:`crossval`): the cuts,
+    the region threshold and the figures stored come from every film's out-of-fold score, and the
+    model saved is trained on train + validation together for the fine-tuning epochs the folds chose.
 
     ``pooled``: one model learns from the fractured and normal films of every region with labels (the
     shared data: leg, hip, forearm, humerus, wrist and finger films besides the three parts), and is then
@@ -470,7 +474,7 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
         wanted = [p for p in wanted if p in init]
     trainer = LocatorTrainer(cfg, feature_cache, head, init)
     sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
-    saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources)
+    saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources, folds)
     if box_source is None and not cfg.appliance_head:
         print("No cast/splint/implant detector fitted (--no-appliance-head or --smoke).", file=sys.stderr)
     elif box_source is None and any(r.label == 1 and r.treated is not None for r in records):
@@ -510,23 +514,73 @@ def starting_models(init_from: Path, parts, cfg: TrainConfig, head: HeadConfig):
     return trainable, cfg, head
 
 
-def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources) -> list[Path]:
+def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources,
+                 folds: int = 0) -> list[Path]:
+    fit = (lambda t, e, what, c: _fit_cross_validated(t, e, what, c, folds)) if folds >= 2 else \
+        (lambda t, e, what, c: (_fit(t, e, what, c), None))
     if pooled:
         regions = sorted({r.part for r in records if r.label is not None and fracture_records(records, r.part)})
         ex = load_examples([r for p in regions for r in fracture_records(records, p) if r.split in ("train", "val")],
                            cfg.image_size, pixels, cfg.verbose, box_source)
-        history = _fit(trainer, ex, "every region", cfg)
+        history, oof = fit(trainer, ex, "every region", cfg)
         parts_of = np.array([r.part for r in ex.records])
         return [_save_part(trainer, ex.subset(parts_of == part), part, history, cfg, head, mirroring, regions,
-                           **sources) for part in wanted]
+                           oof=_oof_subset(oof, parts_of == part), **sources) for part in wanted]
     saved = []
     for part in wanted:
         recs = [r for r in fracture_records(records, part) if r.split in ("train", "val")]
         ex = load_examples(recs, cfg.image_size, pixels, cfg.verbose, box_source)
         trainer.reset(part)
-        history = _fit(trainer, ex, part, cfg)
-        saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], **sources))
+        history, oof = fit(trainer, ex, part, cfg)
+        saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], oof=oof, **sources))
     return saved
+
+
+def _fit_cross_validated(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig, k: int):
+    """Out-of-fold scores of every train + validation film (:mod:`crossval`), then the model trained on
+    all of them for the fine-tuning epochs the folds chose.  Returns its history and the out-of-fold
+    outputs (in ``ex``'s order)."""
+    from . import crossval
+    folds = crossval.cv_folds(ex.records, k, cfg.seed)
+    treated = sum(bool(r.treated) for r in ex.records if r.label == 1)
+    print(f"  {what} fracture, {k}-fold cross-validation over train + validation: {int(ex.y.sum())} fractured "
+          f"({treated} with an appliance in view, weight {trainer.head.appliance_weight:g}) / "
+          f"{int((1 - ex.y).sum())} normal")
+    versions = trainer.training_versions(ex, cfg.verbose)
+    oof = crossval.out_of_fold(trainer, versions, folds, start=what)
+    oof["fold"] = folds
+    epochs = crossval.final_epochs(oof["fine_tune_epochs"])
+    print(f"  {what}: out-of-fold AUC {metrics.binary_metrics(ex.y, oof['probs'])['auc']:.3f}; the model on every "
+          f"fold fine-tunes {epochs} epochs (folds: {oof['fine_tune_epochs']})")
+    trainer.reset(what)
+    trainer.cfg, kept_cfg = dataclasses.replace(cfg, epochs=epochs), trainer.cfg
+    try:
+        history = trainer.fit(versions, crossval.subset_versions(versions, np.zeros(0, dtype=int), first_only=True))
+    finally:
+        trainer.cfg = kept_cfg
+    del versions
+    history["cross_validation"] = {"folds": k, "films": int(len(ex.y)),
+                                   "fold_auc": [float(a) for a in oof["fold_auc"]],
+                                   "fine_tune_epochs_per_fold": oof["fine_tune_epochs"],
+                                   "fine_tune_epochs": epochs, "trained_on": "train + validation"}
+    return history, oof
+
+
+def _write_out_of_fold(path: Path, ex: Examples, oof: dict, data_root: Path) -> None:
+    """Every film's out-of-fold probability, its fold and what it is, so the cuts can be checked."""
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "part", "label", "appliance", "group", "fold", "probability"])
+    for r, f, p in zip(ex.records, oof["fold"], oof["probs"]):
+        w.writerow([data._relative(r.path, data_root), r.part, r.label, r.appliance, r.group, int(f),
+                    f"{float(p):.6f}"])
+    files.atomic_write_text(path, buf.getvalue())
+
+
+def _oof_subset(oof: dict | None, mask) -> dict | None:
+    return None if oof is None else dict(oof, probs=oof["probs"][mask], maps=oof["maps"][mask], fold=oof["fold"][mask])
 
 
 def copy_weights(source, target) -> int:
@@ -566,9 +620,17 @@ def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> 
 
 
 def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirroring, regions,
-               data_root, layout, out_dir) -> Path:
-    """Choose a part's cuts on its validation films and save the model as ``fracture_<part>``."""
-    val = ex.subset(ex.split == "val")
+               data_root, layout, out_dir, oof: dict | None = None) -> Path:
+    """Choose a part's cuts on its validation films, or on every film's out-of-fold score (``oof``), and
+    save the model as ``fracture_<part>``."""
+    if oof is None:
+        val = ex.subset(ex.split == "val")
+        scored = validate(trainer, val, cfg.verbose, mirroring)
+    else:
+        val = ex
+        auc = metrics.binary_metrics(ex.y, oof["probs"])["auc"]
+        scored = {"probs": oof["probs"], "maps": oof["maps"], "auc_plain": auc, "auc_mirrored": None,
+                  "mirror": False}
     meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
                          ex.records, history)
     meta["part"] = part
@@ -577,7 +639,11 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
     meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
     meta["training"]["head"] = dataclasses.asdict(head)
     meta["training"]["regions"] = list(regions)
-    meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
+    meta.update(fracture_metadata_from_validation(val, scored))
+    if oof is not None:
+        _write_out_of_fold(Path(out_dir) / f"out_of_fold_{part}.csv", ex, oof, Path(data_root))
+        meta["cuts"]["chosen_on"] = (f"out-of-fold scores of the part's {len(ex.y)} train + validation films "
+                                     f"({history['cross_validation']['folds']}-fold cross-validation)")
     path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
     v, c = meta["validation"], meta["cuts"]
     u = v["by_kind"]["untreated"]
