@@ -5,6 +5,8 @@
     python training_fracture.py --data /path/to/MURA-v1.1 --parts hand
     python training_fracture.py --data .cache/fracture-448.npz --frozen-through none   # scripts/make_cache.py
     python training_fracture.py --data ../shared/data --cuts-only    # new cuts for the models in --out
+    python training_fracture.py --data ../shared/data --amber-only   # only the ranking inside "uncertain"
+    python training_fracture.py --data ../shared/data --appliance-cut-only   # the cast/implant line's cut
 
 Each model scores every cell of a grid over the image and takes the image's probability from
 its most suspicious cells; cells learn from fracture boxes where the data has them (FracAtlas,
@@ -48,11 +50,26 @@ def main(argv=None):
                              "again with it (training adds it by itself where the data has those labels)")
     parser.add_argument("--cuts-only", action="store_true",
                         help="train nothing: run the fracture models already in --out on their validation films "
-                             "(the folder's split.csv) and store new cuts and validation figures")
+                             "(the folder's split.csv) and store new cuts, validation figures and the ranking "
+                             "inside 'uncertain' (amber)")
+    parser.add_argument("--amber-only", action="store_true",
+                        help="train nothing: store only the ranking inside 'uncertain' (the fractured share of the "
+                             "validation films in each part of the uncertain range) at the models' present cuts")
+    parser.add_argument("--appliance-cut-only", action="store_true",
+                        help="train nothing: choose the cast/implant detector's cut again on the validation films "
+                             "(the lowest with >= 90 %% precision; none: the line is never said)")
     args = parser.parse_args(argv)
     if args.appliance_head_only:
         from fracture_detection.training.appliance import add_appliance_head
         add_appliance_head(args.out, args.data, verbose=0 if args.quiet else 1)
+        return 0
+    if args.amber_only:
+        from fracture_detection.training.fracture import write_amber
+        write_amber(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
+        return 0
+    if args.appliance_cut_only:
+        from fracture_detection.training.appliance import rechoose_appliance_cut
+        rechoose_appliance_cut(args.out, args.data, verbose=0 if args.quiet else 1)
         return 0
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts
