@@ -75,7 +75,8 @@ def stretch_to_uint8(values):
 
 DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
                    "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
-                   "appliance", "appliance_probability", "warning"}
+                   "appliance", "appliance_probability", "warning", "amber_share", "amber_n", "amber_fractured",
+                   "amber_prevalence", "amber_basis"}
 ANALYSED = ("fractured", "normal", "uncertain")
 
 
@@ -129,6 +130,13 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     if obj["appliance"] is not None:
         assert obj["appliance"] == "cast or implant" and obj["appliance_probability"] is not None, obj
     assert obj["warning"] is None or isinstance(obj["warning"], str)
+    amber = [obj[k] for k in ("amber_share", "amber_n", "amber_fractured", "amber_prevalence", "amber_basis")]
+    if finding != "uncertain" or obj["amber_share"] is None:  # the rank inside amber: only for uncertain
+        assert amber == [None] * 5, obj
+    else:
+        assert 0 <= obj["amber_fractured"] <= obj["amber_n"] and 0 <= obj["amber_prevalence"] <= 1, obj
+        assert obj["amber_share"] == pytest.approx(obj["amber_fractured"] / obj["amber_n"], abs=1e-4), obj
+        assert obj["amber_basis"] in ("validation", "out-of-fold"), obj
 
 
 @pytest.fixture
