@@ -129,3 +129,15 @@ def test_the_entry_is_chosen_on_the_parts_the_line_is_said_on():
     assert e["validation"]["tp"] == 3 and e["validation"]["fp"] == 1   # every region's films at the cut
     never = appliance_entry(np.array([0, 1]), np.array([0.9, 0.1]), None)
     assert never["threshold"] is None and never["cut"]["reason"]
+
+
+def test_the_model_card_says_the_cut_and_its_precision_or_that_the_line_is_never_said():
+    from fracture_detection.evaluation.model_card import _appliance_cut_text
+    from fracture_detection.training.appliance import appliance_entry
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.3])
+    y = np.array([0, 1, 1, 1, 0, 1, 0])
+    parts = ["leg", "hand", "elbow", "hand", "elbow", "leg", "hand"]
+    said = _appliance_cut_text(appliance_entry(y, p, None, None, parts))
+    assert "Said only from P ≥ 0.8000" in said and "precision 100.0%" in said and "recall 100.0% of 3" in said
+    never = _appliance_cut_text(appliance_entry(np.array([0, 1]), np.array([0.9, 0.1]), None))
+    assert never.startswith(" **Never said**") and "90%" in never

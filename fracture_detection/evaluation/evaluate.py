@@ -263,6 +263,7 @@ def gate_metrics(records, chain, parts) -> dict:
              if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
     pos = [p.appliance is not None for p, a in known if a == 1]
     neg = [p.appliance is None for p, a in known if a == 0]
+    flagged = [a for p, a in known if p.appliance is not None]
     return {
         "by_region": by_region,
         "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
@@ -273,7 +274,9 @@ def gate_metrics(records, chain, parts) -> dict:
         "n_non_target": len(non_target),
         "appliance": {"positives": len(pos), "negatives": len(neg),
                       "sensitivity": float(np.mean(pos)) if pos else None,
-                      "specificity": float(np.mean(neg)) if neg else None},
+                      "specificity": float(np.mean(neg)) if neg else None,
+                      # the line's precision: of the films it was said on, the share that show one
+                      "n_flagged": len(flagged), "precision": float(np.mean(flagged)) if flagged else None},
     }
 
 
@@ -298,8 +301,11 @@ def gate_markdown(g: dict | None) -> list[str]:
                   f"{g['non_target_called_fractured']} of them *fractured*."]
     a = g["appliance"]
     if a["positives"] or a["negatives"]:
+        precision = (f"; precision {share_text(a['precision'])} of {a['n_flagged']} flagged"
+                     if a.get("n_flagged") is not None else "")
         lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {share_text(a['sensitivity'])} "
-                      f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)."]
+                      f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)"
+                      f"{precision}."]
     return lines
 
 
