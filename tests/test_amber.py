@@ -121,23 +121,23 @@ def test_the_ranking_sentence_never_contradicts_the_finding():
                 continue
             if text is None:
                 continue
-            assert "a rank within Uncertain, not a finding" in text
+            assert text.startswith("Rank within Uncertain, not a finding: ")
             assert not any(o in text for o in others), text
-            assert f"({b.fractured} of {b.n};" in text
+            assert f"({b.fractured} of {b.n}, against" in text
             assert text in pres.detail_lines(pred)
 
 
 def test_a_decided_finding_never_carries_a_ranking_even_if_fields_are_set():
     pred = Prediction(path="x", finding="fractured", fracture_probability=0.9, uncertain_band=[0.2, 0.8],
                       amber_share=0.1, amber_n=10, amber_fractured=1, amber_prevalence=0.4, amber_basis="validation")
-    assert amber_text(pred) is None and not any("rank within" in line for line in pres.detail_lines(pred))
+    assert amber_text(pred) is None and not any("Rank within" in line for line in pres.detail_lines(pred))
 
 
 def test_sentence_wording():
     assert amber_sentence(15, 25, 0.4) == (
-        "Of validation films scored like this, 6 in 10 were fractured (15 of 25; 40% of those films were "
-        "fractured overall): a rank within Uncertain, not a finding.")
-    assert "out of fold" in amber_sentence(1, 5, 0.3, "out-of-fold")
+        "Rank within Uncertain, not a finding: of validation films scored like this, 6 in 10 were fractured "
+        "(15 of 25, against 40% of all those films).")
+    assert "cross-validation films (out of fold)" in amber_sentence(1, 5, 0.3, "out-of-fold")
 
 
 def test_the_worklist_orders_uncertain_films_by_their_share_then_by_the_cut():

@@ -249,9 +249,9 @@ def test_bundled_chain_ranks_uncertain_films_and_says_so_only_for_them(bundled):
         if r.finding == "uncertain":
             b = amber_bin(r.fracture_probability, bundled.fracture[r.body_part].info.meta)
             assert (r.amber_n, r.amber_fractured, r.amber_basis) == (b.n, b.fractured, "validation")
-            assert f"({b.fractured} of {b.n};" in line and "a rank within Uncertain" in line
+            assert f"({b.fractured} of {b.n}, against" in line and "Rank within Uncertain" in line
         else:
-            assert r.amber_share is None and "rank within" not in line
+            assert r.amber_share is None and "Rank within" not in line
         check_prediction(r.to_json())
 
 

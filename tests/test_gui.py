@@ -400,6 +400,15 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
         assert v.canvas.find_all().index(back[0]) < v.canvas.find_all().index(readout[0])
     else:
         assert legend.find_withtag("readout")
+    # an uncertain film with its rank inside "uncertain" (and a cast in view): the rank's line is whole
+    ranked = with_finding(app, XRAY, "uncertain", appliance="cast or implant", amber_share=0.6, amber_n=25,
+                          amber_fractured=15, amber_prevalence=0.44, amber_basis="validation")
+    ranked.prediction.message = "The fracture probability lies between the model's two cuts; review the image closely."
+    inject(app, [ranked])
+    settle(app, 0.3)
+    detail = app.detail_text
+    assert "(15 of 25, against" in detail.get("1.0", "end") and detail.dlineinfo("end-1c") is not None, \
+        "the uncertain film's rank is on screen"
     app.geometry("1400x900")
     settle(app, 0.4)
     assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"

@@ -30,8 +30,9 @@ __all__ = ["App", "View", "ReportDialog", "main"]   # View and ReportDialog are 
 
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (432, 480)   # the right-hand panel (detail and worklist): 40 % of the window, within these
-DETAIL_HEIGHT = (250, 320)  # the detail panel's height: fixed for a window size (the worklist never
-                            # moves when another image is selected), taller in taller windows
+DETAIL_HEIGHT = (290, 350)  # the detail panel's height: fixed for a window size (the worklist never
+                            # moves when another image is selected), taller in taller windows; it holds an
+                            # uncertain film's rank (chain.amber) whole at the smallest window
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD

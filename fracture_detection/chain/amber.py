@@ -25,7 +25,7 @@ from .decisions import DECIMALS, finding_edges, fracture_finding, reported
 BASES = ("validation", "out-of-fold")
 N_BINS = 3          # bins of the uncertain range, when it holds enough films
 MIN_PER_BIN = 5     # fewer films than this in a bin: merged with a neighbour (where there is more than one bin)
-BASIS_WORDS = {"validation": "validation films", "out-of-fold": "films scored out of fold in cross-validation"}
+BASIS_WORDS = {"validation": "validation films", "out-of-fold": "cross-validation films (out of fold)"}
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ def amber_sentence(fractured: int, n: int, prevalence: float, basis: str = "vali
     the film among uncertain ones and names no other finding: the finding stays uncertain however high
     or low the share."""
     what = BASIS_WORDS.get(basis, f"{basis} films")
-    return (f"Of {what} scored like this, {in_ten(fractured / n)} were fractured ({fractured} of {n}; "
-            f"{prevalence:.0%} of those films were fractured overall): a rank within Uncertain, not a finding.")
+    return (f"Rank within Uncertain, not a finding: of {what} scored like this, {in_ten(fractured / n)} were "
+            f"fractured ({fractured} of {n}, against {prevalence:.0%} of all those films).")
 
 
 def bin_sentence(b: AmberBin | None) -> str | None:
