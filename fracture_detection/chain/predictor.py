@@ -376,7 +376,7 @@ def describe(pred: Prediction) -> str:
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
     ranking = amber_text(pred)
-    ranking = f" {ranking}" if ranking else ""
+    ranking = f". {ranking}" if ranking else ""
     where = ""
     if pred.regions:
         x0, y0, x1, y1 = pred.regions[0]["box"]
