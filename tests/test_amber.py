@@ -158,3 +158,34 @@ def test_the_worklist_orders_uncertain_films_by_their_share_then_by_the_cut():
     # no film measured (older weights): the distance to the fracture cut, as before
     plain = [unsure(n, p, None) for n, p in (("x", 0.4), ("y", 0.7), ("z", 0.5))]
     assert [p.path for p in sorted(plain, key=pres.suspicion_key)] == ["y", "z", "x"]
+
+
+@pytest.mark.slow
+def test_training_writes_amber_and_amber_only_rewrites_nothing_else(tiny_weights, tmp_path):
+    """A trained model's metadata carries the amber bins in the documented format; ``--amber-only``
+    stores them again from the validation films of the weights' own split, and changes no other field
+    and no model file."""
+    import hashlib
+    import json
+    import shutil
+
+    from conftest import FOLDERS, run_script
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights)
+    path = weights / "fracture_hand.json"
+    meta = json.loads(path.read_text())
+    a = meta["amber"]
+    low, high = decisions.finding_edges(meta)
+    assert a["basis"] == "validation" and a["n_films"] == meta["validation"]["n"]
+    assert a["prevalence"] == pytest.approx(meta["validation"]["positives"] / meta["validation"]["n"])
+    if a["bins"]:
+        assert a["bins"][0]["from"] == low and a["bins"][-1]["to"] == high
+    digests = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in weights.iterdir() if f.suffix != ".json"}
+    path.write_text(json.dumps({k: v for k, v in meta.items() if k != "amber"}))
+    run_script("training_fracture.py", "--data", FOLDERS, "--out", weights, "--amber-only", "--parts", "hand", "--quiet")
+    again = json.loads(path.read_text())
+    assert {k: v for k, v in again.items() if k != "amber"} == {k: v for k, v in meta.items() if k != "amber"}
+    assert again["amber"]["n_films"] == a["n_films"] and again["amber"]["prevalence"] == a["prevalence"]
+    assert sum(b["n"] for b in again["amber"]["bins"]) == pytest.approx(sum(b["n"] for b in a["bins"]), abs=1)
+    assert digests == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in weights.iterdir()
+                       if f.suffix != ".json"}
