@@ -166,6 +166,26 @@ def _appliance_cut_text(a: dict) -> str:
     return text
 
 
+def amber_section(models: dict) -> list[str]:
+    """The rank inside *uncertain* (:mod:`chain.amber`): per part, the bins of the uncertain range and the
+    fractured share of the measured films in each, as the app states them beside an uncertain finding."""
+    rows = [(i.meta["part"], i.meta["amber"]) for i in sorted(models.values(), key=lambda i: i.meta.get("part") or "")
+            if i.meta.get("task") == "fracture" and (i.meta.get("amber") or {}).get("bins")]
+    if not rows:
+        return []
+    bases = sorted({a["basis"] for _, a in rows})
+    L = ["**Amber that ranks.** Beside an *uncertain* finding the app says how many of the films its model scored "
+         f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
+         "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
+         "worklist orders uncertain films by that share.", "",
+         "| part | films (fractured) | bin: fractured of films |", "|---|---|---|"]
+    for part, a in rows:
+        bins = "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']} "
+                         f"({b['fractured'] / b['n']:.0%})" for b in a["bins"])
+        L.append(f"| {part} | {a['n_films']} ({a['prevalence']:.0%}) | {bins} |")
+    return L + [""]
+
+
 def store_test_figures(weights_dir: Path, m: dict) -> None:
     """Put the measured test figures into each model's metadata (atomically)."""
     for info in artifacts.find_models(weights_dir):
@@ -319,6 +339,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
           *promise_table(m), ""]
     L += appliance_section(models, m)
+    L += amber_section(models)
     bp = m["body_part"]
     L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
           f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "
