@@ -189,3 +189,14 @@ def test_training_writes_amber_and_amber_only_rewrites_nothing_else(tiny_weights
     assert sum(b["n"] for b in again["amber"]["bins"]) == pytest.approx(sum(b["n"] for b in a["bins"]), abs=1)
     assert digests == {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in weights.iterdir()
                        if f.suffix != ".json"}
+
+
+def test_the_test_split_figures_of_the_bins():
+    from fracture_detection.evaluation.evaluate import amber_figures
+    y, p = _films()
+    meta = _meta(amber_bins(y, p, EDGES))
+    # other films: 2 in the first bin (1 fractured), none in the second, 3 in the last (3 fractured), 2 decided
+    t = amber_figures([1, 0, 1, 1, 1, 0, 1], [0.21, 0.3, 0.6, 0.7, 0.7999, 0.1, 0.9], meta)
+    assert [(b["n"], b["fractured"]) for b in t["bins"]] == [(2, 1), (0, 0), (3, 3)]
+    assert t["n_uncertain"] == 5 and t["auc_among_uncertain"] == pytest.approx(3 / 4)   # 0.21 below the 0.3
+    assert amber_figures([0, 1], [0.3, 0.5], _meta()) is None

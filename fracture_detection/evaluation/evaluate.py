@@ -146,6 +146,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
                                                       results, fm, n_boot) for k in metrics.FILM_KINDS},
             "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
+            "amber": amber_figures(y, p, fm.info.meta),
         }
         pooled["y"] += list(y)
         pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
@@ -176,6 +177,24 @@ def fracture_figures(y, p, studies, threshold: float | None, n_boot: int = 1000)
     out["study_mura_rule"] = metrics.with_intervals(ys, ps, n_boot=n_boot, predicted=decisions.mura_rule(ps))
     out["n_studies"] = len(ids)
     return out
+
+
+def amber_figures(y, p, meta: dict) -> dict | None:
+    """How the rank inside *uncertain* (:mod:`chain.amber`) holds on these films: per bin of the model's
+    metadata, how many of these films fell in it and how many were fractured, and the AUC among the
+    uncertain films (None without bins)."""
+    bins = (meta.get("amber") or {}).get("bins")
+    if not bins:
+        return None
+    y, p = np.asarray(y, dtype=int), np.round(np.asarray(p, dtype=float), decisions.DECIMALS)
+    rows = []
+    for b in bins:
+        inside = (p >= b["from"]) & (p < b["to"])
+        rows.append({"from": b["from"], "to": b["to"], "n": int(inside.sum()), "fractured": int(y[inside].sum())})
+    low, high = decisions.finding_edges(meta)
+    unsure = (p >= low) & (p < high)
+    auc = metrics.binary_metrics(y[unsure], p[unsure])["auc"] if len(set(y[unsure])) == 2 else None
+    return {"bins": rows, "n_uncertain": int(unsure.sum()), "auc_among_uncertain": auc}
 
 
 def decided_figures(findings, y) -> dict:

@@ -166,9 +166,10 @@ def _appliance_cut_text(a: dict) -> str:
     return text
 
 
-def amber_section(models: dict) -> list[str]:
+def amber_section(models: dict, m: dict | None = None) -> list[str]:
     """The rank inside *uncertain* (:mod:`chain.amber`): per part, the bins of the uncertain range and the
-    fractured share of the measured films in each, as the app states them beside an uncertain finding."""
+    fractured share of the measured films in each, as the app states them beside an uncertain finding,
+    and (with the test figures ``m``) how the same bins held on the test split."""
     rows = [(i.meta["part"], i.meta["amber"]) for i in sorted(models.values(), key=lambda i: i.meta.get("part") or "")
             if i.meta.get("task") == "fracture" and (i.meta.get("amber") or {}).get("bins")]
     if not rows:
@@ -178,11 +179,17 @@ def amber_section(models: dict) -> list[str]:
          f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
          "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
          "worklist orders uncertain films by that share.", "",
-         "| part | films (fractured) | bin: fractured of films |", "|---|---|---|"]
+         "| part | films (fractured) | bin: fractured of films | test split: fractured of films | test AUC among "
+         "uncertain |", "|---|---|---|---|---|"]
+
+    def cells(bins):
+        return "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']}"
+                         + (f" ({b['fractured'] / b['n']:.0%})" if b["n"] else "") for b in bins)
     for part, a in rows:
-        bins = "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']} "
-                         f"({b['fractured'] / b['n']:.0%})" for b in a["bins"])
-        L.append(f"| {part} | {a['n_films']} ({a['prevalence']:.0%}) | {bins} |")
+        t = (((m or {}).get("fracture") or {}).get(part) or {}).get("amber")
+        auc = t.get("auc_among_uncertain") if t else None
+        L.append(f"| {part} | {a['n_films']} ({a['prevalence']:.0%}) | {cells(a['bins'])} | "
+                 f"{cells(t['bins']) if t else '–'} | {'–' if auc is None else f'{auc:.3f}'} |")
     return L + [""]
 
 
@@ -339,7 +346,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
           *promise_table(m), ""]
     L += appliance_section(models, m)
-    L += amber_section(models)
+    L += amber_section(models, m)
     bp = m["body_part"]
     L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
           f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "
