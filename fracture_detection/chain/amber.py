@@ -5,13 +5,13 @@ truth is known (the validation films of the weights' own split, or out-of-fold f
 cross-validation)::
 
     "amber": {"basis": "validation" | "out-of-fold", "n_films": 119, "prevalence": 0.437,
-              "bins": [{"from": 0.3107, "to": 0.52, "n": 29, "fractured": 9}, ...]}
+              "bins": [{"from": 0.3107, "to": 0.6257, "n": 29, "fractured": 10}, ...]}
 
 The bins split the uncertain range ``[no_fracture_below, fracture_from)`` into consecutive intervals that
 cover it whole, each holding about the same number of the films that fell in it.  :func:`amber_bin` finds
-the bin of an uncertain film; :func:`amber_sentence` says it.  The finding itself never changes: a film in
-a bin where most films were fractured is still *uncertain* (neither of the two promises covers it), and
-the sentence says so.  Bins are compared as probabilities are reported (:data:`decisions.DECIMALS`), and a
+the bin of an uncertain film; :func:`amber_sentence` says it (:func:`amber_text` for a prediction).  The
+finding itself never changes: a film in a bin where most films were fractured is still *uncertain*
+(neither of the two promises covers it), and the sentence says so.  Bins are compared as probabilities are reported (:data:`decisions.DECIMALS`), and a
 film on a bin's edge belongs to the bin above it, as for the cuts.
 """
 from __future__ import annotations
@@ -144,11 +144,6 @@ def amber_sentence(fractured: int, n: int, prevalence: float, basis: str = "vali
     what = BASIS_WORDS.get(basis, f"{basis} films")
     return (f"Rank within Uncertain, not a finding: of {what} scored like this, {in_ten(fractured / n)} were "
             f"fractured ({fractured} of {n}, against {prevalence:.0%} of all those films).")
-
-
-def bin_sentence(b: AmberBin | None) -> str | None:
-    """:func:`amber_sentence` of a bin (None without one)."""
-    return None if b is None else amber_sentence(b.fractured, b.n, b.prevalence, b.basis)
 
 
 def amber_text(pred) -> str | None:
