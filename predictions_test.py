@@ -4,9 +4,12 @@
     python predictions_test.py                          # the saved test split of weights/
     python predictions_test.py --data /path/MURA-v1.1   # MURA's official valid split
     python predictions_test.py --data DIR --layout folders --out results/
+    python predictions_test.py --data DIR --layout folders --out results/ --recalibrate weights-site
 
-Writes metrics.json, report.md and PNG plots (training curves, confusion matrices, ROC,
-calibration, kappa against the MURA paper) to --out.
+Writes predictions.csv (one row per film), metrics.json, report.md and PNG plots (training curves,
+ROC with its interval band and the two cuts, the three findings against the truth, calibration, kappa
+against the MURA paper) to --out. With --data, films the weights' split.csv lists as training or
+validation films are left out, with a warning (--all-films keeps them).
 
     python predictions_test.py --leave-one-region-out [--trunk-cache .cache/body-part-trunk.npz]
 
@@ -29,8 +32,20 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="labelled dataset (default: the weights' saved test split)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto")
+    parser.add_argument("--data-root", type=Path, metavar="DIR",
+                        help="where the weights' training data is now, when it moved (their saved split's paths "
+                             "are relative to it)")
+    parser.add_argument("--all-films", action="store_true",
+                        help="with --data: also evaluate films the weights' split.csv lists as training or "
+                             "validation films (left out by default, with a warning)")
     parser.add_argument("--weights", type=Path, default=HERE / "weights", help="folder of trained models")
     parser.add_argument("--out", type=Path, default=HERE / "evaluation", help="output folder (default: evaluation/)")
+    parser.add_argument("--recalibrate", type=Path, metavar="NEW_WEIGHTS",
+                        help="with --data: write a copy of the models folder to this new folder with each part's two "
+                             "cuts chosen again on these films, so that they keep the two promises here (a part with "
+                             "too few labelled films keeps its cuts); use it with --weights NEW_WEIGHTS")
+    parser.add_argument("--min-films", type=int, nargs=2, metavar=("FRACTURED", "NORMAL"), default=(20, 20),
+                        help="labelled films a part needs before --recalibrate moves its cuts (default: 20 20)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -47,12 +62,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.write_model_card and args.data is not None:
         parser.error("--write-model-card needs the saved test split (leave out --data)")
+    if args.recalibrate is not None and args.data is None:
+        parser.error("--recalibrate chooses cuts on a site's films: pass them with --data")
     if args.leave_one_region_out and args.data is not None:
         parser.error("--leave-one-region-out retrains on the weights' own data and split (leave out --data)")
 
     from fracture_detection.evaluation.evaluate import evaluate
     m = evaluate(args.weights, args.out, args.data, args.layout, args.batch_size, args.bootstrap,
-                 verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"))
+                 verbose=not args.quiet, progress=None if args.quiet else cli.progress_printer("evaluated"),
+                 saved_root=args.data_root, all_films=args.all_films, recalibrate_to=args.recalibrate,
+                 min_films=tuple(args.min_films))
     if args.leave_one_region_out:
         from fracture_detection.training import loro
         from fracture_detection.evaluation import loro_report
@@ -65,7 +84,9 @@ def main(argv=None):
         store_test_figures(args.weights, m)
         print(f"Wrote {write_model_card(args.weights, m)}")
     print((args.out / "report.md").read_text())
-    print(f"Wrote {args.out / 'metrics.json'}, {args.out / 'report.md'} and plots.")
+    print(f"Wrote {args.out / 'predictions.csv'}, {args.out / 'metrics.json'}, {args.out / 'report.md'} and plots."
+          + (f" Recalibrated models: {args.recalibrate} (python predictions.py --weights {args.recalibrate} ...)."
+             if args.recalibrate else ""))
     return 0 if m["images"] else 1
 
 

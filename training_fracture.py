@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Train one fracture model per body part: fractured / normal, and where.
 
-    python training_fracture.py --data ../shared/data
-    python training_fracture.py --data /path/to/MURA-v1.1 --parts hand
-    python training_fracture.py --data .cache/fracture-448.npz --frozen-through none   # scripts/make_cache.py
-    python training_fracture.py --data ../shared/data --cuts-only    # new cuts for the models in --out
-    python training_fracture.py --data ../shared/data --amber-only   # only the ranking inside "uncertain"
-    python training_fracture.py --data ../shared/data --appliance-cut-only   # the cast/implant line's cut
+    python training_fracture.py --data ../shared/data --out weights-new
+    python training_fracture.py --data /path/to/MURA-v1.1 --out weights-mura --parts hand
+    python training_fracture.py --data .cache/fracture-448.npz --out weights-gpu --frozen-through none
+    python training_fracture.py --data ../shared/data --out weights --cuts-only   # new cuts for --out's models
+    python training_fracture.py --data ../shared/data --out weights-smoke --smoke  # the pipeline, in minutes
+    python training_fracture.py --data SITE --layout folders --init-from weights-keras --out weights-site
+    python training_fracture.py --data ../shared/data --out weights --amber-only   # only the rank inside "uncertain"
+    python training_fracture.py --data ../shared/data --out weights --appliance-cut-only   # the cast/implant cut
 
 Each model scores every cell of a grid over the image and takes the image's probability from
 its most suspicious cells; cells learn from fracture boxes where the data has them (FracAtlas,
@@ -14,7 +16,7 @@ the Roboflow export, or a YOLO .txt beside each image in plain folders).  On MUR
 "abnormal", which is broader than "fractured", and there are no boxes.
 Writes fracture_<part>.keras, .tflite (what the app runs) and .json (the two cuts, the region threshold
 and, with --test-time-mirroring auto, mirroring, all chosen on the validation split) and split.csv to
---out (default: weights/). The cuts keep two promises on the validation films: "No fracture found" only
+--out (required). The split is the bundle's weights/split.csv where --out has none (--split, --new-split). The cuts keep two promises on the validation films: "No fracture found" only
 below a cut under which at most 5 % of the untreated fractures fall (no cast, splint or implant in view,
 from the data's appliances.csv; every fracture where there is none, e.g. MURA), "Likely FRACTURE" only
 from a cut above which at least 90 % of the films are fractured.
@@ -30,7 +32,7 @@ IMAGE_SIZE = 448  # the resolution the radiographs have (373-512 px): fracture l
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_training_args(parser, default_out=HERE / "weights", image_size=IMAGE_SIZE)
+    cli.add_training_args(parser, default_split=HERE / "weights" / "split.csv", image_size=IMAGE_SIZE)
     parser.add_argument("--feature-cache", type=Path, metavar="DIR",
                         help="keep the frozen backbone's features here and reuse them in later runs on the same "
                              "images (most of a CPU run's time)")
@@ -44,6 +46,11 @@ def main(argv=None):
                         help="weight of a fractured film with a cast, splint or implant in view (from the data's "
                              "appliances.csv): 0 leaves them out of the positives, so the appliance is not learnt "
                              "as the evidence of a fracture (default 1)")
+    parser.add_argument("--cv-folds", type=int, default=0, metavar="K",
+                        help="K-fold cross-validation over train + validation (K >= 2, grouped by patient or image "
+                             "cluster): the cuts come from every film's out-of-fold score (written to "
+                             "out_of_fold_<part>.csv) and the model saved trains on train + validation for the "
+                             "epochs the folds chose (default: no cross-validation, cuts from validation)")
     parser.add_argument("--appliance-head-only", action="store_true",
                         help="train no fracture model: fit the cast/splint/implant detector on the films of --out's "
                              "split (labels by eye: the data's appliances.csv) and save the Keras models in --out "
@@ -58,7 +65,15 @@ def main(argv=None):
     parser.add_argument("--appliance-cut-only", action="store_true",
                         help="train nothing: choose the cast/implant detector's cut again on the validation films "
                              "(the lowest with >= 90 %% precision; none: the line is never said)")
+    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
+                        help="fine-tune: start each part's fracture model from this models folder's Keras model "
+                             "(.keras; backbone, image size and head come from it), reuse its split.csv where it "
+                             "lists the films, copy its other models into --out, and report before and after on the "
+                             "held-out films")
+    parser.add_argument("--no-appliance-head", action="store_true",
+                        help="do not fit the cast/splint/implant detector at the end (--smoke leaves it out too)")
     args = parser.parse_args(argv)
+    cli.check_training_args(parser, args, IMAGE_SIZE)
     if args.appliance_head_only:
         from fracture_detection.training.appliance import add_appliance_head
         add_appliance_head(args.out, args.data, verbose=0 if args.quiet else 1)
@@ -76,9 +91,14 @@ def main(argv=None):
         rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
         return 0
     from fracture_detection.training.fracture import HeadConfig, train_fracture
-    train_fracture(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
+    if args.init_from is not None and args.split == parser.get_default("split"):
+        args.split = args.init_from / "split.csv"  # the split the models started from were made on
+    cfg = cli.config_from_args(args)
+    cfg.appliance_head = not (args.no_appliance_head or args.smoke)
+    train_fracture(args.data, args.layout, args.out, cfg, tuple(args.parts),
                    args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
-                   mirroring=args.test_time_mirroring, pooled=args.pool_regions)
+                   mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from,
+                   folds=args.cv_folds)
 
 
 if __name__ == "__main__":

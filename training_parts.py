@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Train the body-part classifier (elbow / hand / shoulder / other).
 
-    python training_parts.py --data ../shared/data
-    python training_parts.py --data /path/to/MURA-v1.1 --backbone resnet50 --weights imagenet
+    python training_parts.py --data ../shared/data --out weights-new
+    python training_parts.py --data /path/to/MURA-v1.1 --out weights-mura --backbone resnet50 --pretrained imagenet
+    python training_parts.py --data ../shared/data --out weights-smoke --smoke     # the pipeline, in minutes
 
 Writes body_part.keras, body_part.tflite (what the app runs), body_part.json and split.csv to --out
-(default: weights/).  The model returns the class probabilities, an out-of-distribution score and
+(required; the split is the bundle's weights/split.csv where --out has none: --split, --new-split).  The model returns the class probabilities, an out-of-distribution score and
 P(cast or implant); the gate's cuts (the three parts' summed probability, the part floor, the score's
 threshold) and the appliance threshold are chosen on the validation images and stored in body_part.json
 (see fracture_detection/training/gate.py).
 
-    python training_parts.py --gate-only        # choose the cuts again for the model in weights/
+    python training_parts.py --data ../shared/data --out weights --gate-only   # the gate's cuts again
 """
 import argparse
 from pathlib import Path
@@ -23,7 +24,7 @@ IMAGE_SIZE = 160  # the body part is plain at low resolution; smaller is faster
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_training_args(parser, default_out=HERE / "weights", image_size=IMAGE_SIZE)
+    cli.add_training_args(parser, default_split=HERE / "weights" / "split.csv", image_size=IMAGE_SIZE)
     parser.add_argument("--synthetic-negatives", type=int, default=300,
                         help="generated non-radiographs (photos, documents) added to the 'other' class")
     parser.add_argument("--trunk-cache", type=Path, metavar="FILE.npz",
@@ -34,6 +35,9 @@ def main(argv=None):
                         help="train nothing: run the body-part model already in --out on its validation images "
                              "(the folder's split.csv) and choose the gate's cuts again")
     args = parser.parse_args(argv)
+    cli.check_training_args(parser, args, IMAGE_SIZE)
+    if args.smoke and args.synthetic_negatives == parser.get_default("synthetic_negatives"):
+        args.synthetic_negatives = 6
     from fracture_detection.training.body_part import rechoose_gate, train_body_part
     if args.gate_only:
         rechoose_gate(args.out, args.data, verbose=0 if args.quiet else 1)

@@ -19,7 +19,7 @@ MURA = FIXTURES / "MURA-v1.1"
 BUNDLED = ROOT / "weights"
 # one epoch, pinned backbone and ImageNet weights (installed by setup.sh, nothing downloaded)
 TRAIN = ["--epochs", "1", "--head-epochs", "0", "--batch-size", "8", "--quiet", "--backbone", "mobilenetv2",
-         "--weights", "offline"]
+         "--pretrained", "offline"]
 TINY = ["--image-size", "64", *TRAIN]
 PARTS = ["elbow", "hand", "shoulder"]
 BODY_SIZE, FRACTURE_SIZE = 64, 96  # different, so that each model must get its own input size
@@ -75,8 +75,8 @@ def stretch_to_uint8(values):
 
 DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
                    "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
-                   "appliance", "appliance_probability", "warning", "amber_share", "amber_n", "amber_fractured",
-                   "amber_prevalence", "amber_basis"}
+                   "appliance", "appliance_probability", "warning", "near_cut", "amber_share", "amber_n",
+                   "amber_fractured", "amber_prevalence", "amber_basis"}
 ANALYSED = ("fractured", "normal", "uncertain")
 
 
@@ -130,6 +130,8 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     if obj["appliance"] is not None:
         assert obj["appliance"] == "cast or implant" and obj["appliance_probability"] is not None, obj
     assert obj["warning"] is None or isinstance(obj["warning"], str)
+    # "close to the cut" only beside a finding a cut decided, and only that cut
+    assert obj["near_cut"] in (None, {"fractured": "fracture_from", "normal": "no_fracture_below"}.get(finding)), obj
     amber = [obj[k] for k in ("amber_share", "amber_n", "amber_fractured", "amber_prevalence", "amber_basis")]
     if finding != "uncertain" or obj["amber_share"] is None:  # the rank inside amber: only for uncertain
         assert amber == [None] * 5, obj

@@ -280,3 +280,36 @@ def test_bundled_chain_reports_the_appliance_on_every_analysed_film(bundled):
         head = bundled.fracture[r.body_part].appliance
         threshold = head["threshold"] if head else bundled.appliance_threshold
         assert (r.appliance is not None) == (r.appliance_probability >= threshold), r
+
+
+def test_text_output_speaks_the_apps_words_and_says_when_a_finding_is_close_to_its_cut(tmp_path):
+    """The text lines use the app's words (Likely FRACTURE, No fracture found, Uncertain, Not analysed);
+    a probability inside the deciding cut's bootstrap interval gets "close to the cut: review" (and the
+    JSON its ``near_cut``), the finding staying what the rule says; outside the interval, nothing."""
+    hand = _role("hand")
+    p = next(e for e in EXPECTED["images"] if e["role"] == "hand")["fracture_probability"]
+    meta = json.loads((BUNDLED / "fracture_hand.json").read_text())
+    for finding, cuts, ci, near in (
+            ("fractured", dict(no_fracture_below=round(p - 0.01, 4), fracture_from=round(p - 0.005, 4)),
+             dict(fracture_from=[round(p - 0.05, 4), round(p + 0.05, 4)]), True),
+            ("normal", dict(no_fracture_below=round(p + 0.005, 4), fracture_from=round(p + 0.01, 4)),
+             dict(no_fracture_below=[round(p + 0.001, 4), round(p + 0.1, 4)]), False),
+            ("normal", dict(no_fracture_below=round(p + 0.005, 4), fracture_from=round(p + 0.01, 4)),
+             dict(no_fracture_below=[round(p, 4), round(p + 0.1, 4)]), True)):
+        ci95 = dict(meta["cuts"]["ci95"], **ci)
+        weights = _weights_with(tmp_path / f"{finding}{near}{len(ci)}", fracture_hand={
+            "cuts": dict(meta["cuts"], **cuts, ci95=ci95)})
+        obj = json.loads(_predictions(hand, "--json", weights=weights).stdout)
+        assert obj["finding"] == finding
+        assert obj["near_cut"] == ({"fractured": "fracture_from", "normal": "no_fracture_below"}[finding]
+                                   if near else None)
+        check_prediction(obj, load_image(hand).shape[:2])
+        line = _predictions(hand, weights=weights).stdout.strip()
+        words = decisions.FINDING_WORDS[finding]
+        assert f"hand ({obj['body_part_probability']:.0%}), {words}" in line, line
+        assert ("(close to the cut: review)" in line) == near, line
+    text = _predictions(FOLDERS, MURA).stdout
+    for word in ("FRACTURED", "NORMAL", "UNCERTAIN", "NOT_SUPPORTED"):
+        assert word not in text, word
+    assert "No fracture found" in text or "Uncertain" in text
+    assert "Not analysed." in text

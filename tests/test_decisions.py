@@ -362,7 +362,7 @@ def test_worklist_order_never_moves_a_cast_or_implant_down_silently():
     unsure = Prediction(path="c", finding="uncertain", fracture_probability=0.45, uncertain_band=[0.3, 0.8])
     assert sorted([unsure, plain, cast, other_model], key=pres.suspicion_key) == [other_model, cast, plain, unsure]
     assert "follow-up film" in pres.appliance_line(cast) and pres.appliance_line(plain) is None
-    assert pres.table_finding(cast) == "Fracture · cast/implant" and pres.table_finding(plain) == "Fracture"
+    assert pres.table_finding(cast) == "Likely FRACTURE · cast/implant" and pres.table_finding(plain) == "Likely FRACTURE"
     lines = pres.detail_lines(cast)
     assert "Likely FRACTURE from 0.80 · No fracture below 0.30" in lines[0] and "Cast or implant in view" in lines[1]
 
@@ -378,3 +378,25 @@ def test_the_table_shows_the_cut_that_decided(finding, p, text):
     pred.finding = fracture_finding(pred.fracture_probability, pred.uncertain_band)
     assert pred.finding == finding
     assert pres.short_probability(pred) == text
+
+def test_close_to_the_cut_is_the_deciding_cuts_own_interval():
+    """The cliff at a cut: a probability within the deciding cut's bootstrap interval is flagged, on
+    either side of it, and the finding stays what the rule says."""
+    meta = {"cuts": {"no_fracture_below": 0.2923, "fracture_from": 0.9681,
+                     "ci95": {"no_fracture_below": [0.2909, 0.3714], "fracture_from": [0.7035, 0.9681]}}}
+    ci = decisions.cut_intervals(meta)
+    assert ci == {"no_fracture_below": (0.2909, 0.3714), "fracture_from": (0.7035, 0.9681)}
+    edges = decisions.finding_edges(meta)
+    for p, finding, near in ((0.2922, "normal", "no_fracture_below"),     # "0.2922 < 0.2923" is green
+                             (0.2909, "normal", "no_fracture_below"),     # on the interval's edge
+                             (0.29089, "normal", "no_fracture_below"),    # rounds to 0.2909 as reported
+                             (0.2908, "normal", None),
+                             (0.10, "normal", None),
+                             (0.50, "uncertain", None),                   # no cut decided it
+                             (0.9681, "fractured", "fracture_from"),
+                             (0.9900, "fractured", None)):
+        assert decisions.fracture_finding(p, edges) == finding, p
+        assert decisions.near_cut(p, finding, ci) == near, p
+    assert decisions.cut_intervals({"cuts": {"no_fracture_below": 0.1}}) == {}
+    assert decisions.near_cut(0.1, "normal", {}) is None
+    assert decisions.near_cut(None, "error", ci) is None

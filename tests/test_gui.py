@@ -220,7 +220,7 @@ def test_status_counts_what_was_found(make_app, tmp_path):
     app = make_app([tmp_path / f"bad{k}.jpg" for k in range(3)])
     assert app.status.cget("text") == "None of the 3 images could be read."
     preds = [SimpleNamespace(finding=f) for f in ("fractured", "normal", "error")]
-    assert pres.batch_status(preds) == "3 images: 1 fractured, 1 normal, 1 unreadable."
+    assert pres.batch_status(preds) == "3 images: 1 Likely FRACTURE, 1 no fracture found, 1 could not be read."
 
 
 # --- the image view ------------------------------------------------------------------------
@@ -369,8 +369,18 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
     shown = ["#0", *t.cget("displaycolumns")]
     assert "finding" in shown and "prob" in shown
     assert sum(t.column(c, "width") for c in shown) <= t.winfo_width(), "every shown column is on screen"
-    assert "part" in shown, "the body part column fits at the smallest window"
-    assert app.worklist.bold.measure("Not analysed") <= t.column("finding", "width") - 4, "a study's finding is whole"
+    # the columns fit their content: every finding and probability cell whole (the body part column gives
+    # way to the names at this width; it is in the detail panel, the study row's tooltip and the CSV)
+    # (a finding's marks, "close to the cut" or "cast/implant", give way first: its words stay whole)
+    from fracture_detection.app import presentation as pres
+    for iid in app.worklist.rows():
+        font = app.worklist.bold if iid.startswith("s") else app.worklist.font
+        whole = app.worklist.full_text(iid, "prob")
+        assert t.set(iid, "prob") == whole and font.measure(whole) <= t.column("prob", "width") - 4, iid
+        words = app.worklist.full_text(iid, "finding").split(" · ")[0]
+        assert words in pres.TABLE_TEXT.values() and t.set(iid, "finding").startswith(words), iid
+        assert font.measure(t.set(iid, "finding")) <= t.column("finding", "width") - 4, iid
+    assert t.column("#0", "width") >= app.worklist.least["#0"], "the names keep their least width (elided, with a tip)"
     tools = (v.fit_button, v.one_button, v.reset_button, v.preset_menu, v.heat_switch, v.boxes_switch)
     right = max(w.winfo_rootx() + w.winfo_width() for w in tools)
     assert right <= v.winfo_rootx() + v.winfo_width(), "the view's tools are all on screen"
@@ -412,6 +422,7 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
     app.geometry("1400x900")
     settle(app, 0.4)
     assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"
+    assert t.set("v0", "finding") == app.worklist.full_text("v0", "finding"), "and every mark whole"
 
 
 # --- regions and heatmap -----------------------------------------------------------------
@@ -618,7 +629,10 @@ def test_mura_studies_are_grouped_with_their_verdict(make_app):
         assert set(study.counted(preds)) <= set(children) and study.verdict(preds) == verdict
         assert t.item(s, "values")[0] == pres.TABLE_TEXT[verdict]
         assert t.item(s, "tags")[0] == f"study-{verdict}"
-        assert t.item(s, "text").startswith("patient") and " / study1_" in t.item(s, "text")
+        assert app.worklist.full_text(s, "#0").startswith("patient") and " / study1_" in app.worklist.full_text(s, "#0")
+        shown, full = t.item(s, "text"), app.worklist.full_text(s, "#0")
+        assert shown == full or (shown[:3] == full[:3] and shown[-4:] == full[-4:] and "…" in shown), \
+            "a long name is elided in its middle: its start and end kept"
     first = studies[0]
     app.worklist.select(first)
     settle(app)
@@ -640,10 +654,12 @@ def test_study_headline_counts_only_views_of_its_part(make_app):
     study = next(i for i in app.worklist.rows() if i.startswith("s"))
     app.worklist.select(study)
     settle(app)
-    assert app.verdict_label.cget("text") == f"{pres.finding_text('normal')} — 2 views"
+    assert app.verdict_label.cget("text").startswith(f"{pres.finding_text('normal')} — 2 views")
+    # how many films were opened and which the verdict leaves out: in the headline's size, whole
     note = app.verdict_note.cget("text")
-    assert note.startswith("Hand study ") and "not counted in this hand study's verdict" in note
-    assert "(read as elbow)" in note
+    assert note == f"3 films opened, 1 left out: {XRAY.name} (read as elbow)"
+    assert app.note_font.cget("size") == app.verdict_font.cget("size")
+    assert app.note_font.measure(note) <= app.verdict_note.winfo_width()
     assert app.worklist.table.item(study, "values")[:2] == (pres.TABLE_TEXT["normal"], "hand")
 
 
@@ -993,4 +1009,220 @@ def test_worklist_marks_a_cast_or_implant_without_moving_it(make_app):
     inject(app, [plain, cast])
     rows = [i for i in app.worklist.rows() if i.startswith("v")]
     cells = [app.worklist.table.item(i, "values")[0] for i in rows]
-    assert cells == ["Fracture · cast/implant", "Fracture"], "flagged, and first: it lies further above its cut"
+    assert cells == ["Likely FRACTURE · cast/implant", "Likely FRACTURE"], "flagged, and first: it lies further above its cut"
+
+
+# --- the reading room, third pass (issue 28) --------------------------------------------------
+
+THREE = [{"box": [20, 20, 80, 90], "score": 0.91}, {"box": [120, 40, 180, 100], "score": 0.62},
+         {"box": [60, 140, 110, 190], "score": 0.45}]
+
+
+def test_boxes_on_a_film_not_called_fractured_are_quiet_and_top_only_until_asked(make_app):
+    app = make_app()
+    c, v = app.viewer.canvas, app.viewer
+    unsure = with_finding(app, XRAY, "uncertain")
+    unsure.prediction.regions = list(THREE)
+    inject(app, [unsure])
+    boxes = c.find_withtag("region-box")
+    assert len(boxes) == 1 and "quiet" in c.gettags(boxes[0]), "the top region only, drawn quietly"
+    assert c.itemcget(boxes[0], "dash") and float(c.itemcget(boxes[0], "width")) < 2
+    toggle = v.legend.find_withtag("regions-toggle")
+    words = v.legend.itemcget(toggle[0], "text") if toggle else ""
+    assert "top" in words and "of 3" in words and "A" in words, words   # short or long, as the strip has room
+    c.focus_set()
+    c.event_generate("<KeyPress-a>")                       # A: every region
+    settle(app)
+    assert len(c.find_withtag("region-box")) == 3 and v.all_regions
+    assert "all 3" in v.legend.itemcget(v.legend.find_withtag("regions-toggle")[0], "text")
+    x0, y0, x1, y1 = v.legend.bbox(v.legend.find_withtag("regions-toggle")[0])
+    v.legend.event_generate("<Button-1>", x=(x0 + x1) // 2, y=(y0 + y1) // 2)   # a click on the words: back
+    settle(app)
+    assert len(c.find_withtag("region-box")) == 1
+    # a "Likely FRACTURE" film: every region, bold, whatever the toggle
+    fractured = with_finding(app, XRAY, "fractured")
+    fractured.prediction.regions = list(THREE)
+    inject(app, [fractured])
+    boxes = c.find_withtag("region-box")
+    assert len(boxes) == 3 and all("bold" in c.gettags(b) and not c.itemcget(b, "dash") for b in boxes)
+    assert not v.legend.find_withtag("regions-toggle")
+
+
+def test_the_report_draws_a_quiet_top_region_on_a_film_not_called_fractured(make_app, tmp_path):
+    from fracture_detection.app.report import overlay_picture
+    app = make_app()
+    unsure = with_finding(app, XRAY, "uncertain")
+    unsure.prediction.regions = [{"box": [4, 4, 60, 60], "score": 0.91}, {"box": [70, 70, 120, 120], "score": 0.62}]
+    img = Image.open(XRAY).convert("L")
+    unsure.prediction.cam = np.zeros((7, 7), np.float32)           # no heat: only the boxes differ from the film
+    drawn = np.asarray(overlay_picture(img, unsure.prediction).convert("RGB")).astype(int)
+    plain = np.asarray(img.convert("RGB")).astype(int)
+    changed = np.abs(drawn - plain).sum(axis=2) > 60
+    scale = img.width / unsure.prediction.image_shape[1]
+    x1, y1 = (round(70 * scale), round(70 * scale))
+    assert changed[: round(62 * scale), : round(62 * scale)].any(), "the top region is drawn"
+    assert not changed[y1 + 3: round(118 * scale), x1 - 2: x1 + 3].any(), "the second one is not"
+    out = tmp_path / "r.pdf"
+    inject(app, [unsure])
+    app.save_report(out, "study")
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    _, pages = pdf_text(out)
+    assert "The top region only, dashed: the film is not called Likely FRACTURE (2 regions marked in all" in pages[1]
+
+
+def test_close_to_the_cut_is_said_beside_the_finding_in_the_window_the_report_and_the_csv(make_app, tmp_path):
+    from fracture_detection.chain import decisions
+    app = make_app()
+    near = with_finding(app, XRAY, "normal", near_cut="no_fracture_below",
+                        cut_ci95={"no_fracture_below": (0.15, 0.45), "fracture_from": (0.7, 0.9)})
+    near.prediction.regions = []
+    far = with_finding(app, NORMAL, "normal", near_cut=None)
+    inject(app, [near, far], one_study=True)
+    app.worklist.select("v0")
+    settle(app)
+    assert app.finding_label.cget("text") == "No fracture found", "the finding stays what the rule says"
+    assert app.near_label.cget("text") == decisions.NEAR_CUT_WORDS == "close to the cut: review"
+    assert app.near_label.winfo_rootx() >= app.finding_label.winfo_rootx() + app.finding_label.winfo_width()
+    assert app.near_label.winfo_rootx() + app.near_label.winfo_width() <= app.detail.winfo_rootx() + \
+        app.detail.winfo_width(), "beside the finding, on screen"
+    detail = app.detail_text.get("1.0", "end")
+    assert "Close to the cut: 0.20 is within the No fracture cut's 95 % interval (0.15–0.45); review." in detail
+    assert app.worklist.full_text("v0", "finding") == "No fracture found · close to the cut"
+    app.worklist.select("v1")
+    settle(app)
+    assert app.near_label.cget("text") == "" and "Close to the cut" not in app.detail_text.get("1.0", "end")
+    out = tmp_path / "near.pdf"
+    app.save_report(out, "study")
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    _, pages = pdf_text(out)
+    page = next(t for t in pages[1:] if XRAY.name in t)
+    assert "No fracture found close to the cut: review" in page
+    assert "close to the cut" in pages[0] and "Notes" in pages[0]
+    app.export_csv(tmp_path / "near.csv")
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "near.csv"))}
+    assert rows[XRAY.name]["near_cut"] == "no_fracture_below" and rows[NORMAL.name]["near_cut"] == ""
+    assert rows[XRAY.name]["no_fracture_below_ci95"] == "0.15–0.45"
+
+
+def test_csv_has_the_regions_and_the_cuts(make_app, tmp_path):
+    from fracture_detection.app.actions import CSV_COLUMNS
+    app = make_app()
+    v = with_finding(app, XRAY, "fractured", cut_ci95={"no_fracture_below": (0.3, 0.5), "fracture_from": (0.7, 0.85)})
+    v.prediction.regions = THREE[:2]
+    inject(app, [v, with_finding(app, NORMAL, "normal")])
+    app.export_csv(tmp_path / "out.csv")
+    with open(tmp_path / "out.csv") as fh:
+        header = next(csv.reader(fh))
+    assert header == CSV_COLUMNS and header[:12] == [
+        "path", "study", "study_verdict", "body_part", "body_part_probability", "finding", "fracture_probability",
+        "no_fracture_below", "likely_fracture_from", "appliance", "appliance_probability", "message"], \
+        "the columns that were there stay where they were"
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    first = rows[0]
+    assert first["regions"] == "20 20 80 90 0.91; 120 40 180 100 0.62"
+    assert (first["no_fracture_below"], first["likely_fracture_from"]) == ("0.4", "0.8")
+    assert (first["no_fracture_below_ci95"], first["likely_fracture_from_ci95"]) == ("0.3–0.5", "0.7–0.85")
+    assert rows[1]["regions"] == ""
+
+
+def test_report_summary_marks_a_cast_and_keeps_muras_rule_in_the_notes(make_app, tmp_path):
+    app = make_app()
+    cast = with_finding(app, XRAY, "uncertain", appliance="cast or implant", appliance_probability=0.9)
+    plain = with_finding(app, NORMAL, "uncertain")
+    inject(app, [cast, plain], one_study=True)
+    out = tmp_path / "cast.pdf"
+    app.save_report(out, "study")
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    _, pages = pdf_text(out)
+    summary = pages[0]
+    row = summary[summary.index(XRAY.name):][:160]
+    assert "cast/implant" in row, row
+    assert "cast/implant" not in summary[summary.index(NORMAL.name):][:100]
+    verdict_at, notes_at = summary.index("Study verdict"), summary.index("Notes")
+    mura = summary.index("Mean of the views") if "Mean of the views" in summary else summary.index("mean of the views")
+    assert mura > notes_at > verdict_at, "MURA's rule sits in the notes, away from the verdict"
+    assert "2 films opened, all counted" in summary
+    for page in pages[1:]:
+        assert "mean of the views" not in page.lower()
+
+
+def test_headline_says_how_many_films_were_opened_and_which_left_out_at_900(make_app):
+    from fracture_detection.app import presentation as pres
+    app = make_app(size="900x640")
+    rejected = view_of(app, NORMAL, finding="not_supported", body_part=None, fracture_probability=None,
+                       rejection="other_region", cam=None, message="Not a hand radiograph.")
+    views = [with_finding(app, XRAY, "uncertain"), with_finding(app, NORMAL, "uncertain"),
+             with_finding(app, XRAY, "normal", part="elbow"), rejected]
+    inject(app, views, one_study=True)
+    settle(app, 0.3)
+    assert app.verdict_label.cget("text").startswith(f"{pres.finding_text('uncertain')} — 2 of 2 views")
+    note = app.verdict_note.cget("text")
+    assert note.startswith("4 films opened, 2 left out: ") and ("read as elbow" in note or "…" in note), note
+    assert app.note_font.cget("size") == app.verdict_font.cget("size"), "in the headline's size"
+    for label, font in ((app.verdict_label, app.verdict_font), (app.verdict_note, app.note_font)):
+        assert font.measure(label.cget("text")) <= app.headline.winfo_width() - 20, "whole on screen"
+        assert label.winfo_rootx() + label.winfo_width() <= app.winfo_rootx() + app.winfo_width()
+
+
+def test_the_app_shows_the_truncation_warning_the_command_line_gives(make_app, tmp_path):
+    cut = tmp_path / "cut.jpg"
+    data = XRAY.read_bytes()
+    cut.write_bytes(data[:-8])                             # a few bytes short: read whole, with a warning
+    app = make_app([cut])
+    p = app.views[0].prediction
+    assert p.warning and "ends early" in p.warning, p.warning
+    assert f"Warning: {p.warning}" in app.detail_text.get("1.0", "end")
+    assert "warning" in app.worklist.full_text("v0", "finding")
+
+
+def test_first_window_fits_a_small_screen(tiny_weights, tmp_path):
+    """On a 900 × 640 screen the first window fits it whole, right panel included."""
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is needed for this test", pytrace=False)
+    n = next(k for k in range(120, 140) if not Path(f"/tmp/.X{k}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "900x640x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if Path(f"/tmp/.X11-unix/X{n}").exists():
+                break
+            time.sleep(0.1)
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from fracture_detection.app.window import App\n"
+                "app = App(sys.argv[2], start_worker=False)\n"
+                "for _ in range(20): app.update()\n"
+                "s = app.side\n"
+                "print(app.winfo_screenwidth(), app.winfo_screenheight(), app.winfo_width(), app.winfo_height(),"
+                " s.winfo_rootx() + s.winfo_width(), app.winfo_rooty() + app.winfo_height())\n"
+                "app.destroy()\n")
+        env = dict(os.environ, DISPLAY=f":{n}", XDG_CONFIG_HOME=str(tmp_path))
+        out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(tiny_weights)], capture_output=True,
+                             text=True, env=env, timeout=120)
+        sw, sh, w, h, panel_right, bottom = map(int, out.stdout.split()[-6:])
+        assert (sw, sh) == (900, 640)
+        assert w <= 900 and h <= 640 and panel_right <= 900 and bottom <= 640, out.stdout
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_worklist_tip_stays_on_screen_and_a_dragged_column_pushes_none_out(make_app, tmp_path):
+    long_path = tmp_path / ("radiograph_" + "left_wrist_lateral_" * 6 + "final.jpg")
+    shutil.copy(XRAY, long_path)
+    app = make_app([long_path, NORMAL], size="900x640")
+    t, tip = app.worklist.table, app.worklist.tooltip
+    tip.show("x" * 400, app.winfo_screenwidth() - 5, app.winfo_screenheight() - 5)   # near the corner
+    app.update()
+    w = tip.window
+    assert w.winfo_rootx() >= 0 and w.winfo_rootx() + w.winfo_width() <= app.winfo_screenwidth()
+    assert w.winfo_rooty() >= 0 and w.winfo_rooty() + w.winfo_height() <= app.winfo_screenheight()
+    tip.hide()
+    # the reader widens the finding column by dragging its edge: every column stays within the table
+    shown = ["#0", *t.cget("displaycolumns")]
+    t.column("finding", width=t.column("finding", "width") + 150)
+    x = sum(t.column(c, "width") for c in shown[:shown.index("finding") + 1])
+    t.event_generate("<ButtonRelease-1>", x=x - 1, y=5)
+    settle(app)
+    shown = ["#0", *t.cget("displaycolumns")]
+    assert sum(t.column(c, "width") for c in shown) <= t.winfo_width()
+    assert "finding" in shown and "prob" in shown and t.column("#0", "width") >= app.worklist.least["#0"]
+    assert app.worklist.user_widths.get("finding"), "the reader's width is kept where it fits"

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+import pytest
+
+from conftest import BUNDLED, ROOT
 from test_gui import XRAY, pump
 
 
@@ -16,8 +18,36 @@ def test_missing_weights_is_one_sentence(display, tmp_path, monkeypatch):
     a = App(tmp_path / "nothing", [XRAY])
     try:
         pump(a, lambda: "No body-part model" in a.status.cget("text"), timeout=60)
+        # the first-run check: a dialog says it, with what to do, not only the status line
+        pump(a, lambda: a.notice is not None and a.notice.winfo_exists(), timeout=10)
+        assert a.notice.title() == "The models could not be loaded"
+        assert a.notice.text.startswith(a.status.cget("text").rstrip("…")[:40]) and "--weights" in a.notice.text
+        assert "Traceback" not in a.notice.text
+        a.notice.ok.invoke()
+        pump(a, lambda: not a.notice.winfo_exists(), timeout=10)
         a.ask_save_report()
         assert a.status.cget("text") == "Open an X-ray first; there is nothing to report yet."
+    finally:
+        a.destroy()
+
+
+@pytest.mark.slow
+def test_unreadable_files_are_named_in_a_dialog(display, tmp_path, monkeypatch):
+    """Files that cannot be read: one dialog naming them with the reason, beside the films that could."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    broken, text = tmp_path / "broken.jpg", tmp_path / "notes.png"
+    broken.write_bytes(XRAY.read_bytes()[:300])
+    text.write_bytes(b"not an image at all")
+    from fracture_detection.app.window import App
+    a = App(BUNDLED, [XRAY, broken, text])
+    try:
+        pump(a, lambda: a.notice is not None and a.notice.winfo_exists(), timeout=120)
+        assert a.notice.title() == "Some files could not be read"
+        body = a.notice.text
+        assert body.startswith("2 of the 3 files opened could not be read:")
+        assert "broken.jpg: " in body and "notes.png: " in body and XRAY.name not in body
+        assert all(line.endswith(".") for line in body.splitlines()[2:]) and "Traceback" not in body
+        assert len(a.views) == 3 and a.views[0].prediction.finding != "error"
     finally:
         a.destroy()
 

@@ -138,3 +138,47 @@ def test_alignment_table_matches_the_backbones_geometry():
         if backbone == "resnet50":
             continue  # 25 M parameters to build: the same padding arithmetic as MobileNetV2, measured when added
         assert abs(locator.measure_alignment(backbone) - shift) <= 1, backbone
+
+
+def _film_with_marker():
+    """A dark film with a bright bone-like band across its middle and a lead "L" near its top-left corner."""
+    film = np.full((300, 240), 30, np.uint8)
+    rng = np.random.default_rng(0)
+    film = (film + rng.integers(0, 8, film.shape)).astype(np.uint8)
+    film[100:200, 40:200] = 120                      # soft tissue
+    film[130:170, 40:200] = 235                      # bone, as bright as the marker but large
+    film[20:44, 20:25] = 250                         # the "L": a stroke down ...
+    film[40:44, 20:36] = 250                         # ... and one across
+    return film
+
+
+def test_burnt_in_markers_are_found_and_kept_out_of_regions():
+    film = _film_with_marker()
+    found = boxes.marker_boxes(film)
+    assert found == [(20, 20, 36, 44)], "the L, and not the bone"
+    # on the model's letterboxed square: the cells over the L, none over the bone
+    from fracture_detection.io.images import to_model_input
+    square = to_model_input(np.repeat(film[:, :, None], 3, axis=2), 150)[..., 0]
+    cells = boxes.marker_cells(square, film.shape, 10, 10)
+    assert cells[1, 2] and not cells[5, 5] and cells.sum() <= 16
+    m = np.zeros((10, 10), "float32")
+    m[1, 2], m[5, 5] = 0.95, 0.6                     # the model's hottest cell is on the L
+    assert boxes.regions_from_map(m, film.shape, 0.5)[0]["score"] == 0.95
+    kept = boxes.regions_from_map(m, film.shape, 0.5, exclude=cells)
+    assert [r["score"] for r in kept] == [0.6]
+    # a film with no marker: nothing is excluded
+    plain = film.copy()
+    plain[20:44, 20:36] = plain[60, 60]
+    assert boxes.marker_boxes(plain) == []
+
+
+def test_a_region_never_spans_more_than_its_cap():
+    m = np.full((28, 28), 0.9, "float32")            # a map hot everywhere
+    m[14, 14] = 0.95
+    top = boxes.regions_from_map(m, (448, 448), 0.5)[0]
+    x0, y0, x1, y1 = top["box"]
+    assert x1 - x0 <= boxes.MAX_REGION_SIDE * 448 and y1 - y0 <= boxes.MAX_REGION_SIDE * 448
+    assert x0 <= 14 * 16 < x1 and y0 <= 14 * 16 < y1, "the box is around its peak"
+    # without the cap the same map would make one box over the whole film
+    whole = boxes.regions_from_map(m, (448, 448), 0.5, max_side=1.0)[0]["box"]
+    assert whole == [0, 0, 448, 448]

@@ -93,7 +93,7 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
     hand = m["fracture"]["hand"]
     assert hand["image"]["n"] == 4 and hand["n_studies"] == 2  # two views per study
     assert m["body_part"]["labels"][-1] == "not_supported" and m["body_part"]["n_non_target"] == 4
-    for png in ("roc.png", "calibration.png", "kappa.png", "confusion_body_part.png", "confusion_fracture.png",
+    for png in ("roc.png", "calibration.png", "kappa.png", "confusion_body_part.png", "findings.png",
                 "training_body_part.png", "training_fracture_hand.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in (out / "report.md").read_text()

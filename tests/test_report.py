@@ -97,8 +97,11 @@ def test_a_view_of_another_part_does_not_count_for_the_study_verdict():
     assert s.part(preds) == "hand" and s.counted(preds) == [0, 1]
     assert s.verdict(preds) == "normal", "an elbow film in a hand study is not the hand's fracture"
     assert s.count_text(preds) == "2 views"
-    line = s.left_out_line(preds, lambda i: preds[i].path)
-    assert line == "Not counted in this hand study's verdict: c.png (read as elbow), d.png (not analysed)"
+    line = s.opened_line(preds, lambda i: preds[i].path)
+    assert line == "4 films opened, 2 left out: c.png (read as elbow), d.png (not analysed)"
+    assert Study("k", "case", [0, 1]).opened_line(preds) == "2 films opened, all counted"
+    assert Study("k", "case", [0]).opened_line(preds) is None
+    assert Study("k", "case", [3, 3]).opened_line(preds) == "2 films opened, none analysed"
     preds[1] = fake("b.png", "uncertain")
     assert s.verdict(preds) == "uncertain" and s.count_text(preds) == "1 of 2 views"
     tie = [fake("a.png", "normal", prob=0.6), fake("b.png", "fractured", part="elbow", prob=0.99)]
@@ -128,7 +131,7 @@ def test_report_pages_say_whose_which_page_and_when(tmp_path):
         assert "Patient or accession: ACC-77" in text and f"Page {k} of 4" in text
         assert "2026-11-30 09:12 UTC" in text
     assert "patient00001 / study1 (hand): Likely FRACTURE (1 of 2 views)" in pages[0]
-    assert "Not counted in this hand study's verdict: image3.png (read as elbow)" in pages[0]
+    assert "3 films opened, 1 left out: image3.png (read as elbow)" in pages[0]
     assert "1 region, labelled with its score" in pages[1] + pages[2]
     assert "2 regions, each labelled with its score" in pages[1] + pages[2]
     cet = dt.timezone(dt.timedelta(hours=1), "CET")

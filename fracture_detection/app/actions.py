@@ -17,6 +17,17 @@ from . import dialogs, settings
 from .report_dialog import ReportDialog
 
 BATCH = 8                  # images per request to the worker
+# the exported table's columns: the first twelve as before, then the cuts' 95 % intervals, whether the
+# probability is close to its deciding cut, the regions and the file's warning
+CSV_COLUMNS = ["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
+               "fracture_probability", "no_fracture_below", "likely_fracture_from", "appliance",
+               "appliance_probability", "message", "no_fracture_below_ci95", "likely_fracture_from_ci95",
+               "near_cut", "regions", "warning"]
+
+
+def csv_regions(regions) -> str:
+    """Regions in one cell, most likely first: ``x0 y0 x1 y1 score`` (image pixels), separated by "; "."""
+    return "; ".join(" ".join(str(v) for v in r["box"]) + f" {r['score']:g}" for r in regions or [])
 
 
 class Actions:
@@ -128,17 +139,19 @@ class Actions:
         from ..io.files import atomic_write_text
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
-                    "fracture_probability", "no_fracture_below", "likely_fracture_from", "appliance",
-                    "appliance_probability", "message"])
+        w.writerow(CSV_COLUMNS)
         preds = [v.prediction for v in self.views]
         for i in sorted(range(len(self.views)), key=lambda i: pres.suspicion_key(preds[i])):
             v, p, s = self.views[i], preds[i], self.study_of(i)
+            ci = p.cut_ci95 or {}
             w.writerow([v.path, s.label if s else "", s.verdict(preds) if s else "", p.body_part or "",
                         p.body_part_probability or "", p.finding,
                         "" if p.fracture_probability is None else p.fracture_probability,
                         *(p.uncertain_band or ["", ""]), p.appliance or "",
-                        "" if p.appliance_probability is None else p.appliance_probability, p.message or ""])
+                        "" if p.appliance_probability is None else p.appliance_probability, p.message or "",
+                        *("–".join(f"{x:g}" for x in ci[k]) if k in ci else "" for k in ("no_fracture_below",
+                                                                                         "fracture_from")),
+                        p.near_cut or "", csv_regions(p.regions), p.warning or ""])
         try:
             atomic_write_text(path, buf.getvalue())
             self.set_status(f"Exported {len(self.views)} results to {path.name}.")

@@ -14,16 +14,17 @@ from pathlib import Path
 from ..chain import decisions
 from ..chain.amber import amber_text
 
+WORDS = decisions.FINDING_WORDS   # the one vocabulary: the app, the report and the command line
 # finding -> (headline text, strong colour for text and boxes, light tint for table rows)
 FINDING_STYLE = {
-    "fractured": ("Likely FRACTURE", "#c62828", "#f9d4d4"),
-    "uncertain": ("Uncertain: review closely", "#b26a00", "#fbe8c4"),
-    "normal": ("No fracture found", "#2e7d32", "#d5ecd7"),
-    "not_supported": ("Not analysed", "#616161", "#e4e4e4"),
-    "error": ("Could not be read", "#616161", "#e4e4e4"),
+    "fractured": (WORDS["fractured"], "#c62828", "#f9d4d4"),
+    "uncertain": (f"{WORDS['uncertain']}: review closely", "#b26a00", "#fbe8c4"),
+    "normal": (WORDS["normal"], "#2e7d32", "#d5ecd7"),
+    "not_supported": (WORDS["not_supported"], "#616161", "#e4e4e4"),
+    "error": (WORDS["error"], "#616161", "#e4e4e4"),
 }
-TABLE_TEXT = {"fractured": "Fracture", "uncertain": "Uncertain", "normal": "Normal",
-              "not_supported": "Not analysed", "error": "Unreadable"}
+TABLE_TEXT = dict(WORDS)
+NEAR_CUT_COLOUR = "#b26a00"   # the amber of "Uncertain": the words ask for a closer look
 SUSPICION_ORDER = {"fractured": 0, "uncertain": 1, "normal": 2, "not_supported": 3, "error": 4}
 _MURA_STUDY = re.compile(r"^study\d+(_(positive|negative))?$", re.IGNORECASE)
 
@@ -82,9 +83,41 @@ def cut_line(pred) -> str | None:
     return f"Fracture probability {p} · Likely FRACTURE from {high} · No fracture below {low}"
 
 
+def near_cut_text(pred) -> str | None:
+    """``close to the cut: review`` beside a finding whose probability lies within its deciding cut's
+    bootstrap interval (:func:`decisions.near_cut`), else None."""
+    return decisions.NEAR_CUT_WORDS if getattr(pred, "near_cut", None) else None
+
+
+def near_cut_line(pred) -> str | None:
+    """Why a finding is close to its cut, with the cut's 95 % interval where the prediction carries it
+    (short: the smallest window's detail panel holds it with the cuts and the appliance line)."""
+    if not getattr(pred, "near_cut", None):
+        return None
+    name = {"no_fracture_below": "No fracture", "fracture_from": "Likely FRACTURE"}[pred.near_cut]
+    ci = (getattr(pred, "cut_ci95", None) or {}).get(pred.near_cut)
+    if ci and pred.fracture_probability is not None:
+        p, low, high = decisions.format_probabilities(pred.fracture_probability, *ci)
+        return f"Close to the cut: {p} is within the {name} cut's 95 % interval ({low}–{high}); review."
+    return f"Close to the {name} cut; review."
+
+
+def notes(pred) -> list[str]:
+    """Short marks beside a finding: close to its cut, a cast or implant in view."""
+    out = []
+    if getattr(pred, "near_cut", None):
+        out.append("close to the cut")
+    if getattr(pred, "appliance", None):
+        out.append("cast/implant")
+    if getattr(pred, "warning", None):
+        out.append("warning")
+    return out
+
+
 def table_finding(pred) -> str:
-    """The worklist's finding cell, marked where a cast, splint or implant is in view (shown, not sorted by)."""
-    return TABLE_TEXT[pred.finding] + (" · cast/implant" if getattr(pred, "appliance", None) else "")
+    """The worklist's finding cell, marked where the probability is close to its cut or a cast, splint or
+    implant is in view (shown, not sorted by)."""
+    return " · ".join([TABLE_TEXT[pred.finding], *notes(pred)])
 
 
 def appliance_line(pred) -> str | None:
@@ -100,7 +133,7 @@ def detail_lines(pred) -> list[str]:
     lines = []
     if pred.body_part:
         lines.append(f"Body part: {pred.body_part} ({pred.body_part_probability:.0%})")
-    for line in (cut_line(pred), appliance_line(pred)):
+    for line in (cut_line(pred), near_cut_line(pred), appliance_line(pred)):
         if line:
             lines.append(line)
     if pred.message:
@@ -129,9 +162,8 @@ def batch_status(preds) -> str:
     if n and counts["error"] == n:
         return (f"None of the {n} images could be read." if n > 1 else
                 (preds[0].message or "The image could not be read."))
-    parts = [f"{counts[f]} {word}" for f, word in (("fractured", "fractured"), ("uncertain", "uncertain"),
-                                                    ("normal", "normal"), ("not_supported", "not analysed"),
-                                                    ("error", "unreadable")) if counts[f]]
+    parts = [f"{counts[f]} {WORDS[f] if f == 'fractured' else WORDS[f].lower()}"
+             for f in ("fractured", "uncertain", "normal", "not_supported", "error") if counts[f]]
     return f"{n} image{'s' * (n != 1)}: " + ", ".join(parts) + "."
 
 
@@ -179,9 +211,15 @@ class Study:
             return f"{sum(preds[i].finding == verdict for i in counted)} of {n} view{'s' * (n != 1)}"
         return f"{n} view{'s' * (n != 1)}"
 
-    def left_out_line(self, preds, name=lambda i: f"view {i + 1}") -> str | None:
-        """The views listed with the study that its verdict leaves out, and why."""
+    def opened_line(self, preds, name=lambda i: f"view {i + 1}") -> str | None:
+        """How many films were opened as this study and which its verdict leaves out, and why:
+        ``4 films opened, 2 left out: a.png (read as elbow), b.png (not analysed)``; None for one film."""
+        n = len(self.members)
+        if n < 2:
+            return None
         part, counted = self.part(preds), set(self.counted(preds))
+        if part is None:
+            return f"{n} films opened, none analysed"
         why = []
         for i in self.members:
             if i not in counted:
@@ -190,8 +228,8 @@ class Study:
                           p.finding in ("fractured", "uncertain", "normal") else TABLE_TEXT[p.finding].lower())
                 why.append(f"{name(i)} ({reason})")
         if not why:
-            return None
-        return (f"Not counted in this {part} study's verdict: " if part else "Not counted: ") + ", ".join(why)
+            return f"{n} films opened, all counted"
+        return f"{n} films opened, {len(why)} left out: " + ", ".join(why)
 
     def file_stem(self) -> str:
         """The study's name as a file name (``patient00012_study1_positive``)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..io.files import atomic_write_bytes
+from ..chain import decisions
 from . import presentation as pres
 
 DISCLAIMER = ("Decision support only, not a diagnosis. The finding is the output of a machine-learning model "
@@ -68,13 +69,14 @@ def _jpeg(img: Image.Image) -> io.BytesIO:
 def overlay_picture(img: Image.Image, pred, font=None) -> Image.Image | None:
     """The X-ray with the heatmap (absolute scale) and the fracture regions, or None when there
     is neither."""
-    from .visual import compose, draw_regions, heat_image
+    from .visual import compose, draw_regions, heat_image, shown_regions
     heat = pred.heatmap((img.height, img.width)) if getattr(pred, "cam", None) is not None else None
     if heat is None and not pred.regions:
         return None
     out = compose(img, heat_image(heat) if heat is not None else None)
     if pred.regions and pred.image_shape:
-        out = draw_regions(out, pred.regions, img.width / pred.image_shape[1], font)
+        out = draw_regions(out, shown_regions(pred), img.width / pred.image_shape[1], font,
+                           quiet=pred.finding != "fractured")
     return out
 
 
@@ -161,16 +163,42 @@ class _Report:
         self.pdf.multi_cell(0, 5, DISCLAIMER, border=1, new_x="LMARGIN", new_y="NEXT")
 
     def verdict_line(self, study: pres.Study, size: float = 13):
+        """The study's verdict, then how many films were opened and which it leaves out (MURA's mean-of-views
+        rule is an evaluation figure: it goes to the notes at the end of the summary, never under a verdict)."""
         verdict = study.verdict(self.preds)
         count = study.count_text(self.preds)
         part = study.part(self.preds)
         what = f"{study.label} ({part})" if part and len(study.members) > 1 else study.label
         self.text(f"{what}: {pres.finding_text(verdict)}{f' ({count})' if count else ''}", size, bold=True,
                   colour=pres.finding_colour(verdict), h=size * 0.5)
-        notes = [study.left_out_line(self.preds, self.name),
-                 pres.mura_mean_line([self.preds[i] for i in study.counted(self.preds)])]
-        for note in filter(None, notes):
-            self.text(note, 8, colour="#555555", h=4)
+        opened = study.opened_line(self.preds, self.name)
+        if opened:
+            self.text(opened, max(9.0, size * 0.75), colour="#222222", h=max(4.5, size * 0.4))
+
+    def notes(self, studies):
+        """What the verdicts do not rest on, apart from them: MURA's study rule, and what the table's marks mean."""
+        lines = []
+        for study in studies:
+            mura = pres.mura_mean_line([self.preds[i] for i in study.counted(self.preds)])
+            if mura:
+                lines.append(f"{study.label}: {mura[:1].lower()}{mura[1:]}")
+        marks = {m for p in self.preds for m in pres.notes(p)}
+        if lines:
+            lines.insert(0, "MURA's study rule, an evaluation figure and not this tool's verdict (each verdict above "
+                            "comes from its views' own findings):")
+        if "close to the cut" in marks:
+            lines.append(f"Close to the cut: the probability lies within the 95 % bootstrap interval of the cut that "
+                         f"decided the finding; the finding is what the rule says, but {decisions.NEAR_CUT_WORDS}.")
+        if "cast/implant" in marks:
+            lines.append("Cast/implant: a cast, splint or implant is in view (a follow-up film?); shown, never used "
+                         "to move a film down the list.")
+        if "warning" in marks:
+            lines.append("Warning: the file was read with a warning (e.g. it ends early); see its page.")
+        if lines:
+            self.pdf.ln(2)
+            self.text("Notes", 9, bold=True, h=4.5)
+            for line in lines:
+                self.text(line, 8, colour="#444444", h=4)
 
     def name(self, i: int) -> str:
         return Path(self.preds[i].path).name if self.preds[i].path else f"image {i + 1}"
@@ -209,13 +237,14 @@ class _Report:
         pdf.ln(3)
         self.text("Images, most suspicious first", 11, bold=True)
         self.table()
+        self.notes(ordered)
         self.models(self.preds)
         self.disclaimer()
 
     def table(self):
         pdf = self.pdf
-        widths = (10, 52, 36, 16, 46, 30)
-        heads = ("Page", "Image", "Study", "Part", "Finding", "p and its cut")
+        widths = (9, 44, 30, 15, 30, 30, 32)
+        heads = ("Page", "Image", "Study", "Part", "Finding", "p and its cut", "Notes")
         pdf.set_font("DejaVu", "B", 8)
         for w, h in zip(widths, heads):
             pdf.cell(w, 6, h, border="B")
@@ -223,12 +252,14 @@ class _Report:
         for page, i in enumerate(self.order, start=2):
             p = self.preds[i]
             study = self.study_of.get(i)
-            cells = (str(page), _fit(pdf, self.name(i), widths[1]),
-                     _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2]),
-                     p.body_part or "–", pres.finding_text(p.finding), pres.short_probability(p))
+            cells = (str(page), _fit(pdf, self.name(i), widths[1], head=3),
+                     _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2], head=3),
+                     p.body_part or "–", pres.TABLE_TEXT[p.finding], pres.short_probability(p),
+                     _fit(pdf, ", ".join(pres.notes(p)), widths[6]))
             for k, (w, c) in enumerate(zip(widths, cells)):
                 pdf.set_font("DejaVu", "B" if k == 4 else "", 8)
-                pdf.set_text_color(*_rgb(pres.finding_colour(p.finding) if k == 4 else "#000000"))
+                pdf.set_text_color(*_rgb(pres.finding_colour(p.finding) if k == 4 else
+                                         pres.NEAR_CUT_COLOUR if k == 6 else "#000000"))
                 pdf.set_fill_color(*_rgb(pres.FINDING_STYLE[p.finding][2]))
                 pdf.cell(w, 5.5, c, fill=(k == 4))
             pdf.ln(5.5)
@@ -238,6 +269,8 @@ class _Report:
         p = self.preds[i]
         self.header(f"image {number} of {len(self.preds)} · {self.name(i)}")
         self.text(pres.finding_text(p.finding), 18, bold=True, colour=pres.finding_colour(p.finding), h=9)
+        if pres.near_cut_text(p):   # beside the finding: the words warn, the finding stays
+            self.text(pres.near_cut_text(p), 12, bold=True, colour=pres.NEAR_CUT_COLOUR, h=6)
         study = self.study_of.get(i)
         if study is not None and len(study.members) > 1:
             self.verdict_line(study, 10)
@@ -295,8 +328,14 @@ class _Report:
                 pdf.cell(pdf.get_string_width(" " + label) + 4, 4, " " + label)
             pdf.ln(4)
             n = len(p.regions)
-            self.text((f"{n} regions, each labelled with its score" if n != 1 else "1 region, labelled with its score")
-                      + f" (most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
+            if p.finding != "fractured":
+                self.text(f"The top region only, dashed: the film is not called Likely FRACTURE "
+                          f"({n} region{'s' * (n != 1)} marked in all; score {region_label(p.regions[0]['score'])}).",
+                          7, h=4)
+            else:
+                self.text((f"{n} regions, each labelled with its score" if n != 1 else
+                           "1 region, labelled with its score")
+                          + f" (most likely: {region_label(p.regions[0]['score'])}).", 7, h=4)
         pdf.set_y(max(pdf.get_y(), yb))
 
     def build(self) -> bytes:
@@ -306,15 +345,20 @@ class _Report:
         return bytes(self.pdf.output())
 
 
-def _fit(pdf, text: str, width: float) -> str:
-    """``text`` shortened with an ellipsis in the middle to fit ``width`` mm at the current font."""
+def _fit(pdf, text: str, width: float, head: int | None = None) -> str:
+    """``text`` shortened with an ellipsis in the middle to fit ``width`` mm at the current font;
+    ``head``: keep at most that much of its start, the rest from its end (``pat…00012 / study1``)."""
     pdf.set_font("DejaVu", "", 8)
     if pdf.get_string_width(text) <= width - 1:
         return text
+
+    def cut(keep):
+        first = (keep + 1) // 2 if head is None else min(head, keep)
+        return text[:first] + "…" + (text[len(text) - (keep - first):] if keep - first else "")
     keep = len(text)
-    while keep > 4 and pdf.get_string_width(text[:keep // 2] + "…" + text[-(keep // 2):]) > width - 1:
+    while keep > 4 and pdf.get_string_width(cut(keep)) > width - 1:
         keep -= 1
-    return text[:keep // 2] + "…" + text[-(keep // 2):]
+    return cut(keep)
 
 
 def write_report(path, predictions, predictor=None, *, studies=None, fields: dict | None = None,

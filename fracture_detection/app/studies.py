@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from . import presentation as pres
-from .labels import elide, reconfigure
+from .labels import elide, elide_to, reconfigure
 from .timing import TIMING, milestone
 from .worker import View
 
@@ -112,7 +112,7 @@ class StudyController:
         else:
             p = v.prediction
             placeholder = "" if v.picture else f"No picture: {p.message or 'the file could not be read.'}"
-            self.viewer.show(v.picture, p.regions, placeholder=placeholder)
+            self.viewer.show(v.picture, p.regions, placeholder=placeholder, quiet=p.finding != "fractured")
         self._show_detail()
 
     def _show_detail(self):
@@ -120,12 +120,14 @@ class StudyController:
         if v is None:
             self.name_label.configure(text="")
             self.finding_label.configure(text="")
+            reconfigure(self.near_label, text="")
             self._set_detail([])
             self.models_label.configure(text="")
             return
         p = v.prediction
         self.name_label.configure(text=elide(v.path.name, 56))
         self.finding_label.configure(text=pres.finding_text(p.finding), text_color=pres.finding_colour(p.finding))
+        reconfigure(self.near_label, text=pres.near_cut_text(p) or "")
         lines = [(line, "grey" if p.finding in ("not_supported", "error") and line == p.message else None)
                  for line in pres.detail_lines(p)]
         if self.viewer.heat_on and v.picture is not None and v.picture.heat is None:
@@ -149,6 +151,10 @@ class StudyController:
         return next((s for s in self.studies if index in s.members), None)
 
     def _show_headline(self, members: list[int] | None = None):
+        """The study's verdict (with how many of its counted views have it) and, in the same size under
+        it, how many films were opened and which the verdict leaves out; each line elided in the middle
+        to the window's width."""
+        self._headline_members = members
         if members is None:
             study = self.study_of(self.current) if self.current is not None else None
             members = study.members if study else []
@@ -162,13 +168,14 @@ class StudyController:
         verdict = study.verdict(preds) if study else preds[members[0]].finding
         n = len(members)
         part = study.part(preds) if study else None
-        what = (f"{part.capitalize() if part else 'Study'}{' study' if part else ''} {study.label}" if n > 1
-                else f"Image {self.views[members[0]].path.name}")
+        what = (f"{part} study {study.label}" if part else f"study {study.label}") if n > 1 else \
+            f"image {self.views[members[0]].path.name}"
         count = study.count_text(preds) if study else ""
-        reconfigure(self.verdict_label, text=elide(pres.finding_text(verdict) + (f" — {count}" if count else ""), 70),
+        width = max(200, self.headline.winfo_width() - 30)
+        headline = pres.finding_text(verdict) + (f" — {count}" if count else "")
+        if self.verdict_font.measure(f"{headline} · {what}") <= width:   # the study's name, where it fits
+            headline = f"{headline} · {what}"
+        reconfigure(self.verdict_label, text=elide_to(headline, self.verdict_font, width),
                     text_color=pres.finding_colour(verdict))
-        notes = [elide(what, 60)]
-        left_out = study.left_out_line(preds, lambda i: self.views[i].path.name) if study else None
-        if left_out:
-            notes.append(left_out[:1].lower() + left_out[1:])
-        reconfigure(self.verdict_note, text=elide(" · ".join(notes), 150))
+        opened = study.opened_line(preds, lambda i: self.views[i].path.name) if study else None
+        reconfigure(self.verdict_note, text=elide_to(opened or "1 film opened", self.note_font, width))

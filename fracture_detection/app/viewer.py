@@ -134,6 +134,8 @@ class Viewer(ctk.CTkFrame):
         self.on_change = on_change
         self.picture: Picture | None = None
         self.regions: list[dict] = []
+        self.quiet = False          # the film is not "Likely FRACTURE": its boxes are drawn quietly
+        self.all_regions = False    # on such a film, every region rather than the top one (A toggles)
         self.placeholder = ""
         self.scale, self.ox, self.oy = 1.0, 0.0, 0.0
         self.fit_mode = True
@@ -155,8 +157,8 @@ class Viewer(ctk.CTkFrame):
         bar.grid(row=0, column=0, sticky="ew", padx=6, pady=(6, 2))
         self.fit_button = ctk.CTkButton(bar, text="Fit", width=38, command=self.fit)
         self.one_button = ctk.CTkButton(bar, text="1:1", width=38, command=lambda: self.one_to_one())
-        self.reset_button = ctk.CTkButton(bar, text="Reset", width=50, command=self.reset)
-        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=108, command=self.apply_preset)
+        self.reset_button = ctk.CTkButton(bar, text="Reset", width=46, command=self.reset)
+        self.preset_menu = ctk.CTkOptionMenu(bar, values=list(PRESETS), width=100, command=self.apply_preset)
         self.preset_menu.set(DEFAULT_PRESET)
         self.heat_switch = ctk.CTkSwitch(bar, text="Heatmap", width=40, switch_width=32, command=self.redraw)
         self.boxes_switch = ctk.CTkSwitch(bar, text="Boxes", width=40, switch_width=32, command=self.redraw)
@@ -185,12 +187,16 @@ class Viewer(ctk.CTkFrame):
 
     # --- what is shown ---------------------------------------------------------------
 
-    def show(self, picture: Picture | None, regions=(), placeholder: str = "", keep_view: bool = False):
+    def show(self, picture: Picture | None, regions=(), placeholder: str = "", keep_view: bool = False,
+             quiet: bool = False):
         """Show a picture (None: only ``placeholder`` text).  A new picture is fitted to the view and
         windowed by the chosen preset (each film its own auto contrast); a window the reader set
-        by dragging ("Custom") is kept, as a reader expects while stepping through a study."""
+        by dragging ("Custom") is kept, as a reader expects while stepping through a study.
+        ``quiet``: the film is not "Likely FRACTURE", so its boxes are drawn thin and dashed, and only
+        the top one unless the reader asked for all (:meth:`toggle_all_regions`)."""
         same_size = picture is not None and self.picture is not None and picture.size == self.picture.size
         self.picture, self.regions, self.placeholder = picture, list(regions or []), placeholder
+        self.quiet = quiet
         if not (keep_view and same_size):
             self.fit_mode = True
             self._fit_geometry()
@@ -211,6 +217,18 @@ class Viewer(ctk.CTkFrame):
 
     def toggle_boxes(self):
         self.boxes_switch.toggle()
+
+    def toggle_all_regions(self):
+        """On a film that is not "Likely FRACTURE": every region, or only the top one (the default)."""
+        self.all_regions = not self.all_regions
+        self.redraw()
+
+    @property
+    def shown_regions(self) -> list[dict]:
+        """The regions drawn: all of them on a "Likely FRACTURE" film, else the top one unless asked for all."""
+        if not self.boxes_on:
+            return []
+        return self.regions if not self.quiet or self.all_regions else self.regions[:1]
 
     # --- geometry --------------------------------------------------------------------
 
@@ -349,7 +367,7 @@ class Viewer(ctk.CTkFrame):
             self.last_image, self.last_origin = img, (left, top)
             self._photo = ImageTk.PhotoImage(img, master=self.canvas)
             c.create_image(left, top, image=self._photo, anchor="nw", tags="image")
-        if self.boxes_on:
+        if self.shown_regions:
             self._draw_regions()
         self._draw_legend()
         self.last_render_ms = (time.perf_counter() - start) * 1000
@@ -361,15 +379,17 @@ class Viewer(ctk.CTkFrame):
         where :func:`place_labels` finds room: never over another label or box's outline where it
         can move, and always on the canvas."""
         c = self.canvas
-        boxes = []
-        for r in self.regions:
+        boxes, regions = [], self.shown_regions
+        dash, width, font = ((5, 4), 1, ("TkDefaultFont", 9)) if self.quiet else ((), 2, ("TkDefaultFont", 10, "bold"))
+        for r in regions:
             box = (*self.image_to_canvas(*r["box"][:2]), *self.image_to_canvas(*r["box"][2:]))
-            c.create_rectangle(*box, outline="black", width=4, tags="region")
-            c.create_rectangle(*box, outline=region_colour(r["score"]), width=2, tags=("region", "region-box"))
+            c.create_rectangle(*box, outline="black", width=width + 2, dash=dash, tags="region")
+            c.create_rectangle(*box, outline=region_colour(r["score"]), width=width, dash=dash,
+                               tags=("region", "region-box", "quiet" if self.quiet else "bold"))
             boxes.append(box)
         labels = [c.create_text(0, 0, text=region_label(r["score"]), anchor="nw", fill=region_colour(r["score"]),
-                                font=("TkDefaultFont", 10, "bold"), tags=("region", "region-label"))
-                  for r in self.regions]
+                                font=font, tags=("region", "region-label"))
+                  for r in regions]
         extents = [c.bbox(label) for label in labels]
         sizes = [(e[2] - e[0] + 4, e[3] - e[1]) for e in extents]
         for label, e, rect in zip(labels, extents, place_labels(boxes, sizes, self._view_size())):
@@ -434,4 +454,14 @@ class Viewer(ctk.CTkFrame):
                 x += 14
                 text(label.replace("cell score ", "") if short else label)
                 x += 0 if short else 4
+            if self.quiet and len(self.regions) > 1:   # the toggle: click it, or press A
+                n = len(self.regions)
+                words = ((f"all {n} (A)" if short else f"all {n} regions · top only: A") if self.all_regions else
+                         (f"top of {n} (A)" if short else f"top region of {n} · all: A"))
+                item = c.create_text(x + 4, y, text=words, anchor="w", fill="#9ecbff", font=font + ("underline",),
+                                     tags=("legend", "regions-toggle"))
+                c.tag_bind(item, "<Button-1>", lambda _e: self.toggle_all_regions())
+                c.tag_bind(item, "<Enter>", lambda _e: c.configure(cursor="hand2"))
+                c.tag_bind(item, "<Leave>", lambda _e: c.configure(cursor=""))
+                x = c.bbox(item)[2] + 6
         return x

@@ -124,18 +124,48 @@ def place_labels(boxes, sizes, bounds, line: float = 3.0, gap: float = 1.0) -> l
     return placed
 
 
-def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None) -> Image.Image:
+def shown_regions(pred) -> list[dict]:
+    """The regions a page shows by default: all of them on a "Likely FRACTURE" film, else the top one
+    (drawn quietly: a box on a film the rule does not call fractured must not read as a finding)."""
+    regions = list(getattr(pred, "regions", None) or [])
+    return regions if pred.finding == "fractured" else regions[:1]
+
+
+def dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour: str, width: int, dash: int):
+    """A rectangle's outline in dashes ``dash`` pixels long (Pillow draws only solid ones)."""
+    x0, y0, x1, y1 = box
+    for a, b, horizontal, at in ((x0, x1, True, y0), (x0, x1, True, y1), (y0, y1, False, x0), (y0, y1, False, x1)):
+        t = a
+        while t < b:
+            e = min(b, t + dash)
+            draw.line((t, at, e, at) if horizontal else (at, t, at, e), fill=colour, width=width)
+            t += 2 * dash
+
+
+def draw_regions(img: Image.Image, regions, scale: float = 1.0, font=None, quiet: bool = False) -> Image.Image:
     """A copy of ``img`` with each region's box (in original pixels, times ``scale``) drawn in its
     score's colour with a dark outline, labelled with the score on a dark patch placed by
     :func:`place_labels` (never over another label or box's outline where it can move); labels go
-    on top of every box."""
+    on top of every box.  ``quiet``: thin dashed outlines (a film not called fractured)."""
     out = img.convert("RGB")
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 300))
+    if quiet:
+        width = max(1, width // 2)
+        dash = max(4, round(max(out.size) / 80))
+        boxes = [tuple(v * scale for v in r["box"]) for r in regions]
+        for box, region in zip(boxes, regions):
+            dashed_rectangle(draw, box, "black", width + 2, dash)
+            dashed_rectangle(draw, box, region_colour(region["score"]), width, dash)
+        return _draw_labels(out, draw, boxes, regions, width, font)
     boxes = [tuple(v * scale for v in r["box"]) for r in regions]
     for (x0, y0, x1, y1), region in zip(boxes, regions):
         draw.rectangle((x0 - 1, y0 - 1, x1 + 1, y1 + 1), outline="black", width=width + 2)
         draw.rectangle((x0, y0, x1, y1), outline=region_colour(region["score"]), width=width)
+    return _draw_labels(out, draw, boxes, regions, width, font)
+
+
+def _draw_labels(out, draw, boxes, regions, width, font):
     texts = [region_label(r["score"]) for r in regions]
     extents = [draw.textbbox((0, 0), t, font=font) for t in texts]
     sizes = [(e[2] - e[0] + 4, e[3] - e[1] + 2) for e in extents]

@@ -69,11 +69,11 @@ class Worker(threading.Thread):
     def _views(self, paths) -> list[View]:
         """One image at a time: the chain on a batch holds Python's lock for up to ~100 ms (reading
         ahead, letterboxing), one image for ~10 ms, so the event loop keeps its pace."""
-        from ..chain.predictor import safe_load
+        from ..chain.predictor import safe_read
         views = []
         for p in paths:
-            rgb = safe_load(p)
-            pred = self.predictor.predict_loaded([str(p)], [rgb])[0]
+            rgb, warning = safe_read(p)   # the warning (e.g. the file ends early) reaches the prediction
+            pred = self.predictor.predict_loaded([str(p)], [rgb if warning is None else (rgb, warning)])[0]
             views.append(View(Path(p), pred, None if isinstance(rgb, Exception) else
                               Picture.from_array(rgb, pred.heatmap)))
         return views

@@ -16,12 +16,16 @@ from tkinter import ttk
 import customtkinter as ctk
 
 from . import presentation as pres
+from .labels import elide_to
 
-# column, heading, the widest text it shows (its width is measured in the table's font)
-COLUMNS = (("#0", "Image", "image1_IMG0"), ("finding", "Finding", "Not analysed"),
-           ("part", "Part", "shoulder"), ("prob", "p · cut", "0.50 in 0.29–0.84"))
+# column, heading, the narrowest it may become (its cells are then elided in the middle)
+COLUMNS = (("#0", "Image", "image1.jpg"), ("finding", "Finding", "Uncertain"),
+           ("part", "Part", "–"), ("prob", "p · cut", "0.50 ≥ 0.84"))
 FONT_SIZE = 9              # small enough that every column fits the narrowest panel (900 × 640)
 PAD = 8                    # pixels beside a column's widest text
+NAME_SHARE = 0.35           # the name column keeps at least this share of the table (or all it needs)
+NAME_HEAD = 3               # an elided name keeps this much of its start, the rest from its end
+TREE_INDENT = 20           # the name column's indent per level (the expander, then a study's views)
 ARROWS = {True: " ▼", False: " ▲"}
 
 
@@ -41,12 +45,18 @@ class Tooltip:
             self._job = self.widget.after(400, lambda: self.show(text, x, y))
 
     def show(self, text: str, x: int, y: int):
+        """Below and right of the pointer, moved left or above it where it would leave the screen."""
         self._job = None
         self.window = tk.Toplevel(self.widget)
         self.window.wm_overrideredirect(True)
-        self.window.wm_geometry(f"+{x + 14}+{y + 16}")
+        screen_w, screen_h = self.widget.winfo_screenwidth(), self.widget.winfo_screenheight()
         tk.Label(self.window, text=text, justify="left", background="#ffffe6", relief="solid", borderwidth=1,
-                 wraplength=520, padx=4, pady=2).pack()
+                 wraplength=min(520, screen_w - 16), padx=4, pady=2).pack()
+        self.window.update_idletasks()
+        w, h = self.window.winfo_reqwidth(), self.window.winfo_reqheight()
+        left = max(0, min(x + 14, screen_w - w - 2))
+        top = y + 16 if y + 16 + h <= screen_h - 2 else max(0, y - h - 8)
+        self.window.wm_geometry(f"+{left}+{top}")
 
     def hide(self):
         if self._job:
@@ -65,7 +75,11 @@ class Worklist(ctk.CTkFrame):
         self.views: list = []              # objects with .path and .prediction
         self.studies: list[pres.Study] = []
         self.sort_key, self.descending = "finding", True
-        self._rows: dict[str, tuple] = {}          # iid -> what the row shows (to skip unchanged rows)
+        self._rows: dict[str, tuple] = {}          # iid -> what the row says in full (to skip unchanged rows)
+        self._shown: dict[str, tuple] = {}         # iid -> (text, values) as shown: elided to the columns
+        self.user_widths: dict[str, int] = {}      # columns the reader widened or narrowed by dragging
+        self._table_width = 0
+        self._widths_of: dict[tuple, int] = {}     # (bold, text) -> pixels
         self._order: dict[str, list[str]] = {}     # parent -> its children, in order
         self.grid_columnconfigure(0, weight=1)
         self.grid_rowconfigure(0, weight=1)
@@ -77,13 +91,17 @@ class Worklist(ctk.CTkFrame):
         style.configure("Worklist.Treeview.Heading", font=self.bold)
         self.table = ttk.Treeview(self, columns=[c for c, *_ in COLUMNS[1:]], show="tree headings",
                                   selectmode="browse", style="Worklist.Treeview")
-        self.widths = {}
-        for col, title, widest in COLUMNS:
-            widest_font = self.font if col in ("#0", "prob") else self.bold   # study rows are bold
-            width = self.widths[col] = max(self.bold.measure(title + " ▼"), widest_font.measure(widest)) + PAD
+        self.widths = {}       # each column's width now
+        self.least = {}        # the narrowest each column may become
+        for col, title, narrowest in COLUMNS:
+            width = self.widths[col] = max(self.bold.measure(title + " ▼"), self.font.measure(narrowest)) + PAD
+            self.least[col] = width
             self.table.heading(col, text=title, command=lambda c=col: self.sort_by(c))
-            self.table.column(col, width=width, minwidth=40, stretch=False,
+            self.table.column(col, width=width, minwidth=20, stretch=False,
                               anchor="w" if col in ("#0", "finding") else "center")
+        # a finding's words always whole, with room to say that marks follow; a study row's in bold
+        self.least["finding"] = max(self.least["finding"],
+                                    max(map(self.bold.measure, pres.TABLE_TEXT.values())) + self.bold.measure("…") + PAD)
         self.scroll = ttk.Scrollbar(self, orient="vertical", command=self.table.yview)
         self.table.configure(yscrollcommand=self.scroll.set)
         self.table.grid(row=0, column=0, sticky="nsew")
@@ -93,6 +111,7 @@ class Worklist(ctk.CTkFrame):
                 "not_supported", "error") else "#444444")
             self.table.tag_configure(f"study-{finding}", background=tint, foreground=colour, font=self.bold)
         self.table.bind("<Configure>", self._fit_columns)
+        self.table.bind("<ButtonRelease-1>", self._dragged, add="+")
         self.table.bind("<<TreeviewSelect>>", self._selected)
         self.table.bind("<Return>", self._enter)
         self.table.bind("<Motion>", self._motion)
@@ -102,21 +121,119 @@ class Worklist(ctk.CTkFrame):
         self.tooltip = Tooltip(self.table)
         self._headings()
 
+    # --- columns ---------------------------------------------------------------------
+
     def _fit_columns(self, event):
-        """The name column takes what the others leave; below a comfortable width for it the body
-        part column is left out (it stays in the detail panel, the tooltip and the CSV)."""
+        self._table_width = event.width
+        self.layout()
+
+    def natural_width(self, col: str, views_only: bool = False) -> int:
+        """What a column needs to show its heading and every cell whole (a study row's in bold; with
+        ``views_only``, the views' rows only)."""
+        title = dict((c, t) for c, t, _ in COLUMNS)[col]
+        need = self.bold.measure(title + " ▼")
+        for iid, (parent, text, values, _tag) in self._rows.items():
+            if views_only and iid.startswith("s"):
+                continue
+            font = self.bold if iid.startswith("s") else self.font
+            if col == "#0":
+                need = max(need, self._measure(font, text) + TREE_INDENT * (1 + (parent != "")))
+            else:
+                need = max(need, self._measure(font, str(values[self._index(col)])))
+        return need + PAD
+
+    def _measure(self, font, text: str) -> int:
+        key = (font is self.bold, text)
+        if key not in self._widths_of:
+            self._widths_of[key] = font.measure(text)
+        return self._widths_of[key]
+
+    @staticmethod
+    def _index(col: str) -> int:
+        return [c for c, *_ in COLUMNS[1:]].index(col)
+
+    def layout(self):
+        """Columns as wide as their content (or as the reader dragged them), all within the table's
+        width: the name column takes what the others leave.  Where that is less than it needs (or
+        :data:`NAME_SHARE`), the part column is left out (it stays in the detail panel, the study row and
+        the CSV), then a finding's marks give way, then the names down to their least, then the columns
+        the reader did not drag, then the others, each down to its least width.  Cells that still do not
+        fit are elided in the middle, and hovering shows them whole."""
+        width = self._table_width - 2
+        if width <= 0:
+            return
+        # the views' names whole where they can be (a study's name is in the headline too: it may be elided)
+        name_need = max(self.least["#0"], min(self.natural_width("#0", views_only=True), int(NAME_SHARE * width)))
+
         data = [c for c, *_ in COLUMNS[1:]]
-        if event.width - sum(self.widths[c] for c in data) < self.widths["#0"]:
+        want = {c: self.user_widths.get(c, self.natural_width(c)) for c in data}
+        if sum(want.values()) + name_need > width:           # the part column goes first
             data.remove("part")
+        excess = sum(want[d] for d in data) + name_need - width
+        if excess > 0:                                       # then a finding's marks (its words stay whole)
+            want["finding"] = max(self.least["finding"], want["finding"] - excess)
+            excess = sum(want[d] for d in data) + name_need - width
+        if excess > 0:                                       # then the names, down to their least
+            name_need = max(self.least["#0"], name_need - excess)
+        for c in sorted(data, key=lambda c: c in self.user_widths):   # then undragged columns, then the rest
+            excess = sum(want[d] for d in data) + name_need - width
+            if excess > 0:
+                want[c] = max(self.least[c], want[c] - excess)
         if tuple(self.table.cget("displaycolumns")) != tuple(data):
             self.table.configure(displaycolumns=data)
-        self.table.column("#0", width=max(80, event.width - sum(self.widths[c] for c in data) - 2))
+        widths = {c: want[c] for c in data}
+        widths["#0"] = max(40, width - sum(widths.values()))
+        if widths != {c: self.widths.get(c) for c in widths}:
+            self.widths.update(widths)
+            for c, w in widths.items():
+                self.table.column(c, width=w)
+            for iid in self._rows:
+                self._show_row(iid)
+
+    def _dragged(self, event):
+        """After the reader drags a column's edge (wherever the pointer is let go): keep that width, and
+        fit the others around it."""
+        dragged = {c: int(self.table.column(c, "width")) for c in self.table.cget("displaycolumns")}
+        dragged = {c: w for c, w in dragged.items() if w != self.widths.get(c)}
+        if not dragged:
+            return
+        self.user_widths.update(dragged)
+        self.widths = dict(self.least)   # every column set again
+        self.layout()
+
+    def _show_row(self, iid: str):
+        """Put the row's texts into the table, each elided in the middle to its column's width."""
+        parent, text, values, tag = self._rows[iid]
+        font = self.bold if iid.startswith("s") else self.font
+        name_width = self.widths["#0"] - TREE_INDENT * (1 + (parent != "")) - 4
+        shown = (elide_to(text, font, name_width, head=NAME_HEAD),
+                 tuple(self._fit_cell(c, str(v), font, self.widths.get(c, self.least[c]) - PAD)
+                       for v, (c, *_) in zip(values, COLUMNS[1:])))
+        if self._shown.get(iid) != shown:
+            self.table.item(iid, text=shown[0], values=shown[1])
+            self._shown[iid] = shown
+
+    @staticmethod
+    def _fit_cell(col: str, text: str, font, width: float) -> str:
+        """A cell's text within ``width`` pixels: elided in the middle, except that a finding's words stay
+        whole where they fit and its marks ("close to the cut", "cast/implant") give way first."""
+        words, sep, marks = text.partition(" · ")
+        if col == "finding" and marks and font.measure(text) > width and font.measure(words + "…") <= width:
+            if font.measure(words + " · …") > width:
+                return words + "…"
+            return words + " · " + _end_elided(marks, font, width - font.measure(words + " · "))
+        return elide_to(text, font, width)
+
+    def full_text(self, iid: str, col: str) -> str:
+        """What a cell says in full (the table may show it elided)."""
+        _parent, text, values, _tag = self._rows[iid]
+        return text if col == "#0" else str(values[self._index(col)])
 
     # --- content ---------------------------------------------------------------------
 
     def clear(self):
         self.views, self.studies = [], []
-        self._rows, self._order = {}, {}
+        self._rows, self._order, self._shown = {}, {}, {}
         self.table.delete(*self.table.get_children())
 
     def refresh(self, views, studies):
@@ -148,6 +265,7 @@ class Worklist(ctk.CTkFrame):
             t.delete(*[i for i in stale if t.exists(i)])
             for i in stale:
                 self._rows.pop(i)
+                self._shown.pop(i, None)
         for parent, kids in children.items():
             if self._order.get(parent) != kids:
                 t.set_children(parent, *kids)
@@ -155,6 +273,7 @@ class Worklist(ctk.CTkFrame):
         if self._order.get("") != top:
             t.set_children("", *top)
             self._order[""] = top
+        self.layout()
 
     def _put(self, iid, parent, text, values, tag):
         """Insert a row, or update it where it changed (each Tk call counts while a folder loads)."""
@@ -163,12 +282,14 @@ class Worklist(ctk.CTkFrame):
             return
         t = self.table
         if iid in self._rows:
-            t.item(iid, text=text, values=values, tags=(tag,))
+            t.item(iid, tags=(tag,))
             if self._rows[iid][0] != parent:
                 t.move(iid, parent, "end")
         else:
-            t.insert(parent, "end", iid=iid, text=text, values=values, tags=(tag,), open=iid.startswith("s"))
+            t.insert(parent, "end", iid=iid, tags=(tag,), open=iid.startswith("s"))
         self._rows[iid] = row
+        self._shown.pop(iid, None)
+        self._show_row(iid)
 
     def rows(self):
         for top in self.table.get_children():
@@ -269,20 +390,25 @@ class Worklist(ctk.CTkFrame):
         if not iid:
             self.tooltip.hide()
             return
-        if col == "#0":
-            text = self.table.item(iid, "text")
-            width = self.table.column("#0", "width") - 20 * (1 + (self.table.parent(iid) != ""))
-        else:
-            n = int(col[1:]) - 1
-            values = self.table.item(iid, "values")
-            text = str(values[n]) if n < len(values) else ""
-            width = self.table.column(col, "width") - 8
-        font = self.bold if iid.startswith("s") else self.font
-        tip = text if font.measure(text) > width else ""
+        if iid not in self._rows:
+            self.tooltip.hide()
+            return
+        name = col if col == "#0" else self.table.column(col, "id")
+        text = self.full_text(iid, name)
+        shown = self._shown.get(iid, (text, ()))
+        cut = shown[0] != text if name == "#0" else shown[1][self._index(name)] != text
+        tip = text if cut else ""
         if iid.startswith("v") and col == "#0":
             view = self.views[int(iid[1:])]
             tip = str(view.path) + (f"\n{view.prediction.message}" if view.prediction.message else "")
         self.tooltip.schedule(tip, e.x_root, e.y_root, row=iid)
+
+
+def _end_elided(text: str, font, width: float) -> str:
+    """As much of ``text``'s start as fits ``width`` with "…" after it."""
+    while text and font.measure(text + "…") > width:
+        text = text[:-1]
+    return text.rstrip(" ·") + "…"
 
 
 class _Reversed:

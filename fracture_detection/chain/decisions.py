@@ -23,6 +23,10 @@ import numpy as np
 DECIMALS = 4
 FINDINGS = ("fractured", "normal", "uncertain", "not_supported", "error")
 DECIDED = ("fractured", "normal")
+# the one vocabulary a person reads, in the app, the PDF report and the command line's text output
+FINDING_WORDS = {"fractured": "Likely FRACTURE", "uncertain": "Uncertain", "normal": "No fracture found",
+                 "not_supported": "Not analysed", "error": "Could not be read"}
+NEAR_CUT_WORDS = "close to the cut: review"   # said beside a finding whose probability is near its cut
 
 # why an image is not analysed (keys of Prediction.rejection)
 REJECT_OTHER = "other_region"      # the body-part model reads another region
@@ -62,6 +66,26 @@ def finding_edges(meta: dict) -> tuple[float, float]:
     threshold = reported(meta.get("threshold", 0.5))
     band = meta.get("uncertain_band") or [threshold, threshold]
     return min(reported(band[0]), threshold), max(reported(band[1]), threshold)
+
+
+def cut_intervals(meta: dict) -> dict[str, tuple[float, float]]:
+    """The 95 % bootstrap interval of each cut, as a fracture model's metadata holds it (``cuts.ci95``);
+    empty for weights without one."""
+    ci = (meta.get("cuts") or {}).get("ci95") or {}
+    return {k: (reported(v[0]), reported(v[1])) for k, v in ci.items()
+            if k in ("no_fracture_below", "fracture_from") and v and None not in v}
+
+
+def near_cut(p: float, finding: str, intervals: dict) -> str | None:
+    """The cut that decided a finding (``no_fracture_below`` for normal, ``fracture_from`` for fractured)
+    when the probability, as reported, lies within that cut's own 95 % bootstrap interval: another
+    validation sample could have put the cut on the other side of it.  None otherwise, and for a finding
+    no cut decided (uncertain: already left to the reader).  The finding stays what the rule says."""
+    cut = {"normal": "no_fracture_below", "fractured": "fracture_from"}.get(finding)
+    if cut is None or p is None or cut not in intervals:
+        return None
+    low, high = intervals[cut]
+    return cut if low <= reported(p) <= high else None
 
 
 def study_verdict(findings) -> str:

@@ -1,6 +1,6 @@
 """The chain: body part, then that part's fracture model, with its suspected regions and cell map.
 
-    from fracture_detection.predictor import Predictor
+    from fracture_detection.chain.predictor import Predictor
     predictor = Predictor()                      # loads every model in weights/ once
     result = predictor.predict_one("xray.png")   # -> Prediction
     results = predictor.predict(["a.png", "b.dcm"])
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.boxes import LEGACY_REGION_EXTENT, regions_from_map
+from ..io.boxes import LEGACY_REGION_EXTENT, marker_cells, regions_from_map
 from ..io.images import ImageError, colourfulness, read_image, to_model_input
 from ..models import artifacts
 from ..models.runtime import load as load_runner
@@ -46,6 +46,7 @@ class Prediction:
     appliance: str | None = None           # "cast or implant" when one is visible
     appliance_probability: float | None = None  # on every analysed image, whether flagged or not
     warning: str | None = None             # e.g. the file ends early (analysed all the same)
+    near_cut: str | None = None            # the deciding cut whose 95 % interval holds the probability
     # an uncertain film's rank inside "uncertain" (chain.amber): of the measured films scored like it, the
     # fractured share, how many films and how many fractured, the share over all those films, and on
     # which films ("validation" or "out-of-fold"); all None when not uncertain or not measured
@@ -56,10 +57,11 @@ class Prediction:
     amber_basis: str | None = None
     image_shape: tuple | None = field(default=None, repr=False)
     cam: np.ndarray | None = field(default=None, repr=False)  # cell fracture probabilities over the square
+    cut_ci95: dict | None = field(default=None, repr=False)  # each cut's 95 % interval (the model's metadata)
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d.pop("cam"), d.pop("image_shape")
+        d.pop("cam"), d.pop("image_shape"), d.pop("cut_ci95")
         return d
 
     def heatmap(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
@@ -97,6 +99,7 @@ class _FractureModel:
         self.size = info.image_size
         self.threshold = reported(info.meta.get("threshold", 0.5))
         self.edges = decisions.finding_edges(info.meta)
+        self.intervals = decisions.cut_intervals(info.meta)
         outputs = (info.meta.get("litert") or {}).get("outputs") or []
         appliance = info.meta.get("appliance") or {}
         # a cast, splint or implant judged at the fracture model's resolution, where it has that head; its
@@ -114,12 +117,14 @@ class _FractureModel:
         """The bin of the uncertain range ``p`` falls in (:func:`amber.amber_bin`), or None."""
         return amber_bin(p, self.info.meta)
 
-    def regions(self, cells: np.ndarray, image_shape, finding: str) -> list[dict]:
-        """Suspected regions for a fractured or uncertain finding (none otherwise)."""
+    def regions(self, cells: np.ndarray, image_shape, finding: str, model_input=None) -> list[dict]:
+        """Suspected regions for a fractured or uncertain finding (none otherwise), never on a burnt-in
+        marker or text seen in ``model_input`` (the model's letterboxed square)."""
         if finding not in ("fractured", "uncertain"):
             return []
+        exclude = None if model_input is None else marker_cells(model_input[..., 0], image_shape, *cells.shape)
         return regions_from_map(cells, image_shape, self.region_threshold, self.max_regions,
-                                extent=self.region_extent)
+                                extent=self.region_extent, exclude=exclude)
 
 
 class Predictor:
@@ -243,7 +248,9 @@ class Predictor:
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
                 res.finding = fm.finding(res.fracture_probability)
-                res.regions = fm.regions(res.cam, res.image_shape, res.finding)
+                res.near_cut = decisions.near_cut(res.fracture_probability, res.finding, fm.intervals)
+                res.cut_ci95 = dict(fm.intervals) or None
+                res.regions = fm.regions(res.cam, res.image_shape, res.finding, prepared[i].inputs[fm.size])
                 res.model = fm.info.meta.get("name")
                 if res.finding == "uncertain":
                     res.message = ("The fracture probability lies between the model's two cuts; "
@@ -364,15 +371,23 @@ def collect_inputs(paths) -> tuple[list[Path], list[Prediction]]:
     return files, problems
 
 
+def predict_paths(predictor: Predictor, paths, batch_size: int = 16, progress=None) -> list[Prediction]:
+    """Every image in ``paths`` (files, and folders searched recursively), as ``--json`` and
+    ``fracture_detection.analyse`` report them: the paths that cannot be used first (an 'error'
+    each), then the images in order."""
+    files, problems = collect_inputs(paths)
+    return problems + predictor.predict(files, batch_size=batch_size, progress=progress)
+
+
 def describe(pred: Prediction) -> str:
     """One line for a person: what was found, with the probabilities behind it."""
     name = Path(pred.path).name if pred.path else "image"
+    words = decisions.FINDING_WORDS[pred.finding]
     warning = f" ({pred.warning})" if pred.warning else ""
-    if pred.finding == "error":
-        return f"{name}: could not be analysed. {pred.message}"
-    if pred.finding == "not_supported":
-        return f"{name}: not analysed. {pred.message}{warning}"
+    if pred.finding in ("error", "not_supported"):
+        return f"{name}: {words}. {pred.message}{warning}"
     p, low, high = decisions.format_probabilities(pred.fracture_probability, *pred.uncertain_band)
+    near = f" ({decisions.NEAR_CUT_WORDS})" if pred.near_cut else ""
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
     ranking = amber_text(pred)
@@ -381,5 +396,5 @@ def describe(pred: Prediction) -> str:
     if pred.regions:
         x0, y0, x1, y1 = pred.regions[0]["box"]
         where = f"; most suspicious region x {x0}-{x1}, y {y0}-{y1} px"
-    return (f"{name}: {part}, {pred.finding.upper()} — fracture probability {p} (likely fracture from {high}, "
-            f"no fracture below {low}){where}{appliance}{warning}{ranking}")
+    return (f"{name}: {part}, {words}{near} — fracture probability {p} (Likely FRACTURE from {high}, "
+            f"No fracture below {low}){where}{appliance}{warning}{ranking}")

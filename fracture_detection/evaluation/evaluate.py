@@ -25,27 +25,60 @@ NOT_SUPPORTED = "not_supported"
 
 # --- which images ------------------------------------------------------------------
 
-def evaluation_records(weights_dir: Path, data_root: Path | None, layout: str) -> tuple[list, str, Path]:
-    """The saved test split of the weights (default), MURA's official valid split, or a whole folder."""
+def evaluation_records(weights_dir: Path, data_root: Path | None, layout: str,
+                       saved_root: Path | None = None, all_films: bool = False) -> tuple[list, str, Path]:
+    """The saved test split of the weights (default; ``saved_root``: where their data is now, when it
+    moved), MURA's official valid split, or a whole folder. A folder whose films the weights' split lists
+    as training or validation films gives only its test films and the films the split does not list,
+    with a warning (``all_films``: every film all the same, with the warning)."""
     if data_root is None:
         body, _ = artifacts.model_set(weights_dir)
-        root = artifacts.resolve_data_root(body.meta, weights_dir)
+        root = Path(saved_root) if saved_root is not None else artifacts.resolve_data_root(body.meta, weights_dir)
         split_file = Path(weights_dir) / body.meta["data"].get("split_file", "split.csv")
         if not split_file.is_file():
             raise data.DatasetError(f"The weights in {weights_dir} have no saved split ({split_file.name}); "
                                     "pass --data to evaluate on a folder.")
         if not root.is_dir():
-            raise data.DatasetError(f"The training data ({root}) is not on this machine; pass --data.")
+            raise data.DatasetError(f"The training data ({root}) is not on this machine: pass --data-root with "
+                                    "where it is now (the saved split is kept), or --data for other films.")
         records = [r for r in data.read_split(split_file, root) if r.split == "test"]
+        if not any(Path(r.path).is_file() for r in records):
+            raise data.DatasetError(f"None of the saved test films of {Path(weights_dir).name}/ is in {root}: "
+                                    "pass --data-root with the folder the weights were trained on.")
         return records, (f"the test split of {Path(weights_dir).name}/ ({split_file.name}; data in "
-                         f"{body.meta['data']['root']} relative to it)"), root
+                         f"{root})"), root
     records = data.read_dataset(data_root, layout)
     if any(r.split == "test" for r in records):  # MURA: the official valid split
         records = [r for r in records if r.split == "test"]
         return records, f"MURA official valid split ({data_root})", Path(data_root)
+    description = f"all labelled images in {data_root}"
+    split_file = Path(weights_dir) / data.SPLIT_FILE
+    listed = 0
+    if split_file.is_file():  # the split's paths are relative to the training data: here, or where it was
+        body, _ = artifacts.model_set(weights_dir)
+        for root in (Path(data_root), saved_root, artifacts.resolve_data_root(body.meta, weights_dir)):
+            if root is not None and Path(root).is_dir():
+                listed = data.apply_split(records, split_file, Path(root))
+                if listed:
+                    break
+    trained = [r for r in records if r.split in ("train", "val")]
+    if trained:
+        print(f"warning: {len(trained)} of the {len(records)} films in {data_root} trained or validated these "
+              f"models (their {split_file.name}); " + (
+                  "they are evaluated all the same (--all-films)." if all_films else
+                  f"they are left out: evaluating the {len(records) - len(trained)} others (the split's test "
+                  "films and films it does not list). --all-films evaluates every film."), file=sys.stderr)
+        if not all_films:
+            records = [r for r in records if r.split not in ("train", "val")]
+            description = (f"the films in {data_root} that did not train or validate these models "
+                           f"({len(trained)} left out by {split_file.name})")
+        else:
+            description += f" ({len(trained)} of them trained or validated these models)"
+    elif listed:
+        description += f" ({listed} of them in the test split of {split_file.name})"
     for r in records:
         r.split = "test"
-    return records, f"all labelled images in {data_root}", Path(data_root)
+    return records, description, Path(data_root)
 
 
 def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
@@ -141,11 +174,13 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "by_kind": metrics.promises_by_kind(y, p, findings, kinds, n_boot),
             **fracture_figures(y, p, studies, fm.threshold, n_boot),
             "findings": decided_figures(findings, y),
+            "brier": float(np.mean((p - y) ** 2)),
+            "calibration": calibration_bins(y, p),
             "study_verdict": study_verdicts(studies, findings, y),
             "localisation": _localisation(records, idx, results, fm, n_boot),
             "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
                                                       results, fm, n_boot) for k in metrics.FILM_KINDS},
-            "end_to_end": _end_to_end([chain[i] for i in idx], y, part),
+            "end_to_end": _end_to_end([chain[i] for i in idx], y, part, kinds, n_boot),
             "amber": amber_figures(y, p, fm.info.meta),
         }
         pooled["y"] += list(y)
@@ -154,6 +189,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         pooled["study"] += studies
         pooled["finding"] += findings
         pooled["kind"] += list(kinds)
+        pooled["chain"] += [chain[i] for i in idx]
     if pooled["y"]:
         y, p = np.array(pooled["y"]), np.array(pooled["p"])
         out["fracture_overall"] = {
@@ -161,6 +197,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "image_auc_pooled_probabilities": metrics.binary_metrics(y, p)["auc"],
             "study_mura_rule": fracture_figures(y, p, pooled["study"], None, n_boot)["study_mura_rule"],
             "by_kind": metrics.promises_by_kind(y, p, pooled["finding"], pooled["kind"], n_boot),
+            "end_to_end": _end_to_end(pooled["chain"], y, None, pooled["kind"], n_boot),
         }
     return out
 
@@ -239,15 +276,66 @@ def _localisation(records, idx, results, fm, n_boot) -> dict | None:
     return metrics.localisation(items, n_boot)
 
 
-def _end_to_end(preds, y, part) -> dict:
-    """What the app would have said for these images (routing errors included)."""
+def _end_to_end(preds, y, part, kinds, n_boot: int = 0) -> dict:
+    """What the app would have said for these images (routing errors included), and the end-to-end
+    sensitivity: the share of fractured films the app called *Likely FRACTURE*, where a film turned
+    away by the gate (not analysed), unreadable, *uncertain* or *No fracture found* counts as not
+    flagged; per kind of fractured film (untreated first) and for all. ``part`` None: pooled."""
     findings = Counter(p.finding for p in preds)
-    routed = [p.body_part == part for p in preds]
-    decided = [(p.finding, t) for p, t in zip(preds, y) if p.body_part == part and p.finding in ("fractured", "normal")]
+    mine = [p.body_part == part if part else p.body_part is not None for p in preds]
+    decided = [(p.finding, t) for p, t, m in zip(preds, y, mine) if m and p.finding in ("fractured", "normal")]
     correct = sum((f == "fractured") == bool(t) for f, t in decided)
-    return {"n": len(preds), "routed_to_this_model": float(np.mean(routed)), "findings": dict(findings),
+    flagged = np.array([p.finding == "fractured" for p in preds], dtype=bool)
+    kinds = np.asarray(kinds, dtype=object)
+    sensitivity = {}
+    for kind in (*metrics.FILM_KINDS, "all"):
+        of = (np.asarray(y) == 1) & ((kinds == kind) if kind != "all" else True)
+        sensitivity[kind] = metrics.proportion(flagged[of], n_boot)
+    return {"n": len(preds), "routed_to_this_model": float(np.mean(mine)) if preds else None,
+            "findings": dict(findings),
             "accuracy_of_decided_findings": correct / len(decided) if decided else None,
-            "n_decided": len(decided)}
+            "n_decided": len(decided), "sensitivity": sensitivity}
+
+
+# --- one row per film -------------------------------------------------------------
+
+PREDICTION_COLUMNS = ("path", "true_part", "true_label", "appliance", "patient", "study", "body_part", "finding",
+                      "rejection", "app_fracture_probability", "fracture_probability", "model_finding",
+                      "in_fracture_figures")
+
+
+def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
+    """One row per film evaluated: its truth (part, label, appliance by eye, patient, study), what the
+    app said (``body_part``, ``finding``, ``rejection``, ``app_fracture_probability``: the chain's, empty
+    where the film was not analysed) and what the fracture figures use: ``fracture_probability``, the
+    fracture model of the film's *true* part on it, also where the gate turned the film away, rounded as
+    reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
+    film counts in the fracture figures (a modelled part, a known label, a readable film)."""
+    probs = results["true_part_probability"]
+    rows = []
+    for i, (r, c) in enumerate(zip(records, results["chain"])):
+        p = probs[i] if i < len(probs) else np.nan
+        counted = r.part in predictor.fracture and r.label is not None and bool(np.isfinite(p))
+        rows.append({
+            "path": data._relative(r.path, Path(root)), "true_part": r.part,
+            "true_label": "" if r.label is None else int(r.label), "appliance": r.appliance,
+            "patient": r.patient, "study": r.study, "body_part": c.body_part or "", "finding": c.finding,
+            "rejection": c.rejection or "",
+            "app_fracture_probability": "" if c.fracture_probability is None else f"{c.fracture_probability:.4f}",
+            "fracture_probability": f"{decisions.reported(p):.4f}" if np.isfinite(p) else "",
+            "model_finding": predictor.fracture[r.part].finding(p) if np.isfinite(p) and r.part in predictor.fracture
+            else "",
+            "in_fracture_figures": int(counted)})
+    return rows
+
+
+def write_predictions_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    files.atomic_write_text(path, buf.getvalue())
 
 
 # --- the gate: what is rejected, per region, and the appliance head ----------------------
@@ -350,12 +438,14 @@ def plot_training(weights_dir: Path, out: Path) -> list[str]:
         h = info.meta.get("history") or {}
         if not h.get("loss"):
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        keys = [k for k in ("loss", "auc", "accuracy") if h.get(k) or h.get("val_" + k)]
+        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
         epochs = np.arange(1, len(h["loss"]) + 1)
-        for ax, key in zip(axes, ("accuracy", "loss")):
+        for ax, key in zip(axes[0], keys):
             for prefix, style in (("", "-"), ("val_", "--")):
-                if prefix + key in h:
-                    ax.plot(epochs[: len(h[prefix + key])], h[prefix + key], style, marker="o", ms=3,
+                values = [np.nan if v is None else v for v in h.get(prefix + key) or []]
+                if values:
+                    ax.plot(epochs[: len(values)], values, style, marker="o", ms=3,
                             label="validation" if prefix else "training")
             phases = h.get("phase", [])
             if "fine_tune" in phases and phases.index("fine_tune") > 0:
@@ -363,7 +453,7 @@ def plot_training(weights_dir: Path, out: Path) -> list[str]:
                 ax.text(phases.index("fine_tune") + 0.6, ax.get_ylim()[1], "fine-tuning", va="top", fontsize=8,
                         color="grey")
             ax.set_xlabel("epoch")
-            ax.set_title(f"{info.meta['name']}: {key}")
+            ax.set_title(f"{info.meta['name']}: {'validation AUC' if key == 'auc' else key}")
             ax.legend()
         name = f"training_{info.meta['name']}.png"
         _save_png(fig, out / name)
@@ -373,7 +463,6 @@ def plot_training(weights_dir: Path, out: Path) -> list[str]:
 
 def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
-    from sklearn.calibration import calibration_curve
     from sklearn.metrics import roc_curve
     names = []
     bp = m["body_part"]
@@ -386,34 +475,52 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     if not parts:
         return names
     probs = results["true_part_probability"]
-    fig, axes = plt.subplots(1, len(parts), figsize=(4 * len(parts), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(parts), figsize=(4.6 * len(parts), 3.6), squeeze=False)
     for ax, part in zip(axes[0], parts):
-        im = m["fracture"][part]["image"]
-        _matrix(ax, np.array([[im["tn"], im["fp"]], [im["fn"], im["tp"]]]), ["normal", "fractured"],
-                f"{part} (threshold {m['fracture'][part]['threshold']:.2f})")
-    _save_png(fig, out / "confusion_fracture.png")
-    names.append("confusion_fracture.png")
+        e = m["fracture"][part]
+        c = e["findings"]["counts"]
+        _matrix(ax, np.array([[c[f][t] for f in FINDING_COLUMNS] for t in ("fractured", "normal")]),
+                list(FINDING_COLUMNS), f"{part}: No fracture below {e['uncertain_band'][0]:.2f},\n"
+                f"Likely FRACTURE from {e['uncertain_band'][1]:.2f}", rows=["fractured", "normal"],
+                xlabel="finding (the model on its true part)")
+    _save_png(fig, out / "findings.png")
+    names.append("findings.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    fig_c, ax_c = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig_c, ax_c = plt.subplots(figsize=(5.5, 5.5))
+    n_boot = int(m.get("bootstrap") or 200)
     for part in parts:
         idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
-        y, p = np.array([records[i].label for i in idx]), probs[idx]
+        y = np.array([records[i].label for i in idx])
+        p = np.round(probs[idx], decisions.DECIMALS)
         if len(np.unique(y)) < 2:
             continue
+        e = m["fracture"][part]
         fpr, tpr, _ = roc_curve(y, p)
-        e = m["fracture"][part]["image"]
-        line, = ax.plot(fpr, tpr, label=f"{part} AUC {e['auc']:.2f} (n={e['n']})")
-        ax.plot(1 - e["specificity"], e["sensitivity"], "o", color=line.get_color())
-        frac, mean = calibration_curve(y, p, n_bins=min(10, max(2, len(y) // 15)), strategy="quantile")
-        ax_c.plot(mean, frac, "o-", label=part)
+        grid, low, high = roc_band(y, p, n_boot)
+        line, = ax.plot(fpr, tpr, label=f"{part} AUC {e['image']['auc']:.2f} (n={len(y)})")
+        ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)
+        lo_cut, hi_cut = e["uncertain_band"]
+        for cut, marker in ((hi_cut, "^"), (lo_cut, "o")):
+            ax.plot(np.mean(p[y == 0] >= cut), np.mean(p[y == 1] >= cut), marker, color=line.get_color(), ms=8,
+                    mec="black")
+        bins = calibration_bins(y, p)
+        ax_c.plot([b["mean_p"] for b in bins], [b["observed"] for b in bins], "o-",
+                  label=f"{part} (Brier {e['brier']:.3f})")
+        for b in bins:
+            ax_c.annotate(str(b["n"]), (b["mean_p"], b["observed"]), textcoords="offset points", xytext=(4, 4),
+                          fontsize=7)
     ax.plot([0, 1], [0, 1], ":", color="grey")
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC on the true part (dot: operating point)")
-    ax.legend(loc="lower right")
+    ax.plot([], [], "^", color="grey", mec="black", label="Likely FRACTURE from its cut")
+    ax.plot([], [], "o", color="grey", mec="black", label="not \"No fracture found\" (the other cut)")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity",
+           title="ROC on the true part, 95 % bootstrap band, the two cuts")
+    ax.legend(loc="lower right", fontsize=8)
     _save_png(fig, out / "roc.png")
     ax_c.plot([0, 1], [0, 1], ":", color="grey")
-    ax_c.set(xlabel="mean predicted probability", ylabel="observed fraction fractured", title="Calibration")
-    ax_c.legend()
+    ax_c.set(xlabel="mean predicted probability (bin of equal counts)", ylabel="observed fraction fractured",
+             title="Calibration (films per bin beside each point)")
+    ax_c.legend(fontsize=8)
     _save_png(fig_c, out / "calibration.png")
     names += ["roc.png", "calibration.png"]
 
@@ -436,13 +543,45 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     return names
 
 
-def _matrix(ax, cm, labels, title):
+FINDING_COLUMNS = ("fractured", "uncertain", "normal")
+
+
+def roc_band(y, p, n_boot: int = 200, seed: int = 0, points: int = 101):
+    """A 95 % bootstrap band of the ROC curve: the sensitivity at each of ``points`` false-positive
+    rates, resampling the films; returns ``(fpr grid, lower, upper)``."""
+    from sklearn.metrics import roc_curve
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    grid = np.linspace(0, 1, points)
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y[idx], p[idx])
+        curves.append(np.interp(grid, fpr, tpr))
+    if not curves:
+        return grid, grid * np.nan, grid * np.nan
+    return grid, np.percentile(curves, 2.5, axis=0), np.percentile(curves, 97.5, axis=0)
+
+
+def calibration_bins(y, p, max_bins: int = 10) -> list[dict]:
+    """Films in bins of (about) equal counts by probability, at least 15 a bin where there are enough:
+    per bin the films, their mean probability and the fraction fractured."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    n_bins = int(min(max_bins, max(1, len(y) // 15)))
+    order = np.argsort(p, kind="stable")
+    return [{"n": int(len(b)), "mean_p": float(p[b].mean()), "observed": float(y[b].mean())}
+            for b in np.array_split(order, n_bins) if len(b)]
+
+
+def _matrix(ax, cm, labels, title, rows=None, xlabel="predicted"):
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set_yticks(range(len(rows or labels)), rows or labels)
+    ax.set(xlabel=xlabel, ylabel="true", title=title)
 
 
 def _fmt(entry, key):
@@ -517,6 +656,35 @@ def promise_table(m: dict) -> list[str]:
     return lines
 
 
+COUNTING = ("How films are counted. The fracture figures above score each fracture model on every readable film "
+            "of its true part with a known label, *including the films the gate turned away* (the model is run on "
+            "them all the same: `fracture_probability` in `predictions.csv`), so that a body-part error does not "
+            "hide inside them; an *uncertain* film is neither a *Likely FRACTURE* nor a *No fracture found* "
+            "finding (it counts in the uncertain share and in no promise). The end-to-end sensitivity below is "
+            "what the app itself did with the fractured films: only a *Likely FRACTURE* finding counts as "
+            "flagged; a film turned away (not analysed), unreadable, *uncertain* or *No fracture found* counts "
+            "as not flagged. `predictions.csv` holds one row per film, from which every figure can be computed "
+            "again (`in_fracture_figures` marks the films the fracture figures count).")
+
+
+def end_to_end_markdown(m: dict) -> list[str]:
+    """The end-to-end sensitivity, per part and pooled, untreated fractures first."""
+    rows = [(part, e["end_to_end"]) for part, e in m["fracture"].items()]
+    if "fracture_overall" in m:
+        rows.append(("three parts pooled", m["fracture_overall"]["end_to_end"]))
+    lines = ["### End-to-end sensitivity: fractured films the app called *Likely FRACTURE*", "", COUNTING, "",
+             "| part | fractured films | flagged | 95 % interval (Wilson) |", "|---|---|---|---|"]
+    for kind in (*metrics.FILM_KINDS, "all"):
+        for part, ee in rows:
+            s = (ee.get("sensitivity") or {}).get(kind)
+            if not s or not s["n"]:
+                continue
+            ci = s.get("ci95")
+            lines.append(f"| {part} | {KIND_TITLES[kind]} | {s['k']} of {s['n']} ({share_text(s['share'])}) | "
+                         + (f"{ci[0]:.1%} – {ci[1]:.1%}" if ci else "–") + " |")
+    return lines
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
              f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
@@ -544,7 +712,10 @@ def report_markdown(m: dict, plots: list[str]) -> str:
     lines += ["## Fracture models on the true body part", "",
               "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
               "image probabilities (MURA rule: abnormal when > 0.5).", "",
-              *fracture_image_table(m, studies=True)]
+              *fracture_image_table(m, studies=True), "",
+              "Brier score (mean squared difference between a film's probability and its label, 0 is perfect; "
+              "the calibration plot shows the bins with their counts): " + "; ".join(
+                  f"{part} {e['brier']:.3f} ({e['image']['n']} films)" for part, e in m["fracture"].items()) + "."]
     if "fracture_overall" in m:
         o = m["fracture_overall"]["image"]
         lines += ["", f"All parts together (each model at its threshold): accuracy {_fmt(o, 'accuracy')}, "
@@ -574,6 +745,10 @@ def report_markdown(m: dict, plots: list[str]) -> str:
             if ee["accuracy_of_decided_findings"] is not None else "–"
         lines.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    lines += ["", *end_to_end_markdown(m)]
+    if m.get("recalibration"):
+        from .recalibrate import markdown
+        lines += ["", *markdown(m["recalibration"])]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     lines += ["", "The kappa plot's reference lines are the MURA paper's model (Rajpurkar et al., 2017) on MURA's "
                   "abnormality labels, which are broader than fracture; they are context, not a like-for-like "
@@ -582,10 +757,18 @@ def report_markdown(m: dict, plots: list[str]) -> str:
 
 
 def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, layout: str = "auto",
-             batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None) -> dict:
-    """``progress(done, total)``, when given, is called as images are evaluated."""
+             batch_size: int = 32, n_boot: int = 1000, verbose: bool = True, progress=None,
+             saved_root: Path | None = None, all_films: bool = False, recalibrate_to: Path | None = None,
+             min_films: tuple[int, int] | None = None) -> dict:
+    """``progress(done, total)``, when given, is called as images are evaluated; ``saved_root`` and
+    ``all_films``: see :func:`evaluation_records`; ``recalibrate_to``: a new models folder whose cuts
+    keep the promises on these films (:mod:`recalibrate`; ``min_films``: fractured and normal films a
+    part needs)."""
     from ..chain.predictor import Predictor
-    records, description, _ = evaluation_records(weights_dir, data_root, layout)
+    if recalibrate_to is not None:
+        from .recalibrate import check_new_folder
+        check_new_folder(recalibrate_to, weights_dir)
+    records, description, root = evaluation_records(weights_dir, data_root, layout, saved_root, all_films)
     if not records:
         raise data.DatasetError("There are no images to evaluate.")
     predictor = Predictor(weights_dir)
@@ -599,9 +782,15 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     m["models"] = {i.meta["name"]: {k: i.meta.get(k) for k in ("task", "part", "backbone", "image_size",
                                                                 "created", "threshold", "uncertain_band")}
                    for i in artifacts.find_models(weights_dir)}
+    if recalibrate_to is not None:
+        from . import recalibrate
+        m["recalibration"] = recalibrate.recalibrate(
+            predictor, records, results["true_part_probability"], recalibrate_to, description, n_boot,
+            *(min_films or (recalibrate.MIN_FRACTURED, recalibrate.MIN_NORMAL)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
+    write_predictions_csv(out_dir / "predictions.csv", prediction_rows(predictor, records, results, root))
     files.atomic_write_json(out_dir / "metrics.json", _finite(m))
     files.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
     return m

@@ -213,6 +213,21 @@ def promises_by_kind(y, p, findings, kinds, n_boot: int = 0) -> dict:
     return out
 
 
+def proportion(hits, n_boot: int = 0, seed: int = 0) -> dict:
+    """The share of True in ``hits`` with its count and its 95 % Wilson score interval (which, unlike a
+    bootstrap, does not collapse to a point at 0 of n or n of n). ``n_boot`` and ``seed`` are unused:
+    kept so that every figure is called alike."""
+    hits = np.asarray(hits, dtype=bool)
+    k, n = int(hits.sum()), int(len(hits))
+    out = {"share": k / n if n else None, "k": k, "n": n}
+    if n:
+        z = 1.959964
+        centre = (k / n + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(k / n * (1 - k / n) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        out["ci95"] = [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+    return out
+
+
 def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
     """95 % bootstrap intervals of the two cuts (:func:`decisions.select_cuts`), resampling the films."""
     from ..chain.decisions import select_cuts
@@ -226,6 +241,24 @@ def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
         highs.append(c["fracture_from"])
     ci = (lambda v: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [None, None])
     return {"no_fracture_below": ci(lows), "fracture_from": ci(highs)}
+
+
+def paired_auc_difference(y, p_new, p_old, n_boot: int = 2000, seed: int = 0) -> dict:
+    """AUC of ``p_new`` minus that of ``p_old`` on the same films, with a 95 % paired bootstrap interval
+    (each resample draws films, scored by both)."""
+    from sklearn.metrics import roc_auc_score
+    y, a, b = np.asarray(y, dtype=int), np.asarray(p_new, dtype=float), np.asarray(p_old, dtype=float)
+    if len(np.unique(y)) < 2:
+        return {"new": None, "old": None, "difference": None, "ci95": [None, None], "n": int(len(y))}
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if len(np.unique(y[idx])) == 2:
+            diffs.append(roc_auc_score(y[idx], a[idx]) - roc_auc_score(y[idx], b[idx]))
+    new, old = float(roc_auc_score(y, a)), float(roc_auc_score(y, b))
+    return {"new": new, "old": old, "difference": new - old, "n": int(len(y)), "n_fractured": int(y.sum()),
+            "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))] if diffs else [None, None]}
 
 
 def box_iou(a, b) -> float:

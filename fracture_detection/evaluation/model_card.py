@@ -50,8 +50,9 @@ def _cut_rule(meta: dict) -> str:
     c = meta.get("cuts")
     if not c:
         return "uncertain band around the Youden threshold (weights made before the cuts)"
+    where = "out-of-fold scores of train + validation" if c.get("chosen_on") else "validation"
     return (f"≤ {c['max_missed_untreated']:.0%} of {c['basis']} fractures below the first cut, ≥ "
-            f"{c['min_fracture_ppv']:.0%} fractured from the second (validation)")
+            f"{c['min_fracture_ppv']:.0%} fractured from the second ({where})")
 
 
 def _cuts_text(meta: dict) -> str:
@@ -65,7 +66,7 @@ def _cuts_text(meta: dict) -> str:
 
 def validation_cut_table(models: dict) -> list[str]:
     """Per fracture model: what its cuts left on its validation films, untreated fractures first."""
-    L = ["| part | untreated fractures (val) | AUC untreated | untreated called normal | uncertain (all films) | "
+    L = ["| part | untreated fractures | AUC untreated | untreated called normal | uncertain (all films) | "
          "\"Likely FRACTURE\" right (all films) | AUC with an appliance in view |", "|---|---:|---|---|---|---|---|"]
     for name, info in sorted(models.items()):
         v = info.meta.get("validation") or {}
@@ -78,6 +79,47 @@ def validation_cut_table(models: dict) -> list[str]:
                  f"{share_text(u['fractured_called']['normal'])} | {share_text(v.get('uncertain'))} | "
                  f"{share_text(al['likely_fracture_right'])} of {al['n_called_fractured']} | {fmt(a['auc'])} |")
     return L if len(L) > 2 else []
+
+
+CROSS_VALIDATION_FILE = "fracture_cross_validation.json"  # benchmarks/compare_cross_validated.py
+
+
+def cross_validation_section(models: dict, weights_dir: Path) -> list[str]:
+    """How the cross-validated models chose their cuts, and how they compare with the models before them
+    on the same validation films (paired)."""
+    rows = []
+    for info in sorted(models.values(), key=lambda i: i.meta.get("part", "")):
+        cv = (info.meta.get("history") or {}).get("cross_validation")
+        if info.meta.get("task") != "fracture" or not cv:
+            continue
+        u = info.meta["validation"]["by_kind"]["untreated"]
+        folds = ", ".join(f"{a:.3f}" for a in cv["fold_auc"])
+        rows.append(f"| {info.meta['part']} | {cv['folds']} | {cv['films']} | {u['n_fractured']} | "
+                    f"{'–' if u['auc'] is None else format(u['auc'], '.3f')} | {folds} | {cv['fine_tune_epochs']} "
+                    f"({', '.join(map(str, cv['fine_tune_epochs_per_fold']))}) | {_cuts_text(info.meta)} |")
+    if not rows:
+        return []
+    L = ["## Cuts from every labelled film (cross-validation)", "",
+         "Each model below was cross-validated over its part's train + validation films: folds grouped so that a "
+         "near-duplicate cluster, a patient or a Roboflow upload never spans two, stratified by part × label × "
+         "appliance in view. Each fold's model trained on the other folds (early stopping on its own fold, which "
+         "leans its scores a little towards optimism) and scored its own fold's films, so every film has a score "
+         "from a model that never trained on it. The two cuts were chosen on those out-of-fold scores (about five "
+         "times the films of the validation split), their intervals from 1,000 bootstrap resamples of them; the "
+         "shipped model then trained on train + validation together for the median of the fine-tuning epochs the "
+         "folds kept. The test split took no part.", "",
+         "| part | folds | films | untreated fractures | out-of-fold AUC, untreated | AUC per fold (all films) | "
+         "fine-tuning epochs (per fold) | cuts [95 % intervals] |", "|---|---:|---:|---:|---|---|---|---|", *rows, ""]
+    path = Path(weights_dir) / CROSS_VALIDATION_FILE
+    if path.is_file():
+        c = json.loads(path.read_text())
+        fmt = (lambda r: "–" if r.get("difference") is None else
+               f"{r['new']:.3f} vs {r['old']:.3f}: {r['difference']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}] "
+               f"({r['n_fractured']} untreated fractures, {r['n'] - r['n_fractured']} normal)")
+        L += ["Against the models before them, on the same validation films (" + c["method"] + "):", ""]
+        L += [f"- {part}: {fmt(r)}" for part, r in c["per_part"].items()]
+        L += [f"- pooled: {fmt(c['pooled'])}", ""]
+    return L
 
 
 DESIGNS_FILE = "fracture_designs.json"  # benchmarks/compare_designs.py: the designs compared on untreated films
@@ -287,7 +329,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
               "the best region sensitivity at one false region per image).", ""]
     cut_rows = validation_cut_table(models)
     if cut_rows:
-        L += ["What the cuts leave on the validation films (the films they were chosen on):", "", *cut_rows, ""]
+        L += ["What the cuts leave on the films they were chosen on (validation, or every train + validation film's "
+              "out-of-fold score where the model was cross-validated):", "", *cut_rows, ""]
+    L += cross_validation_section(models, weights_dir)
     L += design_section(weights_dir)
     cmp_path = weights_dir / "fracture_comparison.json"
     if cmp_path.is_file():

@@ -163,8 +163,14 @@ REGION_EXTENT = 0.7
 LEGACY_REGION_EXTENT = 0.5
 
 
+# A region's box spans at most this share of the map's side each way (8 of 28 cells): a box over half the
+# film says nothing about where to look.
+MAX_REGION_SIDE = 0.3
+
+
 def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_regions: int = 3,
-                     always_top: bool = True, extent: float = REGION_EXTENT) -> list[dict]:
+                     always_top: bool = True, extent: float = REGION_EXTENT, exclude=None,
+                     max_side: float = MAX_REGION_SIDE) -> list[dict]:
     """Suspected regions from a per-cell probability map over the letterboxed square.
 
     Peaks at or above ``threshold`` are taken from the highest down; each region spreads from its
@@ -172,7 +178,9 @@ def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_re
     belong to no region yet, so a region stays a compact patch around one suspicious place.  Its box
     spans its cells, its score is its peak.  With ``always_top`` the highest cell is a region even
     below the threshold (a fractured or uncertain finding always says where to look).  Cells over
-    the letterbox's black border are never part of a region.  A region whose box lies mostly
+    the letterbox's black border, or marked in ``exclude`` (cells holding a burnt-in marker or text:
+    :func:`marker_cells`), are never part of a region; a region spreads at most ``max_side`` of the map's
+    side across (at least 3 cells).  A region whose box lies mostly
     (:data:`NESTED_SHARE` of its area) inside a higher-scoring region's box is the same place: it
     is dropped, and does not count towards ``max_regions``.
     Returns ``[{"box": [x0, y0, x1, y1], "score": s}]`` in the image's pixels, highest first."""
@@ -180,6 +188,9 @@ def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_re
     g_h, g_w = m.shape
     lb = Letterbox(*image_shape[:2])
     m[~lb.cells_inside(g_h, g_w)] = 0.0
+    if exclude is not None:
+        m[np.asarray(exclude, dtype=bool)] = 0.0
+    span = max(3, round(max_side * max(g_h, g_w)))   # the most cells a region's box spans each way
     taken = np.zeros(m.shape, dtype=bool)
     out = []
     for flat in np.argsort(-m, axis=None, kind="stable"):
@@ -193,15 +204,18 @@ def regions_from_map(prob_map: np.ndarray, image_shape, threshold: float, max_re
             continue
         floor = extent * score
         stack, cells = [peak], []
+        bottom, top, left, right = peak[0], peak[0], peak[1], peak[1]   # the rows and columns spanned so far
         taken[peak] = True
         while stack:
             y, x = stack.pop()
             cells.append((y, x))
             for ny in range(max(0, y - 1), min(g_h, y + 2)):
                 for nx in range(max(0, x - 1), min(g_w, x + 2)):
-                    if not taken[ny, nx] and m[ny, nx] >= floor:
+                    if not taken[ny, nx] and m[ny, nx] >= floor and \
+                            max(top, ny) - min(bottom, ny) < span and max(right, nx) - min(left, nx) < span:
                         taken[ny, nx] = True
                         stack.append((ny, nx))
+                        bottom, top, left, right = min(bottom, ny), max(top, ny), min(left, nx), max(right, nx)
         ys, xs = np.array(cells).T
         px = lb.to_pixels(np.array([xs.min() / g_w, ys.min() / g_h, (xs.max() + 1) / g_w, (ys.max() + 1) / g_h]))[0]
         box = [int(np.floor(px[0])), int(np.floor(px[1])), int(np.ceil(px[2])), int(np.ceil(px[3]))]
@@ -226,3 +240,83 @@ def box_centre_inside(box, true_boxes_px: np.ndarray) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     t = np.asarray(true_boxes_px).reshape(-1, 4)
     return bool(((t[:, 0] <= cx) & (cx <= t[:, 2]) & (t[:, 1] <= cy) & (cy <= t[:, 3])).any())
+
+
+# --- burnt-in markers and text ----------------------------------------------------------
+
+# A lead side marker ("L", "R") or burnt-in text is among the brightest things on a film, small, sharp-edged,
+# on a darker background, and near the film's edge; bone is as bright but comes in large connected
+# pieces.  These bounds were set by eye on FracAtlas films whose markers read "L", "Hand", "Wrist B/V", ...
+MARKER_BRIGHT = 0.75       # a marker's pixels are at least this share of the way from the film's median to its peak
+MARKER_MIN_LEVEL = 150     # ... and at least this bright (0-255)
+MARKER_MAX_SIDE = 0.12     # a character's box is at most this share of the film's longer side
+MARKER_EDGE = 0.35         # its centre lies within this share of the film's side from an edge
+MARKER_BACKGROUND = 25     # the ring around it is the film's background: at most this much above its 25th percentile
+MARKER_CONTRAST = 70       # the ring around it is at least this much darker (0-255) than the marker
+MARKER_MAX_FILL = 0.8      # text strokes fill at most this share of their box (a solid blob is not text)
+MARKER_MAX_ASPECT = 3.5    # a character is about as tall as wide; a bone's cortex or a cast's edge is a long strip
+
+
+def marker_boxes(grey: np.ndarray, image_box=None) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(x0, y0, x1, y1)`` (pixels of ``grey``, end exclusive) of what looks like a burnt-in
+    marker or text: bright, small, high-contrast, stroke-like blobs near the edges of the film.
+
+    ``image_box``: where the film lies within ``grey`` (a letterboxed square has black borders that
+    are not the film's edge); default the whole array."""
+    from scipy import ndimage
+    g = np.asarray(grey, dtype=np.float32)
+    if g.ndim == 3:
+        g = g[..., 0]
+    x0, y0, x1, y1 = image_box or (0, 0, g.shape[1], g.shape[0])
+    film = g[y0:y1, x0:x1]
+    if film.size == 0:
+        return []
+    peak, median = float(np.percentile(film, 99.9)), float(np.median(film))
+    background = float(np.percentile(film, 25))
+    level = max(MARKER_MIN_LEVEL, median + MARKER_BRIGHT * (peak - median))
+    labels, n = ndimage.label(film >= level, structure=np.ones((3, 3)))
+    side = max(film.shape)
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        ys, xs = sl
+        h, w = ys.stop - ys.start, xs.stop - xs.start
+        if max(h, w) > MARKER_MAX_SIDE * side or max(h, w) < 3 or max(h, w) > MARKER_MAX_ASPECT * min(h, w):
+            continue
+        cy, cx = (ys.start + ys.stop) / 2, (xs.start + xs.stop) / 2
+        edge = min(cx, cy, film.shape[1] - cx, film.shape[0] - cy)
+        if edge > MARKER_EDGE * side:
+            continue
+        blob = labels[sl] == k
+        if blob.mean() > MARKER_MAX_FILL:
+            continue
+        pad = max(2, max(h, w) // 2)
+        ry, rx = slice(max(0, ys.start - pad), ys.stop + pad), slice(max(0, xs.start - pad), xs.stop + pad)
+        ring = film[ry, rx][labels[ry, rx] == 0]
+        if not len(ring) or float(np.median(ring)) > background + MARKER_BACKGROUND or \
+                float(film[sl][blob].mean()) - float(np.median(ring)) < MARKER_CONTRAST:
+            continue
+        out.append((x0 + xs.start, y0 + ys.start, x0 + xs.stop, y0 + ys.stop))
+    return out
+
+
+def marker_cells(grey_square: np.ndarray, image_shape, rows: int, cols: int) -> np.ndarray:
+    """Which cells of a ``rows x cols`` map over a letterboxed square (``grey_square``, the model's input)
+    hold a burnt-in marker or text (:func:`marker_boxes`)."""
+    side = grey_square.shape[0]
+    lb = Letterbox(*image_shape[:2])
+    top, left = (lb.side - lb.height) // 2, (lb.side - lb.width) // 2
+    f = side / lb.side
+    film = (int(left * f), int(top * f), int(np.ceil((left + lb.width) * f)), int(np.ceil((top + lb.height) * f)))
+    cells = np.zeros((rows, cols), dtype=bool)
+    for bx0, by0, bx1, by1 in marker_boxes(grey_square, film):
+        cells[int(by0 * rows / side):int(np.ceil(by1 * rows / side)),
+              int(bx0 * cols / side):int(np.ceil(bx1 * cols / side))] = True
+    return ndimage_dilate(cells)
+
+
+def ndimage_dilate(cells: np.ndarray) -> np.ndarray:
+    """``cells`` grown by one cell each way (a region's spread around a marker is the marker's too)."""
+    from scipy import ndimage
+    return ndimage.binary_dilation(cells, structure=np.ones((3, 3), dtype=bool)) if cells.any() else cells

@@ -9,7 +9,11 @@ split must keep together (patient where known, else study or source image).
 Layouts:
   * ``mura``      MURA-v1.1/{train,valid}/XR_<PART>/patient<N>/study<K>_{positive,negative}/image<J>.png
                   (labels are *abnormal*, broader than *fractured*)
-  * ``folders``   ROOT/<Part>/<label>/<image>, label in fractured/positive/abnormal or normal/negative
+  * ``folders``   ROOT/<Part>/<label>/[<patient>/[<study>/]]<image>, label in fractured/positive/abnormal
+                  or normal/negative; a folder under the label folder names the patient (kept within one
+                  split, across parts and labels), one under it the study
+  * ``manifest``  ROOT/manifest.csv with columns ``path,part,label[,patient][,study][,appliance]``
+                  (paths relative to ROOT); a patient's films are kept within one split
   * ``fracatlas`` FracAtlas as published (images/Fractured, images/Non_fractured, dataset.csv)
   * ``roboflow``  the Roboflow bone-fracture YOLO export with body_parts.csv
   * ``spine``     the Roboflow spine-region export ({train,valid}/images): spine films, none of the
@@ -34,7 +38,8 @@ from .images import ImageError, find_images, load_image, to_model_input
 
 TARGET_PARTS = ("elbow", "hand", "shoulder")
 MURA_PARTS = ("elbow", "finger", "forearm", "hand", "humerus", "shoulder", "wrist")
-LAYOUTS = ("auto", "mura", "folders", "fracatlas", "roboflow", "spine", "shared")
+LAYOUTS = ("auto", "mura", "folders", "manifest", "fracatlas", "roboflow", "spine", "shared")
+MANIFEST_FILE = "manifest.csv"  # the manifest layout: one row per film
 POSITIVE_WORDS = {"fractured", "fracture", "positive", "abnormal", "1"}
 NEGATIVE_WORDS = {"normal", "negative", "non_fractured", "not_fractured", "0"}
 SPLITS = ("train", "val", "test")
@@ -154,20 +159,71 @@ def _label_from_word(word: str) -> int | None:
 
 
 def read_folders(root) -> list[Record]:
-    """ROOT/<Part>/<label>/<image>; each image is its own group (no patient ids)."""
+    """ROOT/<Part>/<label>/[<patient>/[<study>/]]<image>.  An image directly in its label folder is its
+    own group; a folder under the label folder is a patient, whose films (of any part and label) share
+    one group and so one split; a folder under that is one of the patient's studies.  A label folder
+    whose name is not a known label is an error that lists them (nothing is dropped without a word)."""
     root = Path(root)
-    records = []
+    records, unknown = [], []
     for part_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for label_dir in sorted(p for p in part_dir.iterdir() if p.is_dir()):
+        for label_dir in sorted(p for p in part_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             label = _label_from_word(label_dir.name)
             if label is None:
+                unknown.append(label_dir.relative_to(root).as_posix())
                 continue
             for img in find_images(label_dir):
                 rel = img.relative_to(root).as_posix()
+                inner = img.relative_to(label_dir).parts[:-1]
+                patient = f"patient:{inner[0]}" if inner else ""
+                study = f"study:{inner[0]}/{inner[1]}" if len(inner) > 1 else f"file:{rel}"
                 records.append(Record(
-                    path=str(img), part=part_dir.name.lower(), label=label, group=f"file:{rel}",
-                    study=f"file:{rel}", source="folders",
+                    path=str(img), part=part_dir.name.lower(), label=label, group=patient or f"file:{rel}",
+                    study=study, source="folders", patient=patient,
                 ))
+    if unknown:
+        raise DatasetError(
+            f"{root} has label folders this tool does not know: {', '.join(unknown)} (name them fractured, "
+            "positive or abnormal, or normal or negative).")
+    return records
+
+
+def read_manifest(root) -> list[Record]:
+    """``ROOT/manifest.csv``: ``path,part,label[,patient][,study][,appliance]``, paths relative to ROOT.
+    A film's group is its patient where given (so a patient's films stay within one split), else its
+    study, else the film itself; ``appliance`` (none, cast, splint, implant, external) is a label by eye."""
+    root = Path(root)
+    path = root / MANIFEST_FILE
+    if not path.is_file():
+        raise DatasetError(f"{root} has no {MANIFEST_FILE}.")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"path", "part", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DatasetError(f"{path} lacks the column(s) {', '.join(sorted(missing))} (expected "
+                               "path,part,label[,patient][,study][,appliance]).")
+        rows = list(reader)
+    records, bad, absent = [], [], []
+    for n, row in enumerate(rows, start=2):
+        label = _label_from_word(row["label"] or "")
+        appliance = (row.get("appliance") or "").strip().lower()
+        if label is None or not row["part"].strip() or appliance not in ("",) + APPLIANCES + ("none",):
+            bad.append(str(n))
+            continue
+        img = root / row["path"].strip()
+        if not img.is_file():
+            absent.append(row["path"].strip())
+            continue
+        rel = img.relative_to(root).as_posix() if not os.path.isabs(row["path"]) else str(img)
+        patient = f"patient:{row['patient'].strip()}" if (row.get("patient") or "").strip() else ""
+        study = f"study:{row['study'].strip()}" if (row.get("study") or "").strip() else ""
+        records.append(Record(path=str(img), part=row["part"].strip().lower(), label=label,
+                              group=patient or study or f"file:{rel}", study=study or f"file:{rel}",
+                              source="manifest", patient=patient, appliance=appliance))
+    if bad:
+        raise DatasetError(f"{path} has rows with an unknown label, part or appliance (lines {', '.join(bad[:10])}"
+                           + (", ..." if len(bad) > 10 else "") + ").")
+    if absent:
+        raise DatasetError(f"{path} names {len(absent)} file(s) that do not exist, e.g. {absent[0]}.")
     return records
 
 
@@ -296,6 +352,8 @@ SHARED_FOLDERS = {"fracatlas": read_fracatlas, "roboflow-bone-fracture": read_ro
 # --- dispatch ------------------------------------------------------------------------
 
 def detect_layout(root: Path) -> str:
+    if (root / MANIFEST_FILE).is_file():
+        return "manifest"
     if _mura_root(root) is not None:
         return "mura"
     if any((root / name).is_dir() for name in SHARED_FOLDERS):
@@ -310,8 +368,8 @@ def detect_layout(root: Path) -> str:
            if d.is_dir()):
         return "folders"
     raise DatasetError(
-        f"{root} is not a dataset layout this tool knows (MURA-v1.1, <Part>/<label>/ folders, FracAtlas, "
-        "or the shared FracAtlas + Roboflow folder)."
+        f"{root} is not a dataset layout this tool knows (MURA-v1.1, <Part>/<label>/ folders, a manifest.csv, "
+        "FracAtlas, or the shared FracAtlas + Roboflow folder)."
     )
 
 
@@ -328,7 +386,7 @@ def read_dataset(root, layout: str = "auto") -> list[Record]:
         records = [r for name, reader in SHARED_FOLDERS.items() if (root / name).is_dir()
                    for r in reader(root / name)]
     else:
-        records = {"mura": read_mura, "folders": read_folders, "fracatlas": read_fracatlas,
+        records = {"mura": read_mura, "folders": read_folders, "manifest": read_manifest, "fracatlas": read_fracatlas,
                    "roboflow": read_roboflow, "spine": read_spine}[layout](root)
     if not records:
         raise DatasetError(f"No labelled images were found in {root}.")
@@ -372,7 +430,7 @@ def attach_appliances(records: list[Record], root) -> int:
     table = read_appliances(Path(root))
     found = 0
     for r in records:
-        kind = table.get((r.source, appliance_key(r, root)))
+        kind = table.get(("folders" if r.source == "manifest" else r.source, appliance_key(r, root)))
         if kind is not None:
             r.appliance, found = kind, found + 1
     return found
@@ -398,7 +456,7 @@ def assign_splits(records: list[Record], seed: int = 42,
             groups[r.group].append(r)
     strata: dict[tuple, list[str]] = defaultdict(list)
     for g, recs in groups.items():
-        strata[Counter((r.part, r.label) for r in recs).most_common(1)[0][0]].append(g)
+        strata[_stratum(recs)].append(g)
     counts = np.zeros(len(names))  # global, so that small strata still feed every split
     for key in sorted(strata, key=str):
         gs = sorted(strata[key], key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
@@ -411,6 +469,13 @@ def assign_splits(records: list[Record], seed: int = 42,
             for r in groups[g]:
                 r.split = names[choice]
     return records
+
+
+def _stratum(recs: list[Record]) -> tuple:
+    """A group's (part, label): its most common one, a tie going to the smallest in text order (not to
+    whichever the file system listed first)."""
+    counts = Counter((r.part, r.label) for r in recs)
+    return min(counts, key=lambda k: (-counts[k], str(k)))
 
 
 def apply_split(records: list[Record], path: Path, root: Path) -> int:

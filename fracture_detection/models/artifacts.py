@@ -18,7 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_WEIGHTS = PACKAGE_ROOT / "weights"
+# the bundled models: the checkout's weights/ folder, else the copy installed with the package
+# (pip install . puts weights/ at fracture_detection/weights; see pyproject.toml)
+CHECKOUT_WEIGHTS = PACKAGE_ROOT / "weights"
+INSTALLED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def default_weights() -> Path:
+    """Where the bundled models are: the checkout's ``weights/`` when the package runs from a
+    checkout, else the copy installed with it (a pip install or the standalone app)."""
+    if (CHECKOUT_WEIGHTS / "body_part.json").is_file() or not (INSTALLED_WEIGHTS / "body_part.json").is_file():
+        return CHECKOUT_WEIGHTS
+    return INSTALLED_WEIGHTS
+
+
+DEFAULT_WEIGHTS = default_weights()
 BODY_PART_TASK = "body_part"
 FRACTURE_TASK = "fracture"
 REJECT_CLASS = "other"

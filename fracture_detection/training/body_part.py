@@ -31,7 +31,7 @@ from ..io import data, files
 from ..models import artifacts
 from ..models.runtime import body_part_outputs, save_model
 from . import gate
-from .trainer import TrainConfig, Trainer, _features, base_metadata, prepare_split
+from .trainer import TrainConfig, Trainer, _features, base_metadata, prepare_split, smoke_subset
 
 GENERATED = "generated"   # region of the generated non-radiographs
 
@@ -313,7 +313,8 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     gate and the appliance head; writes ``body_part.keras``, ``.tflite`` and ``.json`` to ``out_dir``."""
     records = data.read_dataset(data_root, layout)
     layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-    records = prepare_split(records, data_root, out_dir, cfg.seed)
+    records = prepare_split(records, data_root, out_dir, cfg.seed, cfg.split_from, cfg.new_split)
+    records = smoke_subset(records, cfg.smoke) if cfg.smoke else records
     bp = body_part_data(records, parts, synthetic, cfg.seed)
     trainer = Trainer(bp.classes, cfg)
     feats, bp = trunk_features(trainer, bp, cfg, trunk_cache)

@@ -27,10 +27,11 @@ from ..evaluation import metrics
 from ..io import boxes, data, files
 from ..io.data import fracture_records, load_pixels
 from ..models import artifacts
+from ..models.artifacts import WeightsError
 from ..models.locator import trunk_features
 from ..models.runtime import save_model
 from .trainer import (
-    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut
+    TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut, smoke_subset
 )
 
 MAX_REGIONS = 3
@@ -184,12 +185,14 @@ def _batches(versions: Versions, batch_size: int, image_weights=None, shuffle=Fa
 class LocatorTrainer:
     """A fracture model and the way it trains (frozen trunk + cached features, or end to end)."""
 
-    def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig()):
+    def __init__(self, cfg: TrainConfig, feature_cache: Path | None = None, head: HeadConfig = HeadConfig(),
+                 init: dict | None = None):
         import keras
 
         from ..models.locator import build_locator, trunk_and_top
         keras.utils.set_random_seed(cfg.seed)
         self.cfg, self.feature_cache, self.head = cfg, feature_cache, head
+        self.init = init or {}  # part -> the ModelInfo of a trained Keras model to start from
         self.model = build_locator(cfg.backbone, cfg.weights, cfg.image_size, head.width, head.sharpness)
         self.grid = int(self.model.outputs[1].shape[1])
         self.cut = resolve_cut(cfg)
@@ -199,10 +202,15 @@ class LocatorTrainer:
             self.trunk, self.trained = None, self.model
         self.fresh = self.model.get_weights()
 
-    def reset(self):
+    def reset(self, part: str | None = None):
+        """Fresh weights for the next model: the pretrained backbone and a new head, or, where ``init``
+        has a trained model for ``part``, that model's weights (layer by layer, by name)."""
         import keras
         keras.utils.set_random_seed(self.cfg.seed)
         self.model.set_weights(self.fresh)
+        if part in self.init:
+            copied = copy_weights(self.init[part].load(), self.model)
+            print(f"  {part}: starting from {self.init[part].path} ({copied} layers' weights)", flush=True)
 
     def inputs(self, images, verbose=1, desc="", key=None) -> np.ndarray:
         """What the trained part takes for these uint8 images.  With a feature cache folder and a
@@ -251,6 +259,7 @@ class LocatorTrainer:
         history: dict[str, list] = {}
         deadline = _deadline(cfg.time_limit)
         backbone_part = self.trained.get_layer("top") if self.cut else self.model.get_layer("backbone")
+        auc = _validation_auc(self, val)
 
         def run(epochs, lr, phase):
             if epochs <= 0 or deadline.reached:
@@ -264,11 +273,14 @@ class LocatorTrainer:
             self.trained.compile(optimizer=keras.optimizers.Adam(lr), loss=losses, loss_weights=weights)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
+            auc.values = []
             h = self.trained.fit(data_train, validation_data=data_val if len(val.y) else None, epochs=epochs,
-                                 callbacks=([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
+                                 callbacks=[auc] + ([stop] if len(val.y) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+            if auc.values:
+                history.setdefault("val_auc", []).extend(auc.values)
 
         if cfg.weights != "none" and cfg.head_epochs > 0:
             backbone_part.trainable = False
@@ -296,6 +308,28 @@ class LocatorTrainer:
         if not probs:
             return np.zeros(0), np.zeros((0, self.grid, self.grid))
         return np.concatenate(probs), np.concatenate(maps)
+
+
+def _validation_auc(trainer: "LocatorTrainer", val: Versions):
+    """A callback that scores the validation films after every epoch: ``values`` gets the AUC of the
+    image probabilities (None where the validation films are all of one label)."""
+    import keras
+
+    class ValidationAUC(keras.callbacks.Callback):
+        values: list = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            y = np.asarray(val.y, dtype=int)
+            if len(np.unique(y)) < 2:
+                self.values.append(None)
+                return
+            from sklearn.metrics import roc_auc_score
+            p, _ = trainer.predict(val.inputs[0])
+            self.values.append(float(roc_auc_score(y, p)))
+            if trainer.cfg.verbose:
+                print(f"  validation AUC {self.values[-1]:.3f}", flush=True)
+
+    return ValidationAUC()
 
 
 AUGMENTATION_VERSION = "1"  # change when augment() changes, so cached features of augmented copies are redone
@@ -347,7 +381,7 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000) -> dict:
+def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000, basis: str = "validation") -> dict:
     """The two cuts (:func:`decisions.select_cuts`, with bootstrap intervals), the Youden threshold for
     the sensitivity/specificity figures, the region threshold, and the validation figures of one trained
     part: untreated fractured films first, then those with an appliance."""
@@ -373,7 +407,7 @@ def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 10
         **metrics.localisation(items),
     })
     return {"threshold": thr, "cuts": cuts, "uncertain_band": list(edges), "validation": validation,
-            "amber": amber_bins(val.y, probs, edges, "validation"),
+            "amber": amber_bins(val.y, probs, edges, basis),  # the rank inside "uncertain", on the same films
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
                              "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
                              "max_regions": MAX_REGIONS,
@@ -392,8 +426,13 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
-                   head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False) -> list[Path]:
+                   head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False,
+                   init_from: Path | None = None, folds: int = 0) -> list[Path]:
     """One fracture model per part, each with its two cuts and region threshold from validation.
+
+    ``folds`` (k >= 2): k-fold cross-validation over train + validation (:mod:`crossval`): the cuts,
+    the region threshold and the figures stored come from every film's out-of-fold score, and the
+    model saved is trained on train + validation together for the fine-tuning epochs the folds chose.
 
     ``pooled``: one model learns from the fractured and normal films of every region with labels (the
     shared data: leg, hip, forearm, humerus, wrist and finger films besides the three parts), and is then
@@ -405,8 +444,17 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
 
     ``data_root`` may also be a cache file made by ``scripts/make_cache.py``: the records, their split,
     pixels and boxes then come from it, and the metadata points at the data it was made from.
+
+    ``init_from``: a models folder whose Keras fracture models (``.keras``) the training starts from, part
+    by part (fine-tuning on a site's films; backbone, image size and head come from them).
     """
     pixels, box_source = load_pixels, None
+    init = {}
+    if init_from is not None:  # before anything is read or written: a folder with no Keras model is one sentence
+        if feature_cache is not None or pooled:
+            raise data.DatasetError("--init-from fine-tunes each part's own model: leave out --feature-cache and "
+                                    "--pool-regions.")
+        init, cfg, head = starting_models(init_from, parts, cfg, head)
     if Path(data_root).is_file():
         from .cache import read_cache
         cache = read_cache(data_root, cfg.image_size)
@@ -416,42 +464,146 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     else:
         records = data.read_dataset(data_root, layout)
         layout = data.detect_layout(Path(data_root)) if layout == "auto" else layout
-        records = prepare_split(records, data_root, out_dir, cfg.seed)
+        records = prepare_split(records, data_root, out_dir, cfg.seed, cfg.split_from, cfg.new_split)
+        records = smoke_subset(records, cfg.smoke) if cfg.smoke else records
     wanted = [p for p in parts if fracture_records(records, p)]
     for p in parts:
         if p not in wanted:
             print(f"No labelled {p} images in {data_root}; skipping its fracture model.", file=sys.stderr)
     if not wanted:
         raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
-    trainer = LocatorTrainer(cfg, feature_cache, head)
+    if init:
+        wanted = [p for p in wanted if p in init]
+    trainer = LocatorTrainer(cfg, feature_cache, head, init)
     sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
-    saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources)
-    if box_source is None and any(r.label == 1 and r.treated is not None for r in records):
+    saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources, folds)
+    if box_source is None and not cfg.appliance_head:
+        print("No cast/splint/implant detector fitted (--no-appliance-head or --smoke).", file=sys.stderr)
+    elif box_source is None and any(r.label == 1 and r.treated is not None for r in records):
         from .appliance import add_appliance_head
         add_appliance_head(out_dir, data_root, cfg.verbose)
     elif box_source is not None:
         print("No appliance detector from a cache file: run training_fracture.py --appliance-head-only on the CPU, "
               "where the data is.", file=sys.stderr)
+    if init_from is not None:
+        from .finetune import before_and_after
+        before_and_after(init_from, out_dir, records, list(init), n_boot=200 if cfg.smoke else 1000)
     return saved
 
 
-def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources) -> list[Path]:
+def starting_models(init_from: Path, parts, cfg: TrainConfig, head: HeadConfig):
+    """The trainable Keras fracture models of ``init_from`` for ``parts``, and the training and head
+    settings that match them; one clear sentence when the folder has none (e.g. only .tflite files)."""
+    infos = {p: i for p, i in artifacts.fracture_models(Path(init_from)).items() if p in parts}
+    trainable = {p: i for p, i in infos.items() if i.path.is_file()}
+    if not trainable:
+        raise WeightsError(
+            f"{init_from} holds no trainable Keras fracture model of {', '.join(parts)} (" + (
+                "only .tflite files, which cannot be trained further" if infos else "no fracture model at all")
+            + "): fine-tuning starts from a folder with the .keras files, e.g. one that training_fracture.py wrote.")
+    for p in parts:
+        if p not in trainable:
+            print(f"No trainable {p} model in {init_from}; its fracture model is not fine-tuned.", file=sys.stderr)
+    first = next(iter(trainable.values())).meta
+    if any(i.meta.get("backbone") != first.get("backbone") or i.image_size != first["image_size"]
+           for i in trainable.values()):
+        raise WeightsError(f"The fracture models in {init_from} differ in backbone or image size: fine-tune them "
+                           "one part at a time (--parts).")
+    cfg = dataclasses.replace(cfg, backbone=first.get("backbone", cfg.backbone), image_size=int(first["image_size"]),
+                              extra=dict(cfg.extra, init_from=str(init_from)))
+    saved_head = (first.get("training") or {}).get("head") or {}
+    head = dataclasses.replace(head, **{k: v for k, v in saved_head.items() if k in ("width", "sharpness")})
+    return trainable, cfg, head
+
+
+def _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources,
+                 folds: int = 0) -> list[Path]:
+    fit = (lambda t, e, what, c: _fit_cross_validated(t, e, what, c, folds)) if folds >= 2 else \
+        (lambda t, e, what, c: (_fit(t, e, what, c), None))
     if pooled:
         regions = sorted({r.part for r in records if r.label is not None and fracture_records(records, r.part)})
         ex = load_examples([r for p in regions for r in fracture_records(records, p) if r.split in ("train", "val")],
                            cfg.image_size, pixels, cfg.verbose, box_source)
-        history = _fit(trainer, ex, "every region", cfg)
+        history, oof = fit(trainer, ex, "every region", cfg)
         parts_of = np.array([r.part for r in ex.records])
         return [_save_part(trainer, ex.subset(parts_of == part), part, history, cfg, head, mirroring, regions,
-                           **sources) for part in wanted]
+                           oof=_oof_subset(oof, parts_of == part), **sources) for part in wanted]
     saved = []
     for part in wanted:
         recs = [r for r in fracture_records(records, part) if r.split in ("train", "val")]
         ex = load_examples(recs, cfg.image_size, pixels, cfg.verbose, box_source)
-        trainer.reset()
-        history = _fit(trainer, ex, part, cfg)
-        saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], **sources))
+        trainer.reset(part)
+        history, oof = fit(trainer, ex, part, cfg)
+        saved.append(_save_part(trainer, ex, part, history, cfg, head, mirroring, [part], oof=oof, **sources))
     return saved
+
+
+def _fit_cross_validated(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig, k: int):
+    """Out-of-fold scores of every train + validation film (:mod:`crossval`), then the model trained on
+    all of them for the fine-tuning epochs the folds chose.  Returns its history and the out-of-fold
+    outputs (in ``ex``'s order)."""
+    from . import crossval
+    folds = crossval.cv_folds(ex.records, k, cfg.seed)
+    treated = sum(bool(r.treated) for r in ex.records if r.label == 1)
+    print(f"  {what} fracture, {k}-fold cross-validation over train + validation: {int(ex.y.sum())} fractured "
+          f"({treated} with an appliance in view, weight {trainer.head.appliance_weight:g}) / "
+          f"{int((1 - ex.y).sum())} normal")
+    versions = trainer.training_versions(ex, cfg.verbose)
+    oof = crossval.out_of_fold(trainer, versions, folds, start=what)
+    oof["fold"] = folds
+    epochs = crossval.final_epochs(oof["fine_tune_epochs"])
+    print(f"  {what}: out-of-fold AUC {metrics.binary_metrics(ex.y, oof['probs'])['auc']:.3f}; the model on every "
+          f"fold fine-tunes {epochs} epochs (folds: {oof['fine_tune_epochs']})")
+    trainer.reset(what)
+    trainer.cfg, kept_cfg = dataclasses.replace(cfg, epochs=epochs), trainer.cfg
+    try:
+        history = trainer.fit(versions, crossval.subset_versions(versions, np.zeros(0, dtype=int), first_only=True))
+    finally:
+        trainer.cfg = kept_cfg
+    del versions
+    history["cross_validation"] = {"folds": k, "films": int(len(ex.y)),
+                                   "fold_auc": [float(a) for a in oof["fold_auc"]],
+                                   "fine_tune_epochs_per_fold": oof["fine_tune_epochs"],
+                                   "fine_tune_epochs": epochs, "trained_on": "train + validation"}
+    return history, oof
+
+
+def _write_out_of_fold(path: Path, ex: Examples, oof: dict, data_root: Path) -> None:
+    """Every film's out-of-fold probability, its fold and what it is, so the cuts can be checked."""
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "part", "label", "appliance", "group", "fold", "probability"])
+    for r, f, p in zip(ex.records, oof["fold"], oof["probs"]):
+        w.writerow([data._relative(r.path, data_root), r.part, r.label, r.appliance, r.group, int(f),
+                    f"{float(p):.6f}"])
+    files.atomic_write_text(path, buf.getvalue())
+
+
+def _oof_subset(oof: dict | None, mask) -> dict | None:
+    return None if oof is None else dict(oof, probs=oof["probs"][mask], maps=oof["maps"][mask], fold=oof["fold"][mask])
+
+
+def copy_weights(source, target) -> int:
+    """Copy every layer's weights from ``source`` to the layer of the same name and shapes in ``target``
+    (a saved fracture model may carry more, e.g. the cast/implant head); returns how many layers were
+    copied, and raises when the backbone or the fracture head does not match."""
+    by_name = {layer.name: layer for layer in source.layers}
+    copied = 0
+    for layer in target.layers:
+        theirs = by_name.get(layer.name)
+        if theirs is None or not layer.weights:
+            continue
+        mine, src = layer.get_weights(), theirs.get_weights()
+        if len(mine) != len(src) or any(a.shape != b.shape for a, b in zip(mine, src)):
+            raise WeightsError(f"The layer {layer.name} of the model to start from does not match (another "
+                               "backbone, image size or head width?).")
+        layer.set_weights(src)
+        copied += 1
+    if not copied:
+        raise WeightsError("The model to start from shares no layer with the fracture model being trained.")
+    return copied
 
 
 def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> dict:
@@ -470,9 +622,17 @@ def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> 
 
 
 def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirroring, regions,
-               data_root, layout, out_dir) -> Path:
-    """Choose a part's cuts on its validation films and save the model as ``fracture_<part>``."""
-    val = ex.subset(ex.split == "val")
+               data_root, layout, out_dir, oof: dict | None = None) -> Path:
+    """Choose a part's cuts on its validation films, or on every film's out-of-fold score (``oof``), and
+    save the model as ``fracture_<part>``."""
+    if oof is None:
+        val = ex.subset(ex.split == "val")
+        scored = validate(trainer, val, cfg.verbose, mirroring)
+    else:
+        val = ex
+        auc = metrics.binary_metrics(ex.y, oof["probs"])["auc"]
+        scored = {"probs": oof["probs"], "maps": oof["maps"], "auc_plain": auc, "auc_mirrored": None,
+                  "mirror": False}
     meta = base_metadata(artifacts.FRACTURE_TASK, ["normal", "fractured"], cfg, data_root, layout, out_dir,
                          ex.records, history)
     meta["part"] = part
@@ -481,7 +641,11 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
     meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
     meta["training"]["head"] = dataclasses.asdict(head)
     meta["training"]["regions"] = list(regions)
-    meta.update(fracture_metadata_from_validation(val, validate(trainer, val, cfg.verbose, mirroring)))
+    meta.update(fracture_metadata_from_validation(val, scored, basis="validation" if oof is None else "out-of-fold"))
+    if oof is not None:
+        _write_out_of_fold(Path(out_dir) / f"out_of_fold_{part}.csv", ex, oof, Path(data_root))
+        meta["cuts"]["chosen_on"] = (f"out-of-fold scores of the part's {len(ex.y)} train + validation films "
+                                     f"({history['cross_validation']['folds']}-fold cross-validation)")
     path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
     v, c = meta["validation"], meta["cuts"]
     u = v["by_kind"]["untreated"]

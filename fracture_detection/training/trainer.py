@@ -37,25 +37,52 @@ class TrainConfig:
     time_limit: float | None = None  # seconds for one model's training (both phases); None: no limit
     verbose: int = 1
     extra: dict = field(default_factory=dict)
+    split_from: Path | None = None  # a saved split.csv to reuse where --out has none (the bundle's by default)
+    new_split: bool = False         # draw a new split even where one is saved
+    smoke: int = 0                  # > 0: train on at most this many films per split, part and label
+    appliance_head: bool = True     # fit the cast/splint/implant detector where the data has those labels
 
 
 # --- data --------------------------------------------------------------------------
 
-def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int) -> list[data.Record]:
-    """Give ``records`` the split saved in ``out_dir/split.csv``, extended to any images it does not list
-    (see :func:`data.extend_split`), or make and save a new one.
+def prepare_split(records: list[data.Record], data_root: Path, out_dir: Path, seed: int,
+                  reuse: Path | None = None, new: bool = False) -> list[data.Record]:
+    """Give ``records`` the split saved in ``out_dir/split.csv``, else the one in ``reuse`` (e.g. the
+    bundled ``weights/split.csv``, so that a model trained into a new folder keeps the bundle's test films
+    out of training), extended to any images it does not list (see :func:`data.extend_split`); a new one
+    only with ``new`` or where neither lists any of the images. The result is saved in ``out_dir``.
 
     Both training scripts call this, so the body-part and fracture models share one split and
     no model ever trained on another's test images; adding a dataset never moves an image that
-    already had a split.
+    already had a split. Saved paths are relative to the data folder, so a split keeps working when
+    the data moves.
     """
     path = Path(out_dir) / SPLIT_FILE
-    listed = data.apply_split(records, path, data_root) if path.is_file() else 0
-    if listed == len(records):
+    listed = 0
+    if not new:
+        for saved in (path, reuse):
+            if saved is not None and Path(saved).is_file():
+                listed = data.apply_split(records, Path(saved), data_root)
+                if listed:
+                    break
+    if listed == len(records) and path.is_file() and not new:
         return records
     data.extend_split(records, seed=seed) if listed else data.assign_splits(records, seed=seed)
     data.write_split(records, path, data_root)
     return records
+
+
+def smoke_subset(records: list[data.Record], per_stratum: int) -> list[data.Record]:
+    """At most ``per_stratum`` films per (split, part, label), the first in path order: a quick check of
+    the whole pipeline (``--smoke``), never a model to use."""
+    taken: dict = {}
+    out = []
+    for r in sorted(records, key=lambda r: r.path):
+        key = (r.split, r.part, r.label)
+        if taken.get(key, 0) < per_stratum:
+            taken[key] = taken.get(key, 0) + 1
+            out.append(r)
+    return out
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -187,11 +214,14 @@ class Trainer:
             _compile(self.trained, lr, self.n_classes)
             stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                  restore_best_weights=True)
+            auc = _ValidationAUC(self.trained, val_x, y_val, self.n_classes)
             h = self.trained.fit(train, validation_data=val if len(y_val) else None, epochs=epochs,
-                                 callbacks=([stop] if len(y_val) else []) + [deadline], verbose=cfg.verbose)
+                                 callbacks=[auc] + ([stop] if len(y_val) else []) + [deadline], verbose=cfg.verbose)
             for k, v in h.history.items():
                 history.setdefault(k, []).extend(float(a) for a in v)
             history.setdefault("phase", []).extend([phase] * len(h.history["loss"]))
+            if len(y_val):
+                history.setdefault("val_auc", []).extend(auc.values)
 
         if head_phase and cfg.weights != "none" and cfg.head_epochs > 0:
             self.backbone.trainable = False
@@ -201,6 +231,33 @@ class Trainer:
         history["frozen_through"] = self.cut
         history["time_limit_reached"] = deadline.reached
         return history
+
+
+def _ValidationAUC(model, x_val, y_val, n_classes: int):
+    """A callback that records the validation AUC after every epoch in ``values`` (one-vs-rest, averaged
+    over the classes present, for more than two classes; None where the validation set has one class)."""
+    import keras
+
+    class ValidationAUC(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            y = np.asarray(y_val, dtype=int)
+            if len(np.unique(y)) < 2:
+                self.values.append(None)
+                return
+            from sklearn.metrics import roc_auc_score
+            p = np.concatenate([np.asarray(model.predict_on_batch(x_val[i:i + 256].astype("float32")))
+                                for i in range(0, len(x_val), 256)])
+            if n_classes == 2 or p.shape[1] == 1:
+                self.values.append(float(roc_auc_score(y, p.reshape(len(y), -1)[:, -1])))
+                return
+            present = np.unique(y)
+            self.values.append(float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present])))
+
+    return ValidationAUC()
 
 
 def _deadline(seconds: float | None):
