@@ -7,6 +7,8 @@
     python training_fracture.py --data ../shared/data --out weights --cuts-only   # new cuts for --out's models
     python training_fracture.py --data ../shared/data --out weights-smoke --smoke  # the pipeline, in minutes
     python training_fracture.py --data SITE --layout folders --init-from weights-keras --out weights-site
+    python training_fracture.py --data ../shared/data --out weights --amber-only   # only the rank inside "uncertain"
+    python training_fracture.py --data ../shared/data --out weights --appliance-cut-only   # the cast/implant cut
 
 Each model scores every cell of a grid over the image and takes the image's probability from
 its most suspicious cells; cells learn from fracture boxes where the data has them (FracAtlas,
@@ -55,7 +57,14 @@ def main(argv=None):
                              "again with it (training adds it by itself where the data has those labels)")
     parser.add_argument("--cuts-only", action="store_true",
                         help="train nothing: run the fracture models already in --out on their validation films "
-                             "(the folder's split.csv) and store new cuts and validation figures")
+                             "(the folder's split.csv) and store new cuts, validation figures and the ranking "
+                             "inside 'uncertain' (amber)")
+    parser.add_argument("--amber-only", action="store_true",
+                        help="train nothing: store only the ranking inside 'uncertain' (the fractured share of the "
+                             "validation films in each part of the uncertain range) at the models' present cuts")
+    parser.add_argument("--appliance-cut-only", action="store_true",
+                        help="train nothing: choose the cast/implant detector's cut again on the validation films "
+                             "(the lowest with >= 90 %% precision; none: the line is never said)")
     parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
                         help="fine-tune: start each part's fracture model from this models folder's Keras model "
                              "(.keras; backbone, image size and head come from it), reuse its split.csv where it "
@@ -68,6 +77,14 @@ def main(argv=None):
     if args.appliance_head_only:
         from fracture_detection.training.appliance import add_appliance_head
         add_appliance_head(args.out, args.data, verbose=0 if args.quiet else 1)
+        return 0
+    if args.amber_only:
+        from fracture_detection.training.fracture import write_amber
+        write_amber(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
+        return 0
+    if args.appliance_cut_only:
+        from fracture_detection.training.appliance import rechoose_appliance_cut
+        rechoose_appliance_cut(args.out, args.data, verbose=0 if args.quiet else 1)
         return 0
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts

@@ -75,7 +75,8 @@ def stretch_to_uint8(values):
 
 DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
                    "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
-                   "appliance", "appliance_probability", "warning", "near_cut"}
+                   "appliance", "appliance_probability", "warning", "near_cut", "amber_share", "amber_n",
+                   "amber_fractured", "amber_prevalence", "amber_basis"}
 ANALYSED = ("fractured", "normal", "uncertain")
 
 
@@ -131,6 +132,13 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     assert obj["warning"] is None or isinstance(obj["warning"], str)
     # "close to the cut" only beside a finding a cut decided, and only that cut
     assert obj["near_cut"] in (None, {"fractured": "fracture_from", "normal": "no_fracture_below"}.get(finding)), obj
+    amber = [obj[k] for k in ("amber_share", "amber_n", "amber_fractured", "amber_prevalence", "amber_basis")]
+    if finding != "uncertain" or obj["amber_share"] is None:  # the rank inside amber: only for uncertain
+        assert amber == [None] * 5, obj
+    else:
+        assert 0 <= obj["amber_fractured"] <= obj["amber_n"] and 0 <= obj["amber_prevalence"] <= 1, obj
+        assert obj["amber_share"] == pytest.approx(obj["amber_fractured"] / obj["amber_n"], abs=1e-4), obj
+        assert obj["amber_basis"] in ("validation", "out-of-fold"), obj
 
 
 @pytest.fixture

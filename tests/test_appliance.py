@@ -78,3 +78,66 @@ def test_the_head_rides_in_the_fracture_model(tiny_weights, tmp_path):
             assert (pred.appliance == "cast or implant") == (pred.appliance_probability >= 0.5)
         elif pred.finding not in ("not_supported", "error") and "appliance_probability" in predictor.body_outputs:
             assert pred.appliance_probability is not None, "every analysed film says how likely an appliance is"
+
+
+# --- the cut: said only where at least 90 % of the flagged films show one ---------------------
+
+def test_the_precision_cut_worked_out_by_hand():
+    from fracture_detection.training.appliance import select_precision_cut
+    #        p: 0.99 0.95 0.93 0.90 0.85 0.80 0.70 0.60 0.50 0.40 0.30 0.20
+    p = np.array([0.99, 0.95, 0.93, 0.90, 0.85, 0.80, 0.70, 0.60, 0.50, 0.40, 0.30, 0.20])
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0])   # 9 with one, 3 without
+    y[4] = 0                                            # one without at 0.85: from 0.85 down, 5 of 6, ...
+    cut = select_precision_cut(y, p)
+    # precision from each cut: 0.99 1, 0.95 1, 0.93 1, 0.90 1, 0.85 4/5, 0.80 5/6, 0.70 6/7, 0.60 7/8,
+    # 0.50 8/9 = 0.889, 0.40 8/10: only the top four reach 90 %; the lowest of them is 0.90
+    assert cut["threshold"] == 0.90 and cut["n_flagged"] == 4
+    assert cut["precision"] == 1.0 and cut["recall"] == pytest.approx(4 / 8)
+    lo, hi = cut["precision_ci95"]
+    assert lo < 1.0 == hi
+    # a lower bar takes more films: at 85 %, down to 0.50 (8 of 9 = 0.889); at 80 %, down to 0.40 (8 of 10)
+    assert select_precision_cut(y, p, 0.85)["threshold"] == 0.50
+    assert select_precision_cut(y, p, 0.80)["threshold"] == 0.40
+
+
+def test_the_precision_cut_takes_whole_ties_and_may_not_exist():
+    from fracture_detection.training.appliance import select_precision_cut
+    # ten films tied at 0.9, eight with one: no cut can take some of them only, and 80 % is not enough
+    p = np.r_[[0.9] * 10, 0.5, 0.4]
+    y = np.r_[[1] * 8, [0] * 2, 1, 0]
+    cut = select_precision_cut(y, p)
+    assert cut["threshold"] is None and cut["n_flagged"] == 0 and "90%" in cut["reason"]
+    assert select_precision_cut(y, p, 0.8)["threshold"] == 0.5   # 9 of 11 from 0.5
+    none = select_precision_cut(np.zeros(5, int), np.linspace(0, 1, 5))
+    assert none["threshold"] is None and "no film with" in none["reason"]
+    # compared as reported: 0.90004 and 0.89996 are both 0.9000, one tie
+    tied = select_precision_cut([1, 0], [0.90004, 0.89996])
+    assert tied["threshold"] is None
+
+
+def test_the_entry_is_chosen_on_the_parts_the_line_is_said_on():
+    from fracture_detection.training.appliance import appliance_entry
+    # the hand and elbow films alone reach 90 % from 0.8 down; a leg at 0.95 without one does not count there
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.3])
+    y = np.array([0, 1, 1, 1, 0, 1, 0])
+    parts = ["leg", "hand", "elbow", "hand", "elbow", "leg", "hand"]
+    e = appliance_entry(y, p, {"with": 3, "without": 4}, {"source": "s", "label": "old"}, parts)
+    assert e["threshold"] == 0.8 and e["label"] == "cast or implant" and e["source"] == "s"
+    c = e["cut"]
+    assert (c["n_flagged"], c["precision"], c["recall"]) == (3, 1.0, 1.0) and c["films"].startswith("elbow")
+    assert c["all_regions"]["precision"] == pytest.approx(3 / 4) and c["by_part"]["hand"]["n_flagged"] == 2
+    assert e["validation"]["tp"] == 3 and e["validation"]["fp"] == 1   # every region's films at the cut
+    never = appliance_entry(np.array([0, 1]), np.array([0.9, 0.1]), None)
+    assert never["threshold"] is None and never["cut"]["reason"]
+
+
+def test_the_model_card_says_the_cut_and_its_precision_or_that_the_line_is_never_said():
+    from fracture_detection.evaluation.model_card import _appliance_cut_text
+    from fracture_detection.training.appliance import appliance_entry
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.3])
+    y = np.array([0, 1, 1, 1, 0, 1, 0])
+    parts = ["leg", "hand", "elbow", "hand", "elbow", "leg", "hand"]
+    said = _appliance_cut_text(appliance_entry(y, p, None, None, parts))
+    assert "Said only from P ≥ 0.8000" in said and "precision 100.0%" in said and "recall 100.0% of 3" in said
+    never = _appliance_cut_text(appliance_entry(np.array([0, 1]), np.array([0.9, 0.1]), None))
+    assert never.startswith(" **Never said**") and "90%" in never

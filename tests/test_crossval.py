@@ -91,6 +91,10 @@ def test_cross_validated_training_chooses_the_cuts_on_every_out_of_fold_film(tmp
     assert meta["cuts"]["no_fracture_below"] == expected["no_fracture_below"]
     assert meta["cuts"]["fracture_from"] == expected["fracture_from"]
     assert "out-of-fold" in meta["cuts"]["chosen_on"]
+    # the rank inside "uncertain" comes from the same out-of-fold films, and says so
+    from fracture_detection.chain.amber import amber_bins
+    edges = (expected["no_fracture_below"], expected["fracture_from"])
+    assert meta["amber"] == amber_bins(y, p, edges, "out-of-fold")
     cv = meta["history"]["cross_validation"]
     assert cv["folds"] == 2 and cv["films"] == len(rows) and cv["trained_on"] == "train + validation"
     assert meta["validation"]["n"] == len(rows)

@@ -410,6 +410,15 @@ def test_minimum_size_keeps_everything_on_screen(make_app):
         assert v.canvas.find_all().index(back[0]) < v.canvas.find_all().index(readout[0])
     else:
         assert legend.find_withtag("readout")
+    # an uncertain film with its rank inside "uncertain" (and a cast in view): the rank's line is whole
+    ranked = with_finding(app, XRAY, "uncertain", appliance="cast or implant", amber_share=0.6, amber_n=25,
+                          amber_fractured=15, amber_prevalence=0.44, amber_basis="validation")
+    ranked.prediction.message = "The fracture probability lies between the model's two cuts; review the image closely."
+    inject(app, [ranked])
+    settle(app, 0.3)
+    detail = app.detail_text
+    assert "(15 of 25, against" in detail.get("1.0", "end") and detail.dlineinfo("end-1c") is not None, \
+        "the uncertain film's rank is on screen"
     app.geometry("1400x900")
     settle(app, 0.4)
     assert "part" in t.cget("displaycolumns"), "with room, the body part column is shown"
@@ -1100,7 +1109,9 @@ def test_csv_has_the_regions_and_the_cuts(make_app, tmp_path):
     app = make_app()
     v = with_finding(app, XRAY, "fractured", cut_ci95={"no_fracture_below": (0.3, 0.5), "fracture_from": (0.7, 0.85)})
     v.prediction.regions = THREE[:2]
-    inject(app, [v, with_finding(app, NORMAL, "normal")])
+    unsure = with_finding(app, NORMAL, "uncertain", amber_share=0.6, amber_n=25, amber_fractured=15,
+                          amber_prevalence=0.44, amber_basis="validation")
+    inject(app, [v, with_finding(app, NORMAL, "normal"), unsure])
     app.export_csv(tmp_path / "out.csv")
     with open(tmp_path / "out.csv") as fh:
         header = next(csv.reader(fh))
@@ -1113,7 +1124,10 @@ def test_csv_has_the_regions_and_the_cuts(make_app, tmp_path):
     assert first["regions"] == "20 20 80 90 0.91; 120 40 180 100 0.62"
     assert (first["no_fracture_below"], first["likely_fracture_from"]) == ("0.4", "0.8")
     assert (first["no_fracture_below_ci95"], first["likely_fracture_from_ci95"]) == ("0.3–0.5", "0.7–0.85")
-    assert rows[1]["regions"] == ""
+    assert rows[2]["regions"] == ""
+    assert [(r["finding"], r["amber_share"], r["amber_n"], r["amber_fractured"]) for r in rows] == [
+        ("fractured", "", "", ""), ("uncertain", "0.6", "25", "15"), ("normal", "", "", "")], \
+        "the rank inside uncertain, on the uncertain row only"
 
 
 def test_report_summary_marks_a_cast_and_keeps_muras_rule_in_the_notes(make_app, tmp_path):

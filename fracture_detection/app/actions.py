@@ -22,7 +22,7 @@ BATCH = 8                  # images per request to the worker
 CSV_COLUMNS = ["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
                "fracture_probability", "no_fracture_below", "likely_fracture_from", "appliance",
                "appliance_probability", "message", "no_fracture_below_ci95", "likely_fracture_from_ci95",
-               "near_cut", "regions", "warning"]
+               "near_cut", "regions", "warning", "amber_share", "amber_n", "amber_fractured"]
 
 
 def csv_regions(regions) -> str:
@@ -151,7 +151,10 @@ class Actions:
                         "" if p.appliance_probability is None else p.appliance_probability, p.message or "",
                         *("–".join(f"{x:g}" for x in ci[k]) if k in ci else "" for k in ("no_fracture_below",
                                                                                          "fracture_from")),
-                        p.near_cut or "", csv_regions(p.regions), p.warning or ""])
+                        p.near_cut or "", csv_regions(p.regions), p.warning or "",
+                        # an uncertain film's rank inside "uncertain" (chain.amber), blank otherwise
+                        *("" if p.finding != "uncertain" or getattr(p, k) is None else getattr(p, k)
+                          for k in ("amber_share", "amber_n", "amber_fractured"))])
         try:
             atomic_write_text(path, buf.getvalue())
             self.set_status(f"Exported {len(self.views)} results to {path.name}.")

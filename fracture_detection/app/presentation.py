@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..chain import decisions
+from ..chain.amber import amber_text
 
 WORDS = decisions.FINDING_WORDS   # the one vocabulary: the app, the report and the command line
 # finding -> (headline text, strong colour for text and boxes, light tint for table rows)
@@ -45,11 +46,14 @@ def margin(pred) -> float | None:
 
 
 def suspicion_key(pred) -> tuple:
-    """Sort key, ascending = most suspicious first: the finding, then the distance above the model's
-    fracture cut (never the raw probability of one model against another's).  A visible cast or
-    implant is shown beside the finding, never used to move a film down the list."""
+    """Sort key, ascending = most suspicious first: the finding; among uncertain films, the fractured
+    share of the measured films scored like each (:mod:`chain.amber`; films without one after those
+    with one); then the distance above the model's fracture cut (never the raw probability of one model
+    against another's).  A visible cast or implant is shown beside the finding, never used to move a
+    film down the list."""
     m = margin(pred)
-    return SUSPICION_ORDER.get(pred.finding, 9), -(m if m is not None else -2.0)
+    share = getattr(pred, "amber_share", None) if pred.finding == "uncertain" else None
+    return SUSPICION_ORDER.get(pred.finding, 9), -(share if share is not None else -1.0), -(m if m is not None else -2.0)
 
 
 def probability_texts(pred) -> tuple[str, str, str] | None:
@@ -134,6 +138,9 @@ def detail_lines(pred) -> list[str]:
             lines.append(line)
     if pred.message:
         lines.append(pred.message)
+    ranking = amber_text(pred)  # an uncertain film's rank inside "uncertain" (chain.amber)
+    if ranking:
+        lines.append(ranking)
     if pred.warning:
         lines.append(f"Warning: {pred.warning}")
     return lines

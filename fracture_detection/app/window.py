@@ -35,8 +35,9 @@ ICON = ICON_DIR / ICONS["256x256"]
 DISCLAIMER = "Decision support only, not a diagnosis. A clinician must review every image."
 PANEL_WIDTH = (432, 560)   # the right-hand panel (detail and worklist): 42 % of the window, within these
 HEADLINE_SIZE = 17          # the study verdict and, under it, the films opened and left out
-DETAIL_HEIGHT = (250, 320)  # the detail panel's height: fixed for a window size (the worklist never
-                            # moves when another image is selected), taller in taller windows
+DETAIL_HEIGHT = (290, 350)  # the detail panel's height: fixed for a window size (the worklist never
+                            # moves when another image is selected), taller in taller windows; it holds an
+                            # uncertain film's rank (chain.amber) whole at the smallest window
 
 try:  # drag and drop needs the tkdnd Tcl extension that tkinterdnd2 ships
     from tkinterdnd2 import DND_FILES, TkinterDnD

@@ -22,6 +22,7 @@ from ..io.images import ImageError, colourfulness, read_image, to_model_input
 from ..models import artifacts
 from ..models.runtime import load as load_runner
 from . import decisions
+from .amber import amber_bin, amber_text
 from .decisions import FINDINGS, reported
 
 FRACTURE_BATCH = 2   # images per fracture-model call (see Predictor._run_fracture)
@@ -46,6 +47,14 @@ class Prediction:
     appliance_probability: float | None = None  # on every analysed image, whether flagged or not
     warning: str | None = None             # e.g. the file ends early (analysed all the same)
     near_cut: str | None = None            # the deciding cut whose 95 % interval holds the probability
+    # an uncertain film's rank inside "uncertain" (chain.amber): of the measured films scored like it, the
+    # fractured share, how many films and how many fractured, the share over all those films, and on
+    # which films ("validation" or "out-of-fold"); all None when not uncertain or not measured
+    amber_share: float | None = None
+    amber_n: int | None = None
+    amber_fractured: int | None = None
+    amber_prevalence: float | None = None
+    amber_basis: str | None = None
     image_shape: tuple | None = field(default=None, repr=False)
     cam: np.ndarray | None = field(default=None, repr=False)  # cell fracture probabilities over the square
     cut_ci95: dict | None = field(default=None, repr=False)  # each cut's 95 % interval (the model's metadata)
@@ -93,11 +102,20 @@ class _FractureModel:
         self.intervals = decisions.cut_intervals(info.meta)
         outputs = (info.meta.get("litert") or {}).get("outputs") or []
         appliance = info.meta.get("appliance") or {}
-        # a cast, splint or implant judged at the fracture model's resolution, where it has that head
+        # a cast, splint or implant judged at the fracture model's resolution, where it has that head; its
+        # line is said only from the cut stored with it (None: no cut was precise enough, never said)
         self.appliance = appliance if "appliance_probability" in outputs and "threshold" in appliance else None
 
     def finding(self, p: float) -> str:
         return decisions.fracture_finding(p, self.edges)
+
+    def appliance_said(self, p: float) -> bool:
+        cut = self.appliance.get("threshold")
+        return cut is not None and p >= cut
+
+    def amber(self, p: float):
+        """The bin of the uncertain range ``p`` falls in (:func:`amber.amber_bin`), or None."""
+        return amber_bin(p, self.info.meta)
 
     def regions(self, cells: np.ndarray, image_shape, finding: str, model_input=None) -> list[dict]:
         """Suspected regions for a fractured or uncertain finding (none otherwise), never on a burnt-in
@@ -225,7 +243,7 @@ class Predictor:
                 if appliance is not None:  # the fracture model's own appliance head replaces the body-part model's
                     res.appliance_probability = reported(appliance[j, 0])
                     res.appliance = fm.appliance.get("label", "cast or implant") \
-                        if res.appliance_probability >= fm.appliance["threshold"] else None
+                        if fm.appliance_said(res.appliance_probability) else None
                 res.cam, res.image_shape = np.asarray(m, dtype="float32"), prepared[i].shape
                 res.fracture_probability = reported(p)
                 res.threshold, res.uncertain_band = fm.threshold, list(fm.edges)
@@ -237,6 +255,10 @@ class Predictor:
                 if res.finding == "uncertain":
                     res.message = ("The fracture probability lies between the model's two cuts; "
                                    "review the image closely.")
+                    b = fm.amber(res.fracture_probability)
+                    if b is not None:
+                        res.amber_share, res.amber_n, res.amber_fractured = round(b.share, 4), b.n, b.fractured
+                        res.amber_prevalence, res.amber_basis = round(b.prevalence, 4), b.basis
         return out
 
     def _run_fracture(self, fm: _FractureModel, prepared: list) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -368,9 +390,11 @@ def describe(pred: Prediction) -> str:
     near = f" ({decisions.NEAR_CUT_WORDS})" if pred.near_cut else ""
     part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
+    ranking = amber_text(pred)
+    ranking = f". {ranking}" if ranking else ""
     where = ""
     if pred.regions:
         x0, y0, x1, y1 = pred.regions[0]["box"]
         where = f"; most suspicious region x {x0}-{x1}, y {y0}-{y1} px"
     return (f"{name}: {part}, {words}{near} — fracture probability {p} (Likely FRACTURE from {high}, "
-            f"No fracture below {low}){where}{appliance}{warning}")
+            f"No fracture below {low}){where}{appliance}{warning}{ranking}")

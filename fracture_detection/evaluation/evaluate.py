@@ -181,6 +181,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
                                                       results, fm, n_boot) for k in metrics.FILM_KINDS},
             "end_to_end": _end_to_end([chain[i] for i in idx], y, part, kinds, n_boot),
+            "amber": amber_figures(y, p, fm.info.meta),
         }
         pooled["y"] += list(y)
         pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
@@ -213,6 +214,24 @@ def fracture_figures(y, p, studies, threshold: float | None, n_boot: int = 1000)
     out["study_mura_rule"] = metrics.with_intervals(ys, ps, n_boot=n_boot, predicted=decisions.mura_rule(ps))
     out["n_studies"] = len(ids)
     return out
+
+
+def amber_figures(y, p, meta: dict) -> dict | None:
+    """How the rank inside *uncertain* (:mod:`chain.amber`) holds on these films: per bin of the model's
+    metadata, how many of these films fell in it and how many were fractured, and the AUC among the
+    uncertain films (None without bins)."""
+    bins = (meta.get("amber") or {}).get("bins")
+    if not bins:
+        return None
+    y, p = np.asarray(y, dtype=int), np.round(np.asarray(p, dtype=float), decisions.DECIMALS)
+    rows = []
+    for b in bins:
+        inside = (p >= b["from"]) & (p < b["to"])
+        rows.append({"from": b["from"], "to": b["to"], "n": int(inside.sum()), "fractured": int(y[inside].sum())})
+    low, high = decisions.finding_edges(meta)
+    unsure = (p >= low) & (p < high)
+    auc = metrics.binary_metrics(y[unsure], p[unsure])["auc"] if len(set(y[unsure])) == 2 else None
+    return {"bins": rows, "n_uncertain": int(unsure.sum()), "auc_among_uncertain": auc}
 
 
 def decided_figures(findings, y) -> dict:
@@ -351,6 +370,7 @@ def gate_metrics(records, chain, parts) -> dict:
              if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
     pos = [p.appliance is not None for p, a in known if a == 1]
     neg = [p.appliance is None for p, a in known if a == 0]
+    flagged = [a for p, a in known if p.appliance is not None]
     return {
         "by_region": by_region,
         "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
@@ -361,7 +381,9 @@ def gate_metrics(records, chain, parts) -> dict:
         "n_non_target": len(non_target),
         "appliance": {"positives": len(pos), "negatives": len(neg),
                       "sensitivity": float(np.mean(pos)) if pos else None,
-                      "specificity": float(np.mean(neg)) if neg else None},
+                      "specificity": float(np.mean(neg)) if neg else None,
+                      # the line's precision: of the films it was said on, the share that show one
+                      "n_flagged": len(flagged), "precision": float(np.mean(flagged)) if flagged else None},
     }
 
 
@@ -386,8 +408,11 @@ def gate_markdown(g: dict | None) -> list[str]:
                   f"{g['non_target_called_fractured']} of them *fractured*."]
     a = g["appliance"]
     if a["positives"] or a["negatives"]:
+        precision = (f"; precision {share_text(a['precision'])} of {a['n_flagged']} flagged"
+                     if a.get("n_flagged") is not None else "")
         lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {share_text(a['sensitivity'])} "
-                      f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)."]
+                      f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)"
+                      f"{precision}."]
     return lines
 
 

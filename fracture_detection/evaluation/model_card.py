@@ -154,8 +154,9 @@ def design_section(weights_dir: Path) -> list[str]:
 
 
 def appliance_section(models: dict, m: dict) -> list[str]:
-    """The cast/splint/implant detector carried by the fracture models: how it was trained, its validation
-    figures, and the appliance figures of the whole chain on the test split."""
+    """The cast/splint/implant detector carried by the fracture models: how it was trained, the cut its
+    line is said from (>= 90 % precision on validation) with precision and recall there, and the appliance
+    figures of the whole chain on the test split."""
     heads = {i.meta["part"]: i.meta["appliance"] for i in models.values()
              if i.meta.get("task") == "fracture" and (i.meta.get("appliance") or {}).get("source")}
     if not heads:
@@ -165,18 +166,72 @@ def appliance_section(models: dict, m: dict) -> list[str]:
     others = sorted({i.meta["part"] for i in models.values() if i.meta.get("task") == "fracture"} - set(heads))
     L = [f"**Cast, splint or implant in view** ({', '.join(sorted(heads))} fracture models): a logistic regression "
          "on the mean and maximum of each channel of the 448-px frozen trunk's stride-16 features, carried inside "
-         "the fracture model as its third output, cut at Youden's J on validation "
-         f"({a['threshold']:.3f}). Trained on the labels by eye (`appliances.csv`: every fractured film) and on "
-         f"normal films ({a['training_images']['with']} training films with one, {a['training_images']['without']} "
-         f"without). Validation: sensitivity {v['sensitivity']:.1%}, specificity {v['specificity']:.1%}, AUC "
-         f"{v['auc']:.3f} ({v['positives']} with, {v['negatives']} without)."
+         f"the fracture model as its third output. Trained on the labels by eye (`appliances.csv`: every fractured "
+         f"film) and on normal films ({a['training_images']['with']} training films with one, "
+         f"{a['training_images']['without']} without); validation AUC {v['auc']:.3f} ({v['positives']} with, "
+         f"{v['negatives']} without, every region)." + _appliance_cut_text(a)
          + (f" The {' and '.join(others)} model{'s' * (len(others) > 1)} carr{'y' if len(others) > 1 else 'ies'} no "
             "such head (no Keras file was kept to add it to): there the body-part model's older head speaks "
             "(see *Which images are analysed*)." if others else "")]
     g = (m.get("gate") or {}).get("appliance")
     if g:
-        L[-1] += (f" On the test split, through the whole chain: sensitivity {share_text(g.get('sensitivity'))}, "
-                  f"specificity {share_text(g.get('specificity'))} (analysed films with a known label).")
+        L[-1] += (f" On the test split, through the whole chain: precision {share_text(g.get('precision'))} of "
+                  f"{g.get('n_flagged', '–')} flagged, recall (sensitivity) {share_text(g.get('sensitivity'))} of "
+                  f"{g.get('positives')} with one, specificity {share_text(g.get('specificity'))} (analysed films with "
+                  "a known label).")
+    return L + [""]
+
+
+def _appliance_cut_text(a: dict) -> str:
+    """Where the detector's line is said from, and its precision and recall there on validation."""
+    c = a.get("cut")
+    if not c:  # older weights: Youden's cut
+        return f" Said from Youden's cut on validation ({a['threshold']:.3f})."
+    if a.get("threshold") is None:
+        return (f" **Never said**: no cut gave {c['min_precision']:.0%} precision on the {c['films']} "
+                f"({c['reason']}).")
+    lo, hi = c.get("precision_ci95") or (None, None)
+    interval = f" [{lo:.1%}, {hi:.1%}]" if lo is not None else ""
+    text = (f" Said only from P ≥ {a['threshold']:.4f}: the lowest cut at which at least {c['min_precision']:.0%} of "
+            f"the flagged {c['films']} showed one (the films the line is said on). There: precision "
+            f"{c['precision']:.1%}{interval} ({c['n_flagged']} flagged), recall {c['recall']:.1%} of "
+            f"{c['n_with']} with one ({c['n_without']} without); Youden's cut would be {c['youden_threshold']:.3f}.")
+    parts = c.get("by_part") or {}
+    if parts:
+        text += " Per part: " + "; ".join(
+            f"{p} precision {share_text(f['precision'])} of {f['n_flagged']}, recall {share_text(f['recall'])} of "
+            f"{f['n_with']}" for p, f in parts.items()) + "."
+    if c.get("all_regions"):
+        r = c["all_regions"]
+        text += (f" On every region's validation films: precision {share_text(r['precision'])} of {r['n_flagged']}, "
+                 f"recall {share_text(r['recall'])} of {r['n_with']}.")
+    return text
+
+
+def amber_section(models: dict, m: dict | None = None) -> list[str]:
+    """The rank inside *uncertain* (:mod:`chain.amber`): per part, the bins of the uncertain range and the
+    fractured share of the measured films in each, as the app states them beside an uncertain finding,
+    and (with the test figures ``m``) how the same bins held on the test split."""
+    rows = [(i.meta["part"], i.meta["amber"]) for i in sorted(models.values(), key=lambda i: i.meta.get("part") or "")
+            if i.meta.get("task") == "fracture" and (i.meta.get("amber") or {}).get("bins")]
+    if not rows:
+        return []
+    bases = sorted({a["basis"] for _, a in rows})
+    L = ["**Amber that ranks.** Beside an *uncertain* finding the app says how many of the films its model scored "
+         f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
+         "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
+         "worklist orders uncertain films by that share.", "",
+         "| part | films (fractured) | bin: fractured of films | test split: fractured of films | test AUC among "
+         "uncertain |", "|---|---|---|---|---|"]
+
+    def cells(bins):
+        return "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']}"
+                         + (f" ({b['fractured'] / b['n']:.0%})" if b["n"] else "") for b in bins)
+    for part, a in rows:
+        t = (((m or {}).get("fracture") or {}).get(part) or {}).get("amber")
+        auc = t.get("auc_among_uncertain") if t else None
+        L.append(f"| {part} | {a['n_films']} ({a['prevalence']:.0%}) | {cells(a['bins'])} | "
+                 f"{cells(t['bins']) if t else '–'} | {'–' if auc is None else f'{auc:.3f}'} |")
     return L + [""]
 
 
@@ -335,6 +390,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
           *promise_table(m), ""]
     L += appliance_section(models, m)
+    L += amber_section(models, m)
     bp = m["body_part"]
     L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
           f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "

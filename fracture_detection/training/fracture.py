@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..chain import decisions
+from ..chain.amber import amber_bins
 from ..evaluation import metrics
 from ..io import boxes, data, files
 from ..io.data import fracture_records, load_pixels
@@ -380,7 +381,7 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000) -> dict:
+def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000, basis: str = "validation") -> dict:
     """The two cuts (:func:`decisions.select_cuts`, with bootstrap intervals), the Youden threshold for
     the sensitivity/specificity figures, the region threshold, and the validation figures of one trained
     part: untreated fractured films first, then those with an appliance."""
@@ -406,6 +407,7 @@ def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 10
         **metrics.localisation(items),
     })
     return {"threshold": thr, "cuts": cuts, "uncertain_band": list(edges), "validation": validation,
+            "amber": amber_bins(val.y, probs, edges, basis),  # the rank inside "uncertain", on the same films
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
                              "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
                              "max_regions": MAX_REGIONS,
@@ -639,7 +641,7 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
     meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
     meta["training"]["head"] = dataclasses.asdict(head)
     meta["training"]["regions"] = list(regions)
-    meta.update(fracture_metadata_from_validation(val, scored))
+    meta.update(fracture_metadata_from_validation(val, scored, basis="validation" if oof is None else "out-of-fold"))
     if oof is not None:
         _write_out_of_fold(Path(out_dir) / f"out_of_fold_{part}.csv", ex, oof, Path(data_root))
         meta["cuts"]["chosen_on"] = (f"out-of-fold scores of the part's {len(ex.y)} train + validation films "
@@ -692,7 +694,7 @@ def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, r
             continue
         val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
         new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
-        meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation")})
+        meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation", "amber")})
         meta["localisation"] = dict(info.meta.get("localisation") or {},
                                     region_threshold=new["localisation"]["region_threshold"])
         files.atomic_write_json(info.path.with_suffix(".json"), meta)
@@ -702,4 +704,33 @@ def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, r
               f"(untreated AUC {_fmt(u['auc'], '.3f')} on {u['n_fractured']} fractures, called normal "
               f"{_fmt(u['fractured_called']['normal'], '.1%')}; uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
               "of the part's films)", file=sys.stderr)
+    return out
+
+
+def write_amber(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
+                verbose: int = 1) -> dict[str, dict]:
+    """Run each saved fracture model on its part's validation films (the weights' own split) and store
+    only the ``amber`` entry (:func:`amber.amber_bins`, basis "validation") at the model's present cuts;
+    every other metadata field and the model files stay as they are.  The probabilities are checked
+    against the stored validation AUC first (another split or other data would not reproduce it).
+    Returns the entry per part."""
+    fracture = artifacts.fracture_models(weights_dir)
+    out = {}
+    for part, info in fracture.items():
+        if part not in parts:
+            continue
+        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
+        probs = np.round(validation_outputs(info, val, runtime)["probs"], decisions.DECIMALS)
+        stored = (info.meta.get("validation") or {}).get("auc")
+        auc = metrics.binary_metrics(val.y, probs)["auc"]
+        if stored is not None and not (len(val.y) == (info.meta.get("validation") or {}).get("n")
+                                       and abs(auc - stored) < 2e-3):
+            raise data.DatasetError(f"The {part} model's validation films give AUC {auc:.4f} on {len(val.y)} films, "
+                                    f"not the stored {stored:.4f}: is {data_root} the data it was trained on?")
+        entry = amber_bins(val.y, probs, decisions.finding_edges(info.meta), "validation")
+        files.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, amber=entry))
+        out[part] = entry
+        bins = ", ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']}/{b['n']}" for b in entry["bins"])
+        print(f"{part}: amber on {entry['n_films']} validation films (prevalence {entry['prevalence']:.1%}): "
+              f"{bins or 'no film in the uncertain range'}", file=sys.stderr)
     return out
