@@ -14,7 +14,7 @@ from ..chain import decisions
 from ..evaluation import metrics
 from ..io import files
 from ..models import artifacts
-from .fracture import validation_examples, validation_outputs
+from .fracture import OUT_OF_FOLD_FILE, read_out_of_fold, validation_examples, validation_outputs
 
 
 def design_figures(weights_dir: Path, data_root: Path, examples: dict) -> dict:
@@ -80,12 +80,6 @@ def compare_designs(designs, data_root: Path, out: Path, notes=()) -> dict:
     return result
 
 
-def read_out_of_fold(path: Path) -> dict[str, dict]:
-    """``out_of_fold_<part>.csv`` (written by cross-validated training): per film path (relative to
-    the data), its label, appliance, fold and out-of-fold probability."""
-    import csv
-    with open(path, newline="") as f:
-        return {r["path"]: r for r in csv.DictReader(f)}
 
 
 def compare_out_of_fold(candidate_dir: Path, baseline_dir: Path, data_root: Path, out: Path, n_boot: int = 2000) -> dict:
@@ -98,10 +92,10 @@ def compare_out_of_fold(candidate_dir: Path, baseline_dir: Path, data_root: Path
     baseline = artifacts.fracture_models(baseline_dir)
     rows, pooled = {}, {"y": [], "new": [], "old": []}
     for part, info in sorted(baseline.items()):
-        oof_file = Path(candidate_dir) / f"out_of_fold_{part}.csv"
+        oof_file = Path(candidate_dir) / OUT_OF_FOLD_FILE.format(part=part)
         if not oof_file.is_file():
             continue
-        oof = read_out_of_fold(oof_file)
+        oof = {r["path"]: r for r in read_out_of_fold(oof_file)}
         examples[part] = val = validation_examples(baseline_dir, data_root, part, info.image_size, verbose=0)
         old = validation_outputs(info, val)["probs"]
         paths = [data._relative(r.path, Path(data_root)) for r in val.records]

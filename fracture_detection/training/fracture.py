@@ -568,6 +568,16 @@ def _fit_cross_validated(trainer: LocatorTrainer, ex: Examples, what: str, cfg: 
     return history, oof
 
 
+OUT_OF_FOLD_FILE = "out_of_fold_{part}.csv"
+
+
+def read_out_of_fold(path: Path) -> list[dict]:
+    """The rows of an ``out_of_fold_<part>.csv`` (:func:`_write_out_of_fold`)."""
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _write_out_of_fold(path: Path, ex: Examples, oof: dict, data_root: Path) -> None:
     """Every film's out-of-fold probability, its fold and what it is, so the cuts can be checked."""
     import csv
@@ -643,7 +653,7 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
     meta["training"]["regions"] = list(regions)
     meta.update(fracture_metadata_from_validation(val, scored, basis="validation" if oof is None else "out-of-fold"))
     if oof is not None:
-        _write_out_of_fold(Path(out_dir) / f"out_of_fold_{part}.csv", ex, oof, Path(data_root))
+        _write_out_of_fold(Path(out_dir) / OUT_OF_FOLD_FILE.format(part=part), ex, oof, Path(data_root))
         meta["cuts"]["chosen_on"] = (f"out-of-fold scores of the part's {len(ex.y)} train + validation films "
                                      f"({history['cross_validation']['folds']}-fold cross-validation)")
     path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
@@ -713,11 +723,21 @@ def write_amber(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, run
     only the ``amber`` entry (:func:`amber.amber_bins`, basis "validation") at the model's present cuts;
     every other metadata field and the model files stay as they are.  The probabilities are checked
     against the stored validation AUC first (another split or other data would not reproduce it).
+    A cross-validated model (its cuts chosen on ``out_of_fold_<part>.csv``) takes its bins from those
+    out-of-fold scores instead (basis "out-of-fold"), as training would have.
     Returns the entry per part."""
     fracture = artifacts.fracture_models(weights_dir)
     out = {}
     for part, info in fracture.items():
         if part not in parts:
+            continue
+        oof_file = Path(weights_dir) / OUT_OF_FOLD_FILE.format(part=part)
+        if (info.meta.get("cuts") or {}).get("chosen_on") and oof_file.is_file():
+            rows = read_out_of_fold(oof_file)
+            entry = amber_bins([int(r["label"]) for r in rows], [float(r["probability"]) for r in rows],
+                               decisions.finding_edges(info.meta), "out-of-fold")
+            files.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, amber=entry))
+            out[part] = entry
             continue
         val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
         probs = np.round(validation_outputs(info, val, runtime)["probs"], decisions.DECIMALS)
