@@ -83,6 +83,19 @@ def measure_throughput(weights, folder, runtime):
     return {"images": len(files), "images_per_s": len(files) / (time.perf_counter() - t)}
 
 
+def read_milestones(proc, t0: float) -> dict[str, float]:
+    """Seconds from ``t0`` to each milestone the app prints with FRACTURE_APP_TIMING=1 (window, first
+    result), read from its stderr until the first result."""
+    marks = {}
+    for line in proc.stderr:
+        if line.startswith("milestone "):
+            _, name, ts = line.split()
+            marks[name] = float(ts) - t0
+        if "first_result" in marks:
+            break
+    return marks
+
+
 def app_start(weights, image):
     env = dict(os.environ, FRACTURE_APP_TIMING="1")
     xvfb = None
@@ -93,14 +106,8 @@ def app_start(weights, image):
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, str(ROOT / "GUI.py"), "--weights", str(weights), str(image)],
                             env=env, stderr=subprocess.PIPE, text=True)
-    marks = {}
     try:
-        for line in proc.stderr:
-            if line.startswith("milestone "):
-                _, name, ts = line.split()
-                marks[name] = float(ts) - t0
-            if "first_result" in marks:
-                break
+        marks = read_milestones(proc, t0)
         mapped = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Fracture screening"],
                                 capture_output=True, text=True, env=env).stdout.strip()
     finally:

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark import read_milestones  # noqa: E402  the same milestones as the app's own benchmark
 FILM = sorted((ROOT / "tests" / "fixtures" / "folders" / "Hand" / "fractured").glob("*.jpg"))[0]
 
 
@@ -32,14 +34,8 @@ def app_run(app: Path, env: dict) -> tuple[float, float]:
     t0 = time.time()
     proc = subprocess.Popen([str(app), str(FILM)], env=dict(env, FRACTURE_APP_TIMING="1"),
                             stderr=subprocess.PIPE, text=True)
-    marks = {}
     try:
-        for line in proc.stderr:
-            if line.startswith("milestone "):
-                _, name, ts = line.split()
-                marks[name] = float(ts) - t0
-            if "first_result" in marks:
-                break
+        marks = read_milestones(proc, t0)
     finally:
         proc.terminate()
         proc.wait()
