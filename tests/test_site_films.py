@@ -265,6 +265,10 @@ def test_recalibrated_cuts_keep_the_promises_on_other_films():
     other = promise_check(y[b], p[b], untreated[b], cuts)
     assert other["missed"]["ci95"][0] <= 0.05 and other["likely_fracture_right"]["ci95"][1] >= 0.9
     assert abs(other["missed"]["share"] - 0.05) < 0.03  # it does move the cut where the promise binds
+    # the rank inside "uncertain" follows the new cuts, from the same films
+    bins = r["amber"]["bins"]
+    assert r["amber"]["basis"] == "site" and (bins[0]["from"], bins[-1]["to"]) == cuts
+    assert sum(b["n"] for b in bins) == int(np.sum((np.round(p[a], 4) >= cuts[0]) & (np.round(p[a], 4) < cuts[1])))
     few = part_cuts(y[:30], p[:30], untreated[:30], before, min_fractured=20, min_normal=20)
     assert "kept" in few and "cuts" not in few and "after" not in few
 

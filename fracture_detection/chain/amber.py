@@ -22,10 +22,11 @@ import numpy as np
 
 from .decisions import DECIMALS, finding_edges, fracture_finding, reported
 
-BASES = ("validation", "out-of-fold")
+BASES = ("validation", "out-of-fold", "site")
 N_BINS = 3          # bins of the uncertain range, when it holds enough films
 MIN_PER_BIN = 5     # fewer films than this in a bin: merged with a neighbour (where there is more than one bin)
-BASIS_WORDS = {"validation": "validation films", "out-of-fold": "cross-validation films (out of fold)"}
+BASIS_WORDS = {"validation": "validation films", "out-of-fold": "cross-validation films (out of fold)",
+               "site": "this site's films"}  # site: the films a recalibration chose the cuts on
 
 
 @dataclass(frozen=True)

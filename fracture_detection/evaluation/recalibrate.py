@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chain import decisions
+from ..chain.amber import amber_bins
 from ..io import files
 from ..models.artifacts import WeightsError
 from . import metrics
@@ -57,7 +58,9 @@ def part_cuts(y, p, untreated, before, n_boot: int = 1000, min_fractured: int = 
     cuts = decisions.select_cuts(y, p, untreated)
     cuts["ci95"] = metrics.cut_intervals(y, p, untreated, n_boot)
     out["cuts"] = cuts
-    out["after"] = promise_check(y, p, untreated, (cuts["no_fracture_below"], cuts["fracture_from"]))
+    edges = (cuts["no_fracture_below"], cuts["fracture_from"])
+    out["after"] = promise_check(y, p, untreated, edges)
+    out["amber"] = amber_bins(y, p, edges, "site")  # the rank inside "uncertain" at the new cuts, same films
     return out
 
 
@@ -108,6 +111,7 @@ def _write_folder(weights_dir: Path, new_dir: Path, predictor, parts: dict, desc
                 record["bundled_cuts"] = meta.get("cuts")
                 meta["cuts"] = entry["cuts"]
                 meta["uncertain_band"] = [entry["cuts"]["no_fracture_below"], entry["cuts"]["fracture_from"]]
+                meta["amber"] = entry["amber"]  # the bundle's bins cover the old uncertain range only
             meta["recalibration"] = record
             files.atomic_write_json(meta_path, meta)
         if new_dir.exists():
