@@ -6,7 +6,7 @@
     python training_fracture.py --data .cache/fracture-448.npz --out weights-gpu --frozen-through none
     python training_fracture.py --data ../shared/data --out weights --cuts-only   # new cuts for --out's models
     python training_fracture.py --data ../shared/data --out weights-smoke --smoke  # the pipeline, in minutes
-    python training_fracture.py --data SITE --layout folders --init-from weights-keras --out weights-site
+    python training_fracture.py --data SITE --layout folders --init-from weights --out weights-site  # from the bundle
     python training_fracture.py --data ../shared/data --out weights --amber-only   # only the rank inside "uncertain"
     python training_fracture.py --data ../shared/data --out weights --appliance-cut-only   # the cast/implant cut
 
@@ -42,10 +42,10 @@ def main(argv=None):
     parser.add_argument("--pool-regions", action="store_true",
                         help="one model learns from every region's fractured and normal films (e.g. leg, hip, "
                              "forearm, wrist besides the target parts), saved once per part with that part's cuts")
-    parser.add_argument("--appliance-weight", type=float, default=1.0, metavar="W",
+    parser.add_argument("--appliance-weight", type=float, metavar="W",
                         help="weight of a fractured film with a cast, splint or implant in view (from the data's "
                              "appliances.csv): 0 leaves them out of the positives, so the appliance is not learnt "
-                             "as the evidence of a fracture (default 1)")
+                             "as the evidence of a fracture (default 1; with --init-from, the starting model's)")
     parser.add_argument("--cv-folds", type=int, default=0, metavar="K",
                         help="K-fold cross-validation over train + validation (K >= 2, grouped by patient or image "
                              "cluster): the cuts come from every film's out-of-fold score (written to "
@@ -65,15 +65,25 @@ def main(argv=None):
     parser.add_argument("--appliance-cut-only", action="store_true",
                         help="train nothing: choose the cast/implant detector's cut again on the validation films "
                              "(the lowest with >= 90 %% precision; none: the line is never said)")
-    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
+    parser.add_argument("--init-from", metavar="WEIGHTS",
                         help="fine-tune: start each part's fracture model from this models folder's Keras model "
-                             "(.keras; backbone, image size and head come from it), reuse its split.csv where it "
-                             "lists the films, copy its other models into --out, and report before and after on the "
-                             "held-out films")
+                             "(.keras; 'bundle': the bundled models, a clone's weights/; backbone, image size, "
+                             "frozen trunk and head come from it), reuse its split.csv where it lists the films, "
+                             "choose the cuts and amber bins again on the site's validation films, carry its "
+                             "cast/implant detector over, copy its other models into --out, and report before and "
+                             "after on the held-out films (fine_tune.json, fine_tune.md)")
+    parser.add_argument("--min-films", type=int, nargs=2, metavar=("FRACTURED", "NORMAL"),
+                        help="with --init-from: the site's validation films of a part needed before its cuts and "
+                             "amber bins are chosen on them; with fewer, the starting model's are kept and the "
+                             "output says so (default 20 20)")
     parser.add_argument("--no-appliance-head", action="store_true",
                         help="do not fit the cast/splint/implant detector at the end (--smoke leaves it out too)")
     args = parser.parse_args(argv)
     cli.check_training_args(parser, args, IMAGE_SIZE)
+    if args.init_from is not None:
+        args.init_from = cli.models_folder(args.init_from)
+    elif args.min_films is not None:
+        parser.error("--min-films goes with --init-from (fine-tuning)")
     if args.appliance_head_only:
         from fracture_detection.training.appliance import add_appliance_head
         add_appliance_head(args.out, args.data, verbose=0 if args.quiet else 1)
@@ -98,7 +108,7 @@ def main(argv=None):
     train_fracture(args.data, args.layout, args.out, cfg, tuple(args.parts),
                    args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
                    mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from,
-                   folds=args.cv_folds)
+                   folds=args.cv_folds, min_films=args.min_films)
 
 
 if __name__ == "__main__":

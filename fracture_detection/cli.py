@@ -125,6 +125,18 @@ def check_training_args(parser: argparse.ArgumentParser, args, image_size: int) 
             args.image_size = min(image_size, SMOKE_IMAGE_SIZE)
 
 
+BUNDLE = "bundle"  # names the bundled models folder where a models folder is asked for
+
+
+def models_folder(value: str) -> Path:
+    """A models folder given on the command line: ``bundle`` is the bundled models (a clone's
+    ``weights/``, else the copy installed with the package), anything else a path."""
+    if value == BUNDLE and not Path(value).exists():
+        from .models.artifacts import default_weights
+        return default_weights()
+    return Path(value)
+
+
 def config_from_args(args):
     from .training.trainer import TrainConfig
     return TrainConfig(

@@ -1,16 +1,107 @@
-"""Fine-tuning from a models folder on a site's films: the figures before and after, on the site's
-held-out (test) films, which neither model trained or chose its cuts on."""
+"""Fine-tuning from a models folder (the bundle's ``weights/`` or one training wrote) on a site's films.
+
+Each part's model starts from the folder's Keras model and trains on the site's training films; its two
+cuts and the rank inside *uncertain* (amber) are chosen again on the site's validation films, or kept from
+the model started from, with the reason, where those are too few (:class:`Start`).  The cast/implant
+detector reads the frozen trunk, which fine-tuning does not change, so it is carried over as it is; its
+cut is chosen again on the site's validation films where enough of them have appliance labels.  At the
+end, the figures before and after on the site's held-out (test) films, which neither model trained or
+chose its cuts on (:func:`before_and_after`).
+"""
 from __future__ import annotations
 
+import copy
 import shutil
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..evaluation import metrics
-from ..evaluation.recalibrate import promise_check
-from ..io import files
+from ..evaluation.recalibrate import MIN_FRACTURED, MIN_NORMAL, promise_check
+from ..io import data, files
 from ..models import artifacts
+
+MIN_APPLIANCE = 20   # validation films with and without a cast/implant before the detector's cut is moved
+
+
+@dataclass
+class Start:
+    """What a fine-tuning starts from: the folder, its Keras fracture model per part, and how many of the
+    site's validation films a part needs before its cuts and amber bins are chosen on them."""
+    source: Path
+    models: dict                                  # part -> artifacts.ModelInfo (a .keras file)
+    min_films: tuple = (MIN_FRACTURED, MIN_NORMAL)
+    appliance_kept: str | None = None             # why the starting cast/implant cut is kept (None: chosen again)
+    notes: dict = field(default_factory=dict)     # part -> what was chosen again and what kept, for the report
+
+    def plan_appliance_cut(self, records) -> None:
+        """Decide, from the site's validation films, whether the cast/implant cut can be chosen again."""
+        val = [r for r in records if r.split == "val" and r.label is not None and r.part in data.TARGET_PARTS
+               and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
+        n_with = sum(data.appliance_label(r) == 1 for r in val)
+        n_without = len(val) - n_with
+        self.appliance_kept = None if n_with >= MIN_APPLIANCE and n_without >= MIN_APPLIANCE else (
+            f"{n_with} validation films with a cast, splint or implant and {n_without} without (labels by eye: "
+            f"appliances.csv), fewer than the {MIN_APPLIANCE} and {MIN_APPLIANCE} needed")
+
+    def kept_figures(self, part: str, y_val) -> dict | None:
+        """The starting model's cuts and amber bins where the site's validation films of ``part`` are too
+        few to choose them again (None: choose them on those films); says which, in one sentence."""
+        y = np.asarray(y_val, dtype=int)
+        n_fx, n_nm = int(y.sum()), int(len(y) - y.sum())
+        if n_fx >= self.min_films[0] and n_nm >= self.min_films[1]:
+            self.notes[part] = (f"cuts and amber bins chosen again on the site's {n_fx} fractured and {n_nm} "
+                                "normal validation films")
+            print(f"  {part}: {self.notes[part]}.", flush=True)
+            return None
+        meta = self.models[part].meta
+        reason = (f"{n_fx} fractured and {n_nm} normal validation films, fewer than the {self.min_films[0]} and "
+                  f"{self.min_films[1]} needed, --min-films")
+        self.notes[part] = (f"cuts and amber bins kept from {self.source} ({reason}); they were measured on the "
+                            "model started from, so check them on the site's films (predictions_test.py "
+                            "--recalibrate)")
+        print(f"  {part}: {self.notes[part]}.", file=sys.stderr, flush=True)
+        cuts = dict(copy.deepcopy(meta["cuts"]), kept_from=f"{self.source}: {reason}")
+        amber = meta.get("amber")
+        return {"cuts": cuts, "uncertain_band": [cuts["no_fracture_below"], cuts["fracture_from"]],
+                "amber": None if amber is None else dict(copy.deepcopy(amber), kept_from=f"{self.source}: {reason}")}
+
+    def finish(self, part: str, model, frozen_through: str | None, backbone: str, meta: dict):
+        """The fine-tuned model to save, with the starting model's cast/implant detector where it has one
+        and the features it reads were not trained; ``meta`` gets its entry and a ``fine_tune`` record."""
+        from ..models.locator import APPLIANCE_OUTPUT, mid_layer, with_appliance_head
+        info = self.models[part]
+        meta["fine_tune"] = {"from": str(self.source), "model": info.path.name, "figures": self.notes.get(part)}
+        entry = info.meta.get("appliance")
+        source = info.load()
+        layer = next((x for x in source.layers if x.name == APPLIANCE_OUTPUT), None)
+        if layer is None or entry is None:
+            return model
+        if frozen_through != mid_layer(backbone):
+            print(f"  {part}: the cast/implant detector of {self.source} is not carried over: it reads the "
+                  "stride-16 features, which this fine-tuning trains (--frozen-through).", file=sys.stderr)
+            return model
+        w, b = layer.get_weights()
+        entry = copy.deepcopy(entry)
+        if self.appliance_kept:
+            entry["cut"] = dict(entry.get("cut") or {}, kept_from=f"{self.source}: {self.appliance_kept}")
+        meta["appliance"] = entry
+        meta["fine_tune"]["appliance"] = (f"the detector of {self.source}, unchanged; its cut " + (
+            f"kept ({self.appliance_kept})" if self.appliance_kept else "chosen again on the site's validation films"))
+        return with_appliance_head(model, backbone, np.asarray(w)[:, 0], float(np.asarray(b)[0]))
+
+    def appliance_cut(self, out_dir: Path, data_root: Path, verbose: int = 1) -> None:
+        """Choose the carried detector's cut again on the site's validation films, or say why not."""
+        carried = [i for i in artifacts.fracture_models(out_dir).values() if "appliance" in i.meta]
+        if not carried:
+            return
+        if self.appliance_kept:
+            print(f"The cast/implant cut is kept from {self.source}: {self.appliance_kept}.", file=sys.stderr)
+            return
+        from .appliance import rechoose_appliance_cut
+        rechoose_appliance_cut(out_dir, data_root, verbose=verbose)
 
 
 def complete_folder(init_from: Path, out_dir: Path) -> list[str]:
@@ -39,11 +130,18 @@ def before_and_after(init_from: Path, out_dir: Path, records, parts, n_boot: int
     models = {"before": Predictor(init_from), "after": Predictor(out_dir)}
     out = {"from": str(init_from), "films": "the test split of the site's films (split.csv in this folder)",
            "parts": {}}
+    saved = artifacts.fracture_models(out_dir)
     for part in parts:
         test = [r for r in records if r.split == "test" and r.part == part and r.label is not None]
         y = np.array([r.label for r in test], dtype=int)
         untreated = [r.treated is False for r in test]
         entry = {"n_fractured": int(y.sum()), "n_normal": int(len(y) - y.sum())}
+        record = saved[part].meta.get("fine_tune") or {} if part in saved else {}
+        if record.get("figures"):
+            entry["chosen"] = record["figures"]
+        if record.get("appliance"):
+            cut = saved[part].meta["appliance"].get("threshold")
+            out["appliance"] = record["appliance"] + ("" if cut is None else f": {cut:.4f}")
         for when, predictor in models.items():
             if part not in predictor.fracture or not test:
                 continue
@@ -73,6 +171,9 @@ def markdown(r: dict) -> list[str]:
         return "–" if not s["n"] else f"{s['k']} of {s['n']} ({s['share']:.0%})"
 
     for part, e in r["parts"].items():
+        if "before" not in e and "after" not in e:
+            lines.append(f"| {part} | {e['n_fractured']} / {e['n_normal']} | – | no test films to measure on | "
+                         "| | |")
         for when in ("before", "after"):
             f = e.get(when)
             if f is None:
@@ -85,4 +186,10 @@ def markdown(r: dict) -> list[str]:
                          f"{share(f['likely_fracture_right'])} | {uncertain} |")
     if not r["parts"]:
         lines.append("No part had test films.")
+    notes = {p: e["chosen"] for p, e in r["parts"].items() if e.get("chosen")}
+    if notes:
+        lines += ["", "How each fine-tuned model's figures were chosen:", ""]
+        lines += [f"- {part}: {note}." for part, note in notes.items()]
+    if r.get("appliance"):
+        lines += ["", f"Cast/implant detector: {r['appliance']}."]
     return lines

@@ -381,18 +381,24 @@ def _fmt(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000, basis: str = "validation") -> dict:
+def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 1000, basis: str = "validation",
+                                      kept: dict | None = None) -> dict:
     """The two cuts (:func:`decisions.select_cuts`, with bootstrap intervals), the Youden threshold for
     the sensitivity/specificity figures, the region threshold, and the validation figures of one trained
-    part: untreated fractured films first, then those with an appliance."""
+    part: untreated fractured films first, then those with an appliance.  ``kept``: cuts and amber bins
+    to keep rather than choose (a fine-tuning on too few films, :meth:`finetune.Start.kept_figures`); the
+    validation figures are then those at the kept cuts."""
     probs, maps = out["probs"], out["maps"]
     probs = np.round(np.asarray(probs, dtype=float), decisions.DECIMALS)
     thr = decisions.reported(metrics.youden_threshold(val.y, probs))
     treated = [r.treated for r in val.records]
     untreated = np.array([t is False for t in treated])
-    cuts = decisions.select_cuts(val.y, probs, untreated)
+    if kept is None:
+        cuts = decisions.select_cuts(val.y, probs, untreated)
+        cuts["ci95"] = metrics.cut_intervals(val.y, probs, untreated, n_boot)
+    else:
+        cuts = kept["cuts"]
     edges = (cuts["no_fracture_below"], cuts["fracture_from"])
-    cuts["ci95"] = metrics.cut_intervals(val.y, probs, untreated, n_boot)
     region_thr = choose_region_threshold(maps, val.y, val.boxes, val.shapes)
     findings = [decisions.fracture_finding(p, edges) for p in probs]
     kinds = metrics.film_kinds(val.y, treated)
@@ -407,7 +413,8 @@ def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 10
         **metrics.localisation(items),
     })
     return {"threshold": thr, "cuts": cuts, "uncertain_band": list(edges), "validation": validation,
-            "amber": amber_bins(val.y, probs, edges, basis),  # the rank inside "uncertain", on the same films
+            # the rank inside "uncertain", on the same films
+            "amber": amber_bins(val.y, probs, edges, basis) if kept is None else kept["amber"],
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
                              "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
                              "max_regions": MAX_REGIONS,
@@ -427,7 +434,8 @@ def load_examples(recs, size: int, pixels=load_pixels, verbose=1, box_source=Non
 def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig,
                    parts=data.TARGET_PARTS, feature_cache: Path | None = None,
                    head: HeadConfig = HeadConfig(), mirroring: str = "off", pooled: bool = False,
-                   init_from: Path | None = None, folds: int = 0) -> list[Path]:
+                   init_from: Path | None = None, folds: int = 0,
+                   min_films: tuple[int, int] | None = None) -> list[Path]:
     """One fracture model per part, each with its two cuts and region threshold from validation.
 
     ``folds`` (k >= 2): k-fold cross-validation over train + validation (:mod:`crossval`): the cuts,
@@ -446,15 +454,21 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
     pixels and boxes then come from it, and the metadata points at the data it was made from.
 
     ``init_from``: a models folder whose Keras fracture models (``.keras``) the training starts from, part
-    by part (fine-tuning on a site's films; backbone, image size and head come from them).
+    by part (fine-tuning on a site's films; backbone, image size, frozen trunk and head come from them; see
+    :mod:`finetune`).  ``min_films``: the site's fractured and normal validation films a part needs before
+    its cuts and amber bins are chosen on them (else kept from ``init_from``; default 20 and 20).
     """
     pixels, box_source = load_pixels, None
-    init = {}
+    init, start = {}, None
     if init_from is not None:  # before anything is read or written: a folder with no Keras model is one sentence
         if feature_cache is not None or pooled:
             raise data.DatasetError("--init-from fine-tunes each part's own model: leave out --feature-cache and "
                                     "--pool-regions.")
         init, cfg, head = starting_models(init_from, parts, cfg, head)
+        from .finetune import Start
+        start = Start(Path(init_from), init, **({} if min_films is None else {"min_films": tuple(min_films)}))
+    if head.appliance_weight is None:  # not given: the default (with init_from: the starting model's)
+        head = dataclasses.replace(head, appliance_weight=HeadConfig.appliance_weight)
     if Path(data_root).is_file():
         from .cache import read_cache
         cache = read_cache(data_root, cfg.image_size)
@@ -474,10 +488,14 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
         raise data.DatasetError(f"No labelled images of {', '.join(parts)} were found in {data_root}.")
     if init:
         wanted = [p for p in wanted if p in init]
+        start.plan_appliance_cut(records)
     trainer = LocatorTrainer(cfg, feature_cache, head, init)
-    sources = dict(data_root=data_root, layout=layout, out_dir=out_dir)
+    sources = dict(data_root=data_root, layout=layout, out_dir=out_dir, start=start)
     saved = _train_parts(trainer, records, wanted, pixels, box_source, cfg, head, mirroring, pooled, sources, folds)
-    if box_source is None and not cfg.appliance_head:
+    carried = start is not None and any("appliance" in i.meta for i in artifacts.fracture_models(out_dir).values())
+    if carried:
+        start.appliance_cut(out_dir, data_root, cfg.verbose)
+    elif box_source is None and not cfg.appliance_head:
         print("No cast/splint/implant detector fitted (--no-appliance-head or --smoke).", file=sys.stderr)
     elif box_source is None and any(r.label == 1 and r.treated is not None for r in records):
         from .appliance import add_appliance_head
@@ -487,32 +505,47 @@ def train_fracture(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig
               "where the data is.", file=sys.stderr)
     if init_from is not None:
         from .finetune import before_and_after
-        before_and_after(init_from, out_dir, records, list(init), n_boot=200 if cfg.smoke else 1000)
+        before_and_after(init_from, out_dir, records, wanted, n_boot=200 if cfg.smoke else 1000)
     return saved
 
 
 def starting_models(init_from: Path, parts, cfg: TrainConfig, head: HeadConfig):
     """The trainable Keras fracture models of ``init_from`` for ``parts``, and the training and head
-    settings that match them; one clear sentence when the folder has none (e.g. only .tflite files)."""
+    settings that match them (backbone, image size, the frozen trunk where ``frozen_through`` is "auto",
+    the head's design, and its appliance weight where ``head.appliance_weight`` is None); one clear
+    sentence when the folder lacks the Keras model of a part (e.g. only .tflite files)."""
     infos = {p: i for p, i in artifacts.fracture_models(Path(init_from)).items() if p in parts}
     trainable = {p: i for p, i in infos.items() if i.path.is_file()}
     if not trainable:
         raise WeightsError(
             f"{init_from} holds no trainable Keras fracture model of {', '.join(parts)} (" + (
                 "only .tflite files, which cannot be trained further" if infos else "no fracture model at all")
-            + "): fine-tuning starts from a folder with the .keras files, e.g. one that training_fracture.py wrote.")
-    for p in parts:
-        if p not in trainable:
-            print(f"No trainable {p} model in {init_from}; its fracture model is not fine-tuned.", file=sys.stderr)
+            + "): fine-tuning starts from a folder with the .keras files, e.g. a clone's weights/ or one that "
+              "training_fracture.py wrote.")
+    missing = [p for p in parts if p not in trainable]
+    if missing:
+        raise WeightsError(
+            f"{init_from} has no Keras model (fracture_<part>.keras) of {', '.join(missing)} to fine-tune from "
+            f"(only .tflite files cannot be trained further): leave it out (--parts {' '.join(trainable)}) or start "
+            "from a folder with the .keras files.")
     first = next(iter(trainable.values())).meta
     if any(i.meta.get("backbone") != first.get("backbone") or i.image_size != first["image_size"]
            for i in trainable.values()):
         raise WeightsError(f"The fracture models in {init_from} differ in backbone or image size: fine-tune them "
                            "one part at a time (--parts).")
+    training = first.get("training") or {}
+    frozen = cfg.frozen_through
+    if frozen == "auto" and training.get("frozen_through") is not None:
+        frozen = training["frozen_through"]
     cfg = dataclasses.replace(cfg, backbone=first.get("backbone", cfg.backbone), image_size=int(first["image_size"]),
-                              extra=dict(cfg.extra, init_from=str(init_from)))
-    saved_head = (first.get("training") or {}).get("head") or {}
-    head = dataclasses.replace(head, **{k: v for k, v in saved_head.items() if k in ("width", "sharpness")})
+                              frozen_through=frozen, extra=dict(cfg.extra, init_from=str(init_from)))
+    saved_head = {k: v for k, v in (training.get("head") or {}).items()
+                  if k in {f.name for f in dataclasses.fields(HeadConfig)}}
+    if head.appliance_weight is not None:  # given on the command line
+        saved_head.pop("appliance_weight", None)
+    head = dataclasses.replace(head, **saved_head)
+    if head.appliance_weight is None:
+        head = dataclasses.replace(head, appliance_weight=HeadConfig.appliance_weight)
     return trainable, cfg, head
 
 
@@ -632,7 +665,7 @@ def _fit(trainer: LocatorTrainer, ex: Examples, what: str, cfg: TrainConfig) -> 
 
 
 def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirroring, regions,
-               data_root, layout, out_dir, oof: dict | None = None) -> Path:
+               data_root, layout, out_dir, oof: dict | None = None, start=None) -> Path:
     """Choose a part's cuts on its validation films, or on every film's out-of-fold score (``oof``), and
     save the model as ``fracture_<part>``."""
     if oof is None:
@@ -651,12 +684,17 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
     meta["architecture"] = "dense fracture head (stride 16) with log-sum-exp pooling"
     meta["training"]["head"] = dataclasses.asdict(head)
     meta["training"]["regions"] = list(regions)
-    meta.update(fracture_metadata_from_validation(val, scored, basis="validation" if oof is None else "out-of-fold"))
+    kept = start.kept_figures(part, val.y) if start is not None and part in start.models else None
+    meta.update(fracture_metadata_from_validation(val, scored, basis="validation" if oof is None else "out-of-fold",
+                                                  kept=kept))
     if oof is not None:
         _write_out_of_fold(Path(out_dir) / OUT_OF_FOLD_FILE.format(part=part), ex, oof, Path(data_root))
         meta["cuts"]["chosen_on"] = (f"out-of-fold scores of the part's {len(ex.y)} train + validation films "
                                      f"({history['cross_validation']['folds']}-fold cross-validation)")
-    path = save_model(trainer.model, meta, out_dir, f"fracture_{part}")
+    model = trainer.model
+    if start is not None and part in start.models:  # the starting model's cast/implant detector, carried over
+        model = start.finish(part, model, trainer.cut, cfg.backbone, meta)
+    path = save_model(model, meta, out_dir, f"fracture_{part}")
     v, c = meta["validation"], meta["cuts"]
     u = v["by_kind"]["untreated"]
     print(f"Saved {path} (validation AUC {_fmt(v['auc'], '.3f')}, untreated {_fmt(u['auc'], '.3f')} on "

@@ -1,0 +1,71 @@
+"""Fine-tuning from the bundle itself: the repository's weights/ carry each fracture model's Keras file
+(.keras) for this, and `training_fracture.py --init-from weights` starts from them on a site's films."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import BUNDLED, FOLDERS, check_prediction, run_script
+
+PARTS = ("elbow", "hand")  # the bundle's every-region model (elbow) and the hand's own: both kinds, in a minute
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_fine_tune_from_the_bundle_reports_before_and_after_and_loads(tmp_path):
+    missing = [p for p in PARTS if not (BUNDLED / f"fracture_{p}.keras").is_file()]
+    assert not missing, f"weights/ lacks fracture_{missing[0]}.keras, which fine-tuning from the bundle starts from"
+    out = tmp_path / "site"
+    # --min-films 1 1: the hand's validation films (one fractured, one normal) are enough to choose its cuts
+    # again; the elbow's (no fractured one) are not, so it keeps the bundle's
+    proc = run_script("training_fracture.py", "--data", FOLDERS, "--layout", "folders", "--init-from", BUNDLED,
+                      "--out", out, "--smoke", "--quiet", "--parts", *PARTS, "--min-films", "1", "1")
+    assert "# Fine-tuning: before and after" in proc.stdout  # the report is printed too
+
+    split = _rows(out / "split.csv")
+    r = json.loads((out / "fine_tune.json").read_text())
+    assert r["from"] == str(BUNDLED) and set(r["parts"]) == set(PARTS)
+    for part, e in r["parts"].items():
+        test = [x for x in split if x["split"] == "test" and x["part"] == part]
+        assert (e["n_fractured"], e["n_normal"]) == (sum(x["label"] == "1" for x in test),
+                                                     sum(x["label"] == "0" for x in test)), part
+        for when in ("before", "after"):
+            f = e[when]
+            assert f["missed"]["n"] == e["n_fractured"] and (f["uncertain"] is None or 0 <= f["uncertain"] <= 1), \
+                (part, when)
+    md = (out / "fine_tune.md").read_text()
+    assert "| hand |" in md and "| before |" in md and "| after |" in md and "not a diagnosis" in md
+
+    for part in PARTS:
+        bundle = json.loads((BUNDLED / f"fracture_{part}.json").read_text())
+        meta = json.loads((out / f"fracture_{part}.json").read_text())
+        # architecture, image size and frozen trunk from the bundle's model, not --smoke's 96 px
+        assert meta["image_size"] == bundle["image_size"] and meta["backbone"] == bundle["backbone"]
+        assert meta["training"]["frozen_through"] == bundle["training"]["frozen_through"]
+        assert meta["training"]["init_from"] == str(BUNDLED) and meta["fine_tune"]["from"] == str(BUNDLED)
+        if "appliance" in bundle:  # the detector reads the frozen trunk: carried over, its cut kept (too few films)
+            assert "appliance_probability" in meta["litert"]["outputs"]
+            assert meta["appliance"]["threshold"] == bundle["appliance"]["threshold"]
+            assert "kept_from" in meta["appliance"]["cut"] and "cast/implant cut is kept" in proc.stderr
+    elbow, bundle_elbow = (json.loads((d / "fracture_elbow.json").read_text()) for d in (out, BUNDLED))
+    assert {k: v for k, v in elbow["cuts"].items() if k != "kept_from"} == bundle_elbow["cuts"]
+    assert elbow["uncertain_band"] == bundle_elbow["uncertain_band"] and "kept from" in elbow["fine_tune"]["figures"]
+    assert elbow["amber"]["bins"] == bundle_elbow["amber"]["bins"] and "kept_from" in elbow["amber"]
+    hand = json.loads((out / "fracture_hand.json").read_text())
+    assert "chosen again" in hand["fine_tune"]["figures"] and "kept_from" not in hand["cuts"]
+    assert hand["amber"]["n_films"] == 2  # the rank inside "uncertain" from the site's two validation films
+    # the shoulder was not fine-tuned: the bundle's model, copied, so the folder is complete
+    assert (out / "fracture_shoulder.tflite").read_bytes() == (BUNDLED / "fracture_shoulder.tflite").read_bytes()
+
+    # the folder is a models folder as it is: predictions.py runs the fine-tuned hand model
+    film = FOLDERS / "Hand" / "fractured" / "hand1_3.jpg"
+    after = json.loads(run_script("predictions.py", "--weights", out, "--json", film).stdout)
+    check_prediction(after)
+    assert after["model"] == "fracture_hand" and after["uncertain_band"] == hand["uncertain_band"]
+    before = json.loads(run_script("predictions.py", "--json", film).stdout)
+    assert after["fracture_probability"] != before["fracture_probability"]  # one epoch did train it
