@@ -5,8 +5,8 @@ with another Keras backend (e.g. KERAS_BACKEND=torch on a GPU), or on older weig
 
     python scripts/export_litert.py [--weights weights] [--drop-keras]
 
---drop-keras removes each .keras file once its .tflite is written and checked: the bundled
-weights ship that way to stay within their 60 MB budget.
+--drop-keras removes each .keras file once its .tflite is written and checked (the bundled
+weights keep only the fracture models' .keras files, for fine-tuning; the installed app has none).
 """
 import argparse
 import os

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Re-create the bundled weights (.tflite + .json), their evaluation and weights/MODEL_CARD.md from the
-# shared data. The Keras files are written too and then removed; keep them with KEEP_KERAS=1.
+# shared data. The fracture models' Keras files (.keras) stay in weights/ (a site fine-tunes from them:
+# training_fracture.py --init-from weights); the body-part model's is removed. KEEP_KERAS=all keeps it too,
+# KEEP_KERAS=0 removes every .keras file.
 #   ./scripts/train_bundled.sh [DATA]      (default ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,5 +44,12 @@ if [ "${COMPARE:-0}" = 1 ]; then
       --backbones mobilenetv2 efficientnet_lite2
 fi
 $PY predictions_test.py --out evaluation --write-model-card --quiet --leave-one-region-out --loro-epochs 1 --trunk-cache "$TRUNK"
-# The app runs the .tflite files; leaving the .keras files out keeps weights/ within its 60 MB budget.
-[ "${KEEP_KERAS:-0}" = 1 ] || rm -f weights/*.keras
+# The app runs the .tflite files (the installed package and the standalone build carry no .keras file:
+# pyproject.toml's package data). weights/ keeps the fracture models' .keras files, about 10 MB each, for
+# fine-tuning on a site's films, within its 100 MB budget; the body-part model's is not needed for that.
+case "${KEEP_KERAS:-fracture}" in
+  all|1) ;;
+  fracture) rm -f weights/body_part.keras ;;
+  *) rm -f weights/*.keras ;;
+esac
+du -sh weights

@@ -52,6 +52,18 @@ def test_every_subpackage_and_bundled_model_is_packaged():
     assert all((desktop.ICON_DIR / name).is_file() for name in desktop.ICONS.values())
 
 
+def test_the_keras_files_stay_in_the_clone_and_the_weights_within_their_budget():
+    """weights/ keeps the fracture models' .keras files to fine-tune from (the clone), but the wheel and
+    the standalone build (which copies the installed package's weights) carry the .tflite files only."""
+    from pathlib import PurePath
+    patterns = SETUPTOOLS["package-data"]["fracture_detection.weights"]
+    assert not any(PurePath(f"fracture_{p}.keras").match(pat) for p in ("elbow", "hand", "shoulder")
+                   for pat in patterns)
+    assert '--add-data "$package/weights:' in (ROOT / "scripts" / "build_app.sh").read_text()  # the installed copy
+    size = sum(f.stat().st_size for f in (ROOT / "weights").iterdir() if f.is_file())
+    assert size <= 100e6, f"weights/ holds {size / 1e6:.1f} MB, over its 100 MB budget"
+
+
 def test_entry_points_and_version():
     import fracture_detection
     from fracture_detection import cli
@@ -125,6 +137,8 @@ def test_pip_install_from_a_clean_clone_has_no_tensorflow_and_analyses_a_film(tm
                             capture_output=True, text=True, timeout=120).stdout.lower()
     assert "fracture-screening==" in listed and "ai-edge-litert==" in listed
     assert not re.search(r"^(tensorflow|tensorflow-cpu|keras|torch)==", listed, re.M), listed
+    installed = next((venv / "lib").glob("python3*/site-packages/fracture_detection/weights"))
+    assert list(installed.glob("*.tflite")) and not list(installed.glob("*.keras"))  # the app runs LiteRT only
     film = sorted((ROOT / "tests" / "fixtures" / "folders" / "Hand" / "fractured").glob("*.jpg"))[0]
     proc = subprocess.run([str(venv / "bin" / "fracture-screen"), str(film), "--json"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=300)

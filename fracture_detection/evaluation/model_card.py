@@ -288,8 +288,10 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     L += ["", f"The weights folder, all files: {size_mb:.1f} MB. Preprocessing (scaling and ImageNet normalisation) is "
           "inside each model, which takes RGB pixels 0–255 of a letterboxed square image. The app runs the "
           "LiteRT files (`.tflite`, float32, exported from the trained Keras models; each one's largest output "
-          "difference to its Keras model on random images is in its `.json`); the Keras files are left out of the "
-          "bundle to keep it within 60 MB, and `scripts/train_bundled.sh` re-creates them.", ""]
+          "difference to its Keras model on random images is in its `.json`). The fracture models' Keras files "
+          "(`.keras`) stay in the repository's weights folder so that a site can fine-tune from them "
+          "(`training_fracture.py --init-from weights`); the installed app and the standalone build carry only "
+          "the LiteRT files. The folder's budget is 100 MB; `scripts/train_bundled.sh` re-creates it.", ""]
     L += ["**Body-part model**: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
           "softmax. Training: Adam; 2 epochs at 1e-3 on the new head with the backbone frozen, then up to 15 "
           "epochs at 1e-4 for the layers above the frozen trunk (through "
@@ -363,7 +365,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         L += [""] + notes + (["", "No ImageNet weights for ResNet50 (the original design) can be installed offline "
                               "from the package registries, so it is not in this comparison; on a connected machine "
                               "`--backbone resnet50 --weights imagenet` trains it. Its 25 M parameters (~94 MB per "
-                              "model) would not fit the 60 MB budget for four models either.", ""])
+                              "model) would not fit the weights folder's 100 MB budget for four models either.", ""])
     L += ["## Data", "", CREDITS, ""]
     counts = body["data"]["counts"]
     L += ["Images per split, body part and label (augmented Roboflow copies count separately; `mixed` FracAtlas "

@@ -3,8 +3,9 @@
 A trained model is a few files in a weights folder: ``<name>.keras`` (Keras, for training
 further and for any Keras backend), ``<name>.tflite`` (the same model for the LiteRT
 interpreter, which the app and predictions.py use because it starts in a fraction of the
-time; see :mod:`runtime`) and ``<name>.json``.  The bundled weights ship the ``.tflite``
-files only, to stay within their size budget.  The JSON is the single source of truth for what the model is:
+time; see :mod:`runtime`) and ``<name>.json``.  The repository's weights/ keep the fracture models'
+``.keras`` files (to fine-tune from on a site's films); the installed package and the standalone app
+carry the ``.tflite`` and ``.json`` files only (pyproject.toml's package data).  The JSON is the single source of truth for what the model is:
 ``task`` (``body_part`` or ``fracture``), ``part`` (fracture models), ``classes``,
 ``image_size``, ``backbone``, ``threshold`` and ``uncertain_band`` (fracture
 models), the data source and split file, the training history and validation
