@@ -69,3 +69,18 @@ def test_fine_tune_from_the_bundle_reports_before_and_after_and_loads(tmp_path):
     assert after["model"] == "fracture_hand" and after["uncertain_band"] == hand["uncertain_band"]
     before = json.loads(run_script("predictions.py", "--json", film).stdout)
     assert after["fracture_probability"] != before["fracture_probability"]  # one epoch did train it
+
+
+@pytest.mark.slow
+def test_a_bundle_without_a_parts_keras_file_is_one_sentence(tmp_path):
+    """An installed copy of the app carries no .keras file: fine-tuning it names the part, writes nothing."""
+    bundle = tmp_path / "installed"
+    bundle.mkdir()
+    for f in BUNDLED.iterdir():
+        if f.is_file() and f.name != "fracture_hand.keras":
+            (bundle / f.name).symlink_to(f)
+    proc = run_script("training_fracture.py", "--data", FOLDERS, "--init-from", bundle, "--out", tmp_path / "out",
+                      "--smoke", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "no Keras model (fracture_<part>.keras) of hand" in last
