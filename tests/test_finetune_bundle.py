@@ -84,3 +84,16 @@ def test_a_bundle_without_a_parts_keras_file_is_one_sentence(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "no Keras model (fracture_<part>.keras) of hand" in last
+
+
+def test_bundle_names_the_bundled_models_folder(tmp_path, monkeypatch):
+    """`--init-from bundle` is the bundled models (a clone's weights/); a folder of that name wins."""
+    from pathlib import Path
+
+    from fracture_detection import cli
+    from fracture_detection.models import artifacts
+    assert cli.models_folder("bundle") == artifacts.default_weights() == BUNDLED
+    assert cli.models_folder("weights-site") == Path("weights-site")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bundle").mkdir()
+    assert cli.models_folder("bundle") == Path("bundle")
