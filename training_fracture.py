@@ -74,8 +74,9 @@ def main(argv=None):
                              "after on the held-out films (fine_tune.json, fine_tune.md)")
     parser.add_argument("--min-films", type=int, nargs=2, metavar=("FRACTURED", "NORMAL"),
                         help="with --init-from: the site's validation films of a part needed before its cuts and "
-                             "amber bins are chosen on them; with fewer, the starting model's are kept and the "
-                             "output says so (default 20 20)")
+                             "amber bins are chosen on them, and the films with and without a cast, splint or "
+                             "implant before the detector's cut is; with fewer, the starting model's are kept and "
+                             "the output says so (default 20 20)")
     parser.add_argument("--no-appliance-head", action="store_true",
                         help="do not fit the cast/splint/implant detector at the end (--smoke leaves it out too)")
     args = parser.parse_args(argv)

@@ -2,6 +2,7 @@
 (.keras) for this, and `training_fracture.py --init-from weights` starts from them on a site's films."""
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -20,10 +21,16 @@ def _rows(path):
 def test_fine_tune_from_the_bundle_reports_before_and_after_and_loads(tmp_path):
     missing = [p for p in PARTS if not (BUNDLED / f"fracture_{p}.keras").is_file()]
     assert not missing, f"weights/ lacks fracture_{missing[0]}.keras, which fine-tuning from the bundle starts from"
-    out = tmp_path / "site"
+    site, out = tmp_path / "films", tmp_path / "site"
+    shutil.copytree(FOLDERS, site)
+    # a validation film with a cast in view, so that the detector's cut is chosen again on the site's films
+    labels = (site / "appliances.csv").read_text().replace("Hand/fractured/hand1_0.jpg,none",
+                                                             "Hand/fractured/hand1_0.jpg,cast")
+    (site / "appliances.csv").write_text(labels + "".join(f"{p.title()}/normal/{p}0_{i}.jpg,none\n"
+                                                          for p in PARTS for i in range(4)))
     # --min-films 1 1: the hand's validation films (one fractured, one normal) are enough to choose its cuts
     # again; the elbow's (no fractured one) are not, so it keeps the bundle's
-    proc = run_script("training_fracture.py", "--data", FOLDERS, "--layout", "folders", "--init-from", BUNDLED,
+    proc = run_script("training_fracture.py", "--data", site, "--layout", "folders", "--init-from", BUNDLED,
                       "--out", out, "--smoke", "--quiet", "--parts", *PARTS, "--min-films", "1", "1")
     assert "# Fine-tuning: before and after" in proc.stdout  # the report is printed too
 
@@ -48,10 +55,11 @@ def test_fine_tune_from_the_bundle_reports_before_and_after_and_loads(tmp_path):
         assert meta["image_size"] == bundle["image_size"] and meta["backbone"] == bundle["backbone"]
         assert meta["training"]["frozen_through"] == bundle["training"]["frozen_through"]
         assert meta["training"]["init_from"] == str(BUNDLED) and meta["fine_tune"]["from"] == str(BUNDLED)
-        if "appliance" in bundle:  # the detector reads the frozen trunk: carried over, its cut kept (too few films)
+        if "appliance" in bundle:  # the detector reads the frozen trunk: carried over, its cut chosen again
             assert "appliance_probability" in meta["litert"]["outputs"]
-            assert meta["appliance"]["threshold"] == bundle["appliance"]["threshold"]
-            assert "kept_from" in meta["appliance"]["cut"] and "cast/implant cut is kept" in proc.stderr
+            cut = meta["appliance"]["cut"]
+            assert "kept_from" not in cut and (cut["n_with"], cut["n_without"]) == (1, 3), cut
+            assert "cast/implant cut is kept" not in proc.stderr and "Cast/implant detector: " in md
     elbow, bundle_elbow = (json.loads((d / "fracture_elbow.json").read_text()) for d in (out, BUNDLED))
     assert {k: v for k, v in elbow["cuts"].items() if k != "kept_from"} == bundle_elbow["cuts"]
     assert elbow["uncertain_band"] == bundle_elbow["uncertain_band"] and "kept from" in elbow["fine_tune"]["figures"]
@@ -63,7 +71,7 @@ def test_fine_tune_from_the_bundle_reports_before_and_after_and_loads(tmp_path):
     assert (out / "fracture_shoulder.tflite").read_bytes() == (BUNDLED / "fracture_shoulder.tflite").read_bytes()
 
     # the folder is a models folder as it is: predictions.py runs the fine-tuned hand model
-    film = FOLDERS / "Hand" / "fractured" / "hand1_3.jpg"
+    film = site / "Hand" / "fractured" / "hand1_3.jpg"
     after = json.loads(run_script("predictions.py", "--weights", out, "--json", film).stdout)
     check_prediction(after)
     assert after["model"] == "fracture_hand" and after["uncertain_band"] == hand["uncertain_band"]
@@ -97,3 +105,26 @@ def test_bundle_names_the_bundled_models_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bundle").mkdir()
     assert cli.models_folder("bundle") == Path("bundle")
+
+
+def test_too_few_site_films_keep_the_starting_cuts_and_say_why():
+    """Start.kept_figures and plan_appliance_cut (no model): with fewer validation films than --min-films
+    the starting model's cuts, amber bins and detector cut are kept, with the counts; else chosen again."""
+    from fracture_detection.io.data import Record
+    from fracture_detection.models.artifacts import ModelInfo
+    from fracture_detection.training.finetune import Start
+    meta = {"cuts": {"no_fracture_below": 0.2, "fracture_from": 0.8}, "amber": {"bins": [{"n": 9}]}}
+    start = Start(BUNDLED, {"hand": ModelInfo(BUNDLED / "fracture_hand.keras", meta)}, min_films=(2, 3))
+    kept = start.kept_figures("hand", [1, 0, 0, 0])
+    assert kept["uncertain_band"] == [0.2, 0.8] and kept["amber"]["bins"] == [{"n": 9}]
+    assert "1 fractured and 3 normal validation films" in kept["cuts"]["kept_from"] and "kept" in start.notes["hand"]
+    assert "kept_from" not in meta["cuts"]  # the starting model's metadata is left as it was
+    assert start.kept_figures("hand", [1, 1, 0, 0, 0]) is None and "chosen again" in start.notes["hand"]
+
+    def film(i, label, appliance, split="val"):
+        return Record(f"h{i}.jpg", "hand", label, f"g{i}", f"s{i}", "folders", split=split, appliance=appliance)
+    films = [film(0, 1, "cast"), film(1, 1, "none"), film(2, 0, "none"), film(3, 1, "cast", "train"), film(4, 0, "")]
+    start.plan_appliance_cut(films)
+    assert "1 validation films with a cast, splint or implant and 2 without" in start.appliance_kept
+    start.plan_appliance_cut(films + [film(5, 1, "implant"), film(6, 0, "none")])
+    assert start.appliance_kept is None

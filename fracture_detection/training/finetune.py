@@ -23,13 +23,11 @@ from ..evaluation.recalibrate import MIN_FRACTURED, MIN_NORMAL, promise_check
 from ..io import data, files
 from ..models import artifacts
 
-MIN_APPLIANCE = 20   # validation films with and without a cast/implant before the detector's cut is moved
-
-
 @dataclass
 class Start:
     """What a fine-tuning starts from: the folder, its Keras fracture model per part, and how many of the
-    site's validation films a part needs before its cuts and amber bins are chosen on them."""
+    site's validation films are enough to choose again on them: a part's fractured and normal films for
+    its cuts and amber bins, films with and without a cast, splint or implant for the detector's cut."""
     source: Path
     models: dict                                  # part -> artifacts.ModelInfo (a .keras file)
     min_films: tuple = (MIN_FRACTURED, MIN_NORMAL)
@@ -42,9 +40,10 @@ class Start:
                and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
         n_with = sum(data.appliance_label(r) == 1 for r in val)
         n_without = len(val) - n_with
-        self.appliance_kept = None if n_with >= MIN_APPLIANCE and n_without >= MIN_APPLIANCE else (
+        need = self.min_films
+        self.appliance_kept = None if n_with >= need[0] and n_without >= need[1] else (
             f"{n_with} validation films with a cast, splint or implant and {n_without} without (labels by eye: "
-            f"appliances.csv), fewer than the {MIN_APPLIANCE} and {MIN_APPLIANCE} needed")
+            f"appliances.csv), fewer than the {need[0]} and {need[1]} needed, --min-films")
 
     def kept_figures(self, part: str, y_val) -> dict | None:
         """The starting model's cuts and amber bins where the site's validation films of ``part`` are too
