@@ -228,6 +228,21 @@ def proportion(hits, n_boot: int = 0, seed: int = 0) -> dict:
     return out
 
 
+def one_per_radiograph(radiographs, y, p, treated) -> tuple[np.ndarray, np.ndarray, list]:
+    """Films that are copies of one radiograph (:attr:`data.Record.radiograph`) counted once: its label,
+    its appliance state and the mean of its copies' probabilities, in the order each radiograph first
+    appears.  Every figure a promise rests on counts radiographs, not augmented copies."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    first, members = {}, {}
+    for i, key in enumerate(radiographs):
+        first.setdefault(key, i)
+        members.setdefault(key, []).append(i)
+    keys = list(first)
+    return (np.array([y[first[k]] for k in keys], dtype=int),
+            np.array([p[members[k]].mean() for k in keys], dtype=float),
+            [treated[first[k]] for k in keys])
+
+
 def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
     """95 % bootstrap intervals of the two cuts (:func:`decisions.select_cuts`), resampling the films."""
     from ..chain.decisions import select_cuts

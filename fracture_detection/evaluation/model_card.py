@@ -66,7 +66,7 @@ def _cuts_text(meta: dict) -> str:
 
 def validation_cut_table(models: dict) -> list[str]:
     """Per fracture model: what its cuts left on its validation films, untreated fractures first."""
-    L = ["| part | untreated fractures | AUC untreated | untreated called normal | uncertain (all films) | "
+    L = ["| part | untreated fractured radiographs | AUC untreated | untreated called normal | uncertain (all films) | "
          "\"Likely FRACTURE\" right (all films) | AUC with an appliance in view |", "|---|---:|---|---|---|---|---|"]
     for name, info in sorted(models.items()):
         v = info.meta.get("validation") or {}
@@ -320,7 +320,11 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
               "found\" only below a cut under which at most 5 % of the *untreated* fractured films fall (no cast, "
               "splint or implant in view, by the shared data's labels by eye), \"Likely FRACTURE\" only from a cut "
               "from which at least 90 % of the films are fractured, uncertain between; their 95 % intervals come "
-              "from 1,000 bootstrap resamples of the validation films. (Until this version the uncertain band kept "
+              "from 1,000 bootstrap resamples of the validation films. Each radiograph counts once in the cuts, "
+              "their intervals, the rank inside \"uncertain\" and these validation figures: the Roboflow export "
+              "holds about three augmented copies (rotated, brightness-shifted) of each upload in its train folder, "
+              "and they are scored and then averaged into one radiograph (counted by copy, the elbow's 15 untreated "
+              "validation fractures are 7 radiographs). (Until this version the uncertain band kept "
               "the decided findings 90 % right *overall*, which with three normal films for each fractured one "
               "could call a third of the untreated fractures normal.) Youden's threshold is kept for the "
               "sensitivity and specificity figures only. Test-time mirroring (the mean of the image and its mirror image) is kept "

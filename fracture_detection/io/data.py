@@ -66,6 +66,13 @@ class Record:
     appliance: str = ""      # 'none' or one of APPLIANCES where labelled by eye (appliances.csv), '' unknown
 
     @property
+    def radiograph(self) -> str:
+        """The radiograph a film is a copy of: the Roboflow export's augmented copies of one upload (about
+        three, rotated or brightness-shifted) share it, so that a figure counts each radiograph once;
+        every other film is its own."""
+        return f"{self.group}|{self.label}|{self.appliance}" if self.source == "roboflow" else self.path
+
+    @property
     def treated(self) -> bool | None:
         """A cast, splint, implant or fixator in view (True), labelled as none (False), or not known (None)."""
         return None if not self.appliance else self.appliance in APPLIANCES

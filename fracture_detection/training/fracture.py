@@ -388,33 +388,39 @@ def fracture_metadata_from_validation(val: Examples, out: dict, n_boot: int = 10
     part: untreated fractured films first, then those with an appliance.  ``kept``: cuts and amber bins
     to keep rather than choose (a fine-tuning on too few films, :meth:`finetune.Start.kept_figures`); the
     validation figures are then those at the kept cuts."""
-    probs, maps = out["probs"], out["maps"]
-    probs = np.round(np.asarray(probs, dtype=float), decisions.DECIMALS)
-    thr = decisions.reported(metrics.youden_threshold(val.y, probs))
-    treated = [r.treated for r in val.records]
+    maps = out["maps"]
+    # the cuts, the rank inside "uncertain" and the figures count each radiograph once (the Roboflow
+    # export's augmented copies of one upload would count it about three times); the regions, per film
+    y, probs, treated = metrics.one_per_radiograph([r.radiograph for r in val.records], val.y, out["probs"],
+                                                   [r.treated for r in val.records])
+    probs = np.round(probs, decisions.DECIMALS)
+    thr = decisions.reported(metrics.youden_threshold(y, probs))
     untreated = np.array([t is False for t in treated])
     if kept is None:
-        cuts = decisions.select_cuts(val.y, probs, untreated)
-        cuts["ci95"] = metrics.cut_intervals(val.y, probs, untreated, n_boot)
+        cuts = decisions.select_cuts(y, probs, untreated)
+        cuts["ci95"] = metrics.cut_intervals(y, probs, untreated, n_boot)
+        cuts["counted"] = "radiographs"  # augmented copies of one radiograph count once
     else:
         cuts = kept["cuts"]
     edges = (cuts["no_fracture_below"], cuts["fracture_from"])
     region_thr = choose_region_threshold(maps, val.y, val.boxes, val.shapes)
     findings = [decisions.fracture_finding(p, edges) for p in probs]
-    kinds = metrics.film_kinds(val.y, treated)
+    kinds = metrics.film_kinds(y, treated)
     items = metrics.localisation_items(maps, val.y, val.boxes, val.shapes, region_thr)
-    validation = metrics.binary_metrics(val.y, probs, thr)
+    film_kinds = metrics.film_kinds(val.y, [r.treated for r in val.records])  # the regions' figures, per film
+    validation = metrics.binary_metrics(y, probs, thr)
     validation.update({
+        "n_films": int(len(val.y)),  # "n" counts radiographs
         "uncertain": float(np.mean([f == "uncertain" for f in findings])) if findings else None,
         "auc_without_mirroring": out["auc_plain"], "auc_with_mirroring": out["auc_mirrored"],
-        "by_kind": metrics.promises_by_kind(val.y, probs, findings, kinds),
-        "localisation_by_kind": {k: metrics.localisation([it for it, kk in zip(items, kinds) if kk == k])
+        "by_kind": metrics.promises_by_kind(y, probs, findings, kinds),
+        "localisation_by_kind": {k: metrics.localisation([it for it, kk in zip(items, film_kinds) if kk == k])
                                  for k in metrics.FILM_KINDS},
         **metrics.localisation(items),
     })
     return {"threshold": thr, "cuts": cuts, "uncertain_band": list(edges), "validation": validation,
-            # the rank inside "uncertain", on the same films
-            "amber": amber_bins(val.y, probs, edges, basis) if kept is None else kept["amber"],
+            # the rank inside "uncertain", on the same radiographs
+            "amber": amber_bins(y, probs, edges, basis) if kept is None else kept["amber"],
             "localisation": {"map": "cell_probability", "grid": int(maps.shape[1]) if len(maps) else None,
                              "region_threshold": region_thr, "region_extent": boxes.REGION_EXTENT,
                              "max_regions": MAX_REGIONS,
@@ -778,14 +784,17 @@ def write_amber(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, run
             out[part] = entry
             continue
         val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
-        probs = np.round(validation_outputs(info, val, runtime)["probs"], decisions.DECIMALS)
-        stored = (info.meta.get("validation") or {}).get("auc")
-        auc = metrics.binary_metrics(val.y, probs)["auc"]
-        if stored is not None and not (len(val.y) == (info.meta.get("validation") or {}).get("n")
-                                       and abs(auc - stored) < 2e-3):
-            raise data.DatasetError(f"The {part} model's validation films give AUC {auc:.4f} on {len(val.y)} films, "
-                                    f"not the stored {stored:.4f}: is {data_root} the data it was trained on?")
-        entry = amber_bins(val.y, probs, decisions.finding_edges(info.meta), "validation")
+        stored = info.meta.get("validation") or {}
+        # metadata written before radiographs were counted once counted every film
+        keys = [r.radiograph if "n_films" in stored else r.path for r in val.records]
+        y, probs, _ = metrics.one_per_radiograph(keys, val.y, validation_outputs(info, val, runtime)["probs"],
+                                                 [r.treated for r in val.records])
+        probs = np.round(probs, decisions.DECIMALS)
+        auc = metrics.binary_metrics(y, probs)["auc"]
+        if stored.get("auc") is not None and not (len(y) == stored.get("n") and abs(auc - stored["auc"]) < 2e-3):
+            raise data.DatasetError(f"The {part} model's validation films give AUC {auc:.4f} on {len(y)} radiographs, "
+                                    f"not the stored {stored['auc']:.4f}: is {data_root} the data it was trained on?")
+        entry = amber_bins(y, probs, decisions.finding_edges(info.meta), "validation")
         files.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, amber=entry))
         out[part] = entry
         bins = ", ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']}/{b['n']}" for b in entry["bins"])
