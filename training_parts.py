@@ -37,9 +37,10 @@ def main(argv=None):
     parser.add_argument("--classes", choices=("views", "regions"), default="views",
                         help="views: learn the views of the --parts regions (finger, hand, wrist, forearm, elbow, "
                              "shoulder) and route by region; regions: learn the regions themselves")
-    parser.add_argument("--gate-budget", choices=("region_source", "region", "pooled"), default="region_source",
+    parser.add_argument("--gate-budget", choices=("region_source", "region", "pooled"),
                         help="where the gate's budget of target films turned away (1 %%) must hold: in each region "
-                             "and each source's films of it (default), in each region, or over all of them")
+                             "and each source's films of it (the default in training), in each region, or over all "
+                             "of them; with --gate-only, default: as the model's metadata says")
     parser.add_argument("--gate-only", action="store_true",
                         help="train nothing: run the body-part model already in --out on its validation images "
                              "(the folder's split.csv) and choose the gate's cuts again")
@@ -49,11 +50,11 @@ def main(argv=None):
         args.synthetic_negatives = 6
     from fracture_detection.training.body_part import rechoose_gate, train_body_part
     if args.gate_only:
-        rechoose_gate(args.out, args.data, verbose=0 if args.quiet else 1)
+        rechoose_gate(args.out, args.data, verbose=0 if args.quiet else 1, budget_by=args.gate_budget)
         return
     train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
                     synthetic=args.synthetic_negatives, trunk_cache=args.trunk_cache, views=args.classes == "views",
-                    budget_by=args.gate_budget)
+                    budget_by=args.gate_budget or "region_source")
 
 
 if __name__ == "__main__":

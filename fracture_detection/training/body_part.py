@@ -443,10 +443,13 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     return path
 
 
-def rechoose_gate(weights_dir: Path, data_root: Path | None = None, verbose: int = 1) -> Path:
+def rechoose_gate(weights_dir: Path, data_root: Path | None = None, verbose: int = 1,
+                  budget_by: str | None = None) -> Path:
     """Train nothing: run the saved body-part model on its validation images (the folder's split.csv)
     and choose the gate's cuts again (:func:`gate.choose_gate`), storing them and the validation
-    figures in its metadata.  The Mahalanobis statistics and the appliance head stay as trained."""
+    figures in its metadata.  The Mahalanobis statistics and the appliance head stay as trained.
+    ``budget_by``: where the budget must hold (:data:`BUDGET_GROUPS`); default: as the metadata says
+    (one pooled budget for weights made before groups)."""
     from ..models.runtime import load as load_model
     weights_dir = Path(weights_dir)
     info = artifacts.model_set(weights_dir)[0]
@@ -464,7 +467,7 @@ def rechoose_gate(weights_dir: Path, data_root: Path | None = None, verbose: int
     probs = np.concatenate([b["probabilities"] for b in batches])
     scores = np.concatenate([b["ood_score"] for b in batches]).reshape(-1)
     target = bp.y != bp.reject_index
-    budget_by = meta["gate"].get("budget_by") or "pooled"  # weights from before groups: one pooled budget
+    budget_by = budget_by or meta["gate"].get("budget_by") or "pooled"  # weights from before groups: pooled
     budget_by = budget_by if budget_by in BUDGET_GROUPS else "pooled"
     choice = gate.choose_gate(probs[target], scores[target], bp.reject_index, regions=bp.class_regions,
                               groups=bp.budget_groups(target, budget_by), budget_by=budget_by)
