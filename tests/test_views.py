@@ -3,6 +3,7 @@ the records, a view overriding the dataset's part, MURA's seven study types."""
 import csv
 import shutil
 
+import numpy as np
 import pytest
 
 from fracture_detection.io import data
@@ -119,3 +120,103 @@ def test_the_fracture_models_select_their_films_by_the_dataset_part_as_before(tm
     chest = [r for r in recs if r.view == "chest"]
     selected = {r.path for r in data.fracture_records(recs, "shoulder")}
     assert chest and all(r.path in selected for r in chest)
+
+
+# --- routing by region: a region's probability is the sum of its views' ----------------------------
+
+from fracture_detection.chain import decisions  # noqa: E402
+from fracture_detection.chain.decisions import BodyPartRule, decide_body_parts, part_scores  # noqa: E402
+from fracture_detection.training import gate  # noqa: E402
+
+VIEW_CLASSES = ["finger", "hand", "wrist", "forearm", "elbow", "shoulder", "other"]
+VIEW_META = {"classes": VIEW_CLASSES, "reject_class": "other",
+             "regions": {"finger": "hand", "hand": "hand", "wrist": "hand", "forearm": "hand", "elbow": "elbow",
+                         "shoulder": "shoulder"},
+             "gate": {"target_cut": 0.2, "part_floor": 0.8, "ood_threshold": 2.0}}
+
+
+def test_the_rule_reads_each_views_region_from_the_metadata_once():
+    rule = BodyPartRule.from_meta(VIEW_META)
+    assert rule.regions == ("hand",) * 4 + ("elbow", "shoulder", "other")
+    assert [rule.region_of(k, VIEW_CLASSES) for k in (2, 4)] == ["hand", "elbow"]
+    old = BodyPartRule.from_meta({**VIEW_META, "classes": ["elbow", "hand", "shoulder", "other"], "regions": None})
+    assert old.regions is None and old.region_of(1, ["elbow", "hand", "shoulder", "other"]) == "hand"
+
+
+def test_hand_versus_wrist_is_never_a_doubt_the_region_sums_its_views():
+    rule = BodyPartRule.from_meta(VIEW_META)
+    probs = [[0.00, 0.45, 0.45, 0.00, 0.05, 0.00, 0.05],   # hand or wrist: the hand region, 0.90 / 0.95
+             [0.30, 0.10, 0.35, 0.00, 0.20, 0.00, 0.05],   # wrist is the view, hand the region (0.75 / 0.95)
+             [0.10, 0.00, 0.00, 0.10, 0.45, 0.30, 0.05],   # elbow alone beats the hand region's two views
+             [0.00, 0.00, 0.10, 0.00, 0.10, 0.00, 0.80]]   # the targets' 0.20 is on the cut: kept, but which?
+    best, confidence, total = part_scores(probs, rule)
+    assert [VIEW_CLASSES[k] for k in best] == ["hand", "wrist", "elbow", "wrist"]
+    assert confidence.tolist() == [0.9474, 0.7895, 0.4737, 0.5] and total.tolist() == [0.95, 0.95, 0.95, 0.2]
+    chosen, reasons = decide_body_parts(probs, rule, [1.0] * 4)
+    assert reasons == [None, decisions.REJECT_DOUBT, decisions.REJECT_DOUBT, decisions.REJECT_DOUBT]
+    assert VIEW_CLASSES[chosen[0]] == "hand"
+    # the same film under a model made before views: hand 0.45 alone is the part's confidence
+    old = BodyPartRule(reject_index=3, target_cut=0.2, part_floor=0.8)
+    assert decide_body_parts([[0.05, 0.45, 0.45, 0.05]], old, [1.0])[1] == [decisions.REJECT_DOUBT]
+
+
+def test_every_chest_and_humerus_film_is_other_and_the_chain_words_name_view_and_model():
+    assert decisions.part_words("forearm", "hand") == "forearm — read by the hand model"
+    assert decisions.part_words("elbow", "elbow") == "elbow"
+    assert decisions.part_words(None, "hand") == "hand"            # a model made before views
+    assert decisions.part_words("shoulder_chest", "shoulder") == "shoulder and chest — read by the shoulder model"
+    assert decisions.part_short("wrist", "hand") == "wrist (hand model)"
+    assert decisions.part_words(None, None) == decisions.part_short("wrist", None) == ""
+    assert {data.VIEW_REGIONS[v] for v in ("humerus", "chest", "other")} == {"other"}
+
+
+def test_the_gate_budget_holds_in_each_group_not_only_over_all():
+    """200 validation films: 150 of one source, all sure; 50 of another, two of them doubtful about being a
+    target at all.  Pooled, the 1 % budget (2 films) is spent on the small source; per source, none of its 50
+    may go (floor(0.5) = 0), so the cut comes down to its lowest film."""
+    rng = np.random.default_rng(3)
+    n_a, n_b = 150, 50
+    target = np.r_[rng.uniform(0.9, 1.0, n_a), rng.uniform(0.8, 1.0, n_b - 2), [0.30, 0.35]]
+    probs = np.c_[target, 1 - target]              # one target class, and 'other'
+    scores = np.zeros(len(target))
+    groups = np.array(["hand/a"] * n_a + ["hand/b"] * n_b)
+    pooled = gate.choose_gate(probs, scores, reject_index=1)
+    grouped = gate.choose_gate(probs, scores, reject_index=1, groups=groups, budget_by="region_source")
+    assert pooled.target_cut > 0.35 and pooled.validation_target_rejected == 0.01
+    assert grouped.target_cut <= 0.30 and grouped.validation_target_rejected == 0.0
+    assert grouped.budget_by == "region_source"
+    assert grouped.validation_by_group == {"hand/a": {"n": n_a, "rejected": 0}, "hand/b": {"n": n_b, "rejected": 0}}
+    # the OOD threshold and the region floor keep within their share in every group too
+    odd = np.r_[np.zeros(n_a), np.linspace(0, 1, n_b)]
+    assert gate.group_threshold(odd, 0.001, groups) == 1.0 and gate.threshold_for(odd, 0.001) == 1.0
+
+
+def _record(path, part, source, split, view=""):
+    return data.Record(path=path, part=part, label=0, group=path, study=path, source=source, split=split, view=view)
+
+
+def test_the_body_part_data_learns_views_of_the_target_regions_and_other_for_the_rest():
+    from fracture_detection.training.body_part import body_part_data, body_part_data_for
+    recs = [_record("a", "hand", "fracatlas", "train", "forearm"), _record("b", "hand", "fracatlas", "val", "wrist"),
+            _record("c", "wrist", "roboflow", "val", "wrist"), _record("d", "shoulder", "fracatlas", "val", "chest"),
+            _record("e", "humerus", "roboflow", "train", "humerus"), _record("f", "leg", "fracatlas", "val"),
+            _record("g", "elbow", "roboflow", "train", "elbow"), _record("h", "mixed", "fracatlas", "train"),
+            _record("i", "shoulder", "fracatlas", "train", "shoulder_chest"),
+            _record("j", "finger", "roboflow", "train", "elbow")]   # a finger-class upload showing an elbow
+    bp = body_part_data(recs, ["elbow", "hand", "shoulder"], 0, 0)
+    assert bp.classes == ["hand", "wrist", "forearm", "elbow", "shoulder", "other"]  # views the data has
+    assert bp.regions == {"hand": "hand", "wrist": "hand", "forearm": "hand", "elbow": "elbow", "shoulder": "shoulder"}
+    got = {s: (bp.classes[y], str(r)) for s, y, r in zip(bp.sources, bp.y, bp.region)}
+    assert got == {"a": ("forearm", "hand"), "b": ("wrist", "hand"), "c": ("wrist", "hand"), "d": ("other", "chest"),
+                   "e": ("other", "humerus"), "f": ("other", "leg"), "g": ("elbow", "elbow"),
+                   "i": ("shoulder", "shoulder"), "j": ("elbow", "elbow")}
+    val = bp.split == "val"
+    assert bp.budget_groups(val & (bp.y != bp.reject_index)).tolist() == ["hand/fracatlas", "hand/roboflow"]
+    assert bp.budget_groups(val, "pooled") is None
+    # regions as classes, and a model made before views (its parts, as it was trained: a wrist film is other)
+    assert body_part_data(recs, ["elbow", "hand", "shoulder"], 0, 0, views=False).classes == \
+        ["elbow", "hand", "shoulder", "other"]
+    old = body_part_data_for(recs, {"classes": ["elbow", "hand", "shoulder", "other"], "reject_class": "other"})
+    assert {s: old.classes[y] for s, y in zip(old.sources, old.y)}["c"] == "other"
+    with pytest.raises(DatasetError, match="has finger, hand"):
+        body_part_data_for(recs, VIEW_META)

@@ -110,8 +110,11 @@ def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int,
         return r.view if views and data.VIEW_REGIONS.get(r.view) == r.region and r.view in VIEW_CLASSES \
             else r.region
 
-    present = {class_of(r) for r in targets} | set(parts)
-    named = [c for c in VIEW_CLASSES if c in present] + sorted(present - set(VIEW_CLASSES))
+    if views:  # the views the data has (and each region's own word), in the order of VIEW_CLASSES
+        present = {class_of(r) for r in targets} | set(parts)
+        named = [c for c in VIEW_CLASSES if c in present] + sorted(present - set(VIEW_CLASSES))
+    else:      # the regions, in the order given (as models made before views)
+        named = list(parts)
     has_other = any(r.region not in parts for r in usable) or synthetic > 0
     classes = named + ([artifacts.REJECT_CLASS] if has_other else [])
     index = {c: i for i, c in enumerate(classes)}
