@@ -220,3 +220,70 @@ def test_the_body_part_data_learns_views_of_the_target_regions_and_other_for_the
     assert {s: old.classes[y] for s, y in zip(old.sources, old.y)}["c"] == "other"
     with pytest.raises(DatasetError, match="has finger, hand"):
         body_part_data_for(recs, VIEW_META)
+
+
+# --- the chain names the view --------------------------------------------------------------------------
+
+def test_a_body_part_model_made_before_views_names_its_part_as_the_view():
+    """The bundled weights (classes of parts, no 'regions' in their metadata): the view is the part."""
+    from fracture_detection.chain.predictor import Predictor, describe
+    from conftest import BUNDLED, check_prediction
+    predictor = Predictor(BUNDLED, runtime="litert")
+    assert not predictor.names_views and predictor.regions == ["elbow", "hand", "shoulder"]
+    results = predictor.predict(sorted(FOLDERS.rglob("*.jpg")))
+    analysed = [r for r in results if r.body_part]
+    assert analysed and all(r.view == r.body_part for r in analysed)
+    assert all(r.view is None for r in results if not r.body_part)
+    for r in results:
+        check_prediction(r.to_json())
+        assert " — read by the " not in describe(r)
+
+
+def _view_manifest(root):
+    """The fixture films as a manifest whose hand films are named as a reader would: the fractured ones
+    'wrist', the normal ones 'hand'; a views.csv names one shoulder film a chest (so: other)."""
+    rows, chest = ["path,part,label"], None
+    for img in sorted(FOLDERS.rglob("*.jpg")):
+        folder, label = img.parent.parent.name.lower(), img.parent.name
+        part = ("wrist" if label == "fractured" else "hand") if folder == "hand" else folder
+        rows.append(f"{img.relative_to(FOLDERS).as_posix()},{part},{label}")
+        if folder == "shoulder" and chest is None:
+            chest = img.relative_to(FOLDERS).as_posix()
+    shutil.copytree(FOLDERS, root)
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (root / "views.csv").write_text(f"path,view\n{chest},chest\n")
+    return root
+
+
+@pytest.mark.slow
+def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
+    import json
+
+    from conftest import BUNDLED, TRAIN, check_prediction, run_script
+    from fracture_detection.chain.predictor import Predictor, describe
+    root, out = _view_manifest(tmp_path / "data"), tmp_path / "weights"
+    proc = run_script("training_parts.py", "--data", root, "--out", out, "--synthetic-negatives", "6",
+                      "--image-size", "64", "--new-split", *TRAIN)
+    assert "turned away by the gate, per source" in proc.stdout and "hand " in proc.stdout
+    meta = json.loads((out / "body_part.json").read_text())
+    assert meta["classes"] == ["hand", "wrist", "elbow", "shoulder", "other"]
+    assert meta["regions"] == {"hand": "hand", "wrist": "hand", "elbow": "elbow", "shoulder": "shoulder"}
+    assert meta["gate"]["budget_by"] == "region_source" and set(meta["gate"]["validation_by_group"]) <= {
+        "hand/manifest", "elbow/manifest", "shoulder/manifest"}
+    assert set(meta["validation"]["target_causes"]) == {"hand", "elbow", "shoulder"}
+    for f in BUNDLED.glob("fracture_*"):   # the bundled fracture models read what it routes
+        shutil.copy(f, out / f.name)
+    predictor = Predictor(out, runtime="litert")
+    assert predictor.names_views and predictor.regions == ["hand", "elbow", "shoulder"]
+    results = predictor.predict(sorted(FOLDERS.rglob("*.jpg")))
+    for r in results:
+        check_prediction(r.to_json())
+        if r.body_part:
+            assert r.view in meta["classes"] and meta["regions"][r.view] == r.body_part
+            assert decisions.part_words(r.view, r.body_part) in describe(r)
+    assert any(r.body_part for r in results)
+    # the gate's cuts chosen again, the budget held where asked
+    run_script("training_parts.py", "--data", root, "--out", out, "--gate-only", "--gate-budget", "region", "--quiet")
+    again = json.loads((out / "body_part.json").read_text())
+    assert again["regions"] == meta["regions"] and again["gate"]["budget_by"] == "region"
+    assert set(again["gate"]["validation_by_group"]) <= {"hand", "elbow", "shoulder"}
