@@ -287,3 +287,47 @@ def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
     again = json.loads((out / "body_part.json").read_text())
     assert again["regions"] == meta["regions"] and again["gate"]["budget_by"] == "region"
     assert set(again["gate"]["validation_by_group"]) <= {"hand", "elbow", "shoulder"}
+
+
+# --- evaluation and the model card -------------------------------------------------------------------
+
+def test_the_evaluation_counts_a_film_by_its_region_and_names_its_view_for_a_model_of_views():
+    from fracture_detection.chain.predictor import Prediction
+    from fracture_detection.evaluation.evaluate import gate_markdown, gate_metrics, truth_name
+    recs = [_record("a", "wrist", "roboflow", "test", "wrist"), _record("b", "hand", "fracatlas", "test", "forearm"),
+            _record("c", "shoulder", "fracatlas", "test", "chest"), _record("d", "leg", "fracatlas", "test"),
+            _record("e", "hand", "fracatlas", "test", "hand")]
+    probs = {"finger": 0.1, "hand": 0.2, "wrist": 0.3, "forearm": 0.3, "elbow": 0.05, "shoulder": 0.0, "other": 0.05}
+    said = lambda view: Prediction(path=None, body_part="hand", view=view, finding="normal", part_probabilities=probs)
+    refused = Prediction(path=None, finding="not_supported", rejection=decisions.REJECT_OTHER, part_probabilities=probs)
+    chain = [said("wrist"), said("wrist"), refused, refused, refused]
+    assert [truth_name(r, True) for r in recs] == ["hand", "hand", "chest", "leg", "hand"]
+    assert [truth_name(r, False) for r in recs] == ["wrist", "hand", "shoulder", "leg", "hand"]
+    g = gate_metrics(recs, chain, ["hand", "elbow", "shoulder"], views=True)
+    assert g["by_region"]["hand"]["by_source"] == {"fracatlas": {"n": 2, "rejected": 1}, "roboflow": {"n": 1, "rejected": 0}}
+    assert g["by_region"]["chest"]["rejected"] == 1.0 and not g["by_region"]["chest"]["target"]
+    assert g["view_accuracy_on_accepted"] == 0.5 and g["views"] == {"forearm": {"wrist": 1}, "wrist": {"wrist": 1}}
+    assert g["non_target_called_fractured"] == 0
+    assert any("**hand** (fracatlas 1 of 2, roboflow 0 of 1)" in line for line in gate_markdown(g))
+    # a model made before views: the dataset's parts, as before (the wrist film is another region)
+    old = gate_metrics(recs, chain, ["elbow", "hand", "shoulder"])
+    assert not old["by_region"]["wrist"]["target"] and old["view_accuracy_on_accepted"] is None
+
+
+def test_the_model_card_lists_the_views_and_their_regions_from_the_metadata():
+    from fracture_detection.evaluation.model_card import _body_task, _gate_rule, view_test_text, views_section
+    meta = {**VIEW_META, "gate": {**VIEW_META["gate"], "budget_by": "region_source"},
+            "validation": {"part_accuracy_on_accepted": 0.98, "view_accuracy_on_accepted": 0.91}}
+    assert _body_task(meta) == ("body part: finger (→ hand), hand, wrist (→ hand), forearm (→ hand), elbow, shoulder, "
+                                "other")
+    assert "target regions' summed probability" in _gate_rule(meta) and "region's share" in _gate_rule(meta)
+    text = " ".join(views_section(meta))
+    assert "finger, hand, wrist, forearm → the hand model; elbow → the elbow model" in text
+    assert "view on 91.0%" in text and "forearm — read by the hand model" in text
+    old = {"classes": ["elbow", "hand", "shoulder", "other"], "gate": VIEW_META["gate"]}
+    assert views_section(old) == [] and _body_task(old) == "body part: elbow, hand, shoulder, other"
+    assert "P(elbow) + P(hand) + P(shoulder)" in _gate_rule(old)
+    assert view_test_text({}) == ""
+    text = view_test_text({"view_accuracy_on_accepted": 0.5, "n_view_known": 2,
+                           "views": {"wrist": {"wrist": 1, "hand": 1}}})
+    assert "of the 2 analysed target films" in text and "wrist: wrist 1, hand 1" in text
