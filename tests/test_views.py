@@ -204,7 +204,7 @@ def test_the_body_part_data_learns_views_of_the_target_regions_and_other_for_the
             _record("i", "shoulder", "fracatlas", "train", "shoulder_chest"),
             _record("j", "finger", "roboflow", "train", "elbow")]   # a finger-class upload showing an elbow
     bp = body_part_data(recs, ["elbow", "hand", "shoulder"], 0, 0)
-    assert bp.classes == ["hand", "wrist", "forearm", "elbow", "shoulder", "other"]  # views the data has
+    assert bp.classes == ["elbow", "hand", "wrist", "forearm", "shoulder", "other"]  # views the data has
     assert bp.regions == {"hand": "hand", "wrist": "hand", "forearm": "hand", "elbow": "elbow", "shoulder": "shoulder"}
     got = {s: (bp.classes[y], str(r)) for s, y, r in zip(bp.sources, bp.y, bp.region)}
     assert got == {"a": ("forearm", "hand"), "b": ("wrist", "hand"), "c": ("wrist", "hand"), "d": ("other", "chest"),
@@ -266,7 +266,7 @@ def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
                       "--image-size", "64", "--new-split", *TRAIN)
     assert "turned away by the gate, per source" in proc.stdout and "hand " in proc.stdout
     meta = json.loads((out / "body_part.json").read_text())
-    assert meta["classes"] == ["hand", "wrist", "elbow", "shoulder", "other"]
+    assert meta["classes"] == ["elbow", "hand", "wrist", "shoulder", "other"]
     assert meta["regions"] == {"hand": "hand", "wrist": "hand", "elbow": "elbow", "shoulder": "shoulder"}
     assert meta["gate"]["budget_by"] == "region_source" and set(meta["gate"]["validation_by_group"]) <= {
         "hand/manifest", "elbow/manifest", "shoulder/manifest"}
@@ -274,7 +274,7 @@ def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
     for f in BUNDLED.glob("fracture_*"):   # the bundled fracture models read what it routes
         shutil.copy(f, out / f.name)
     predictor = Predictor(out, runtime="litert")
-    assert predictor.names_views and predictor.regions == ["hand", "elbow", "shoulder"]
+    assert predictor.names_views and predictor.regions == ["elbow", "hand", "shoulder"]
     results = predictor.predict(sorted(FOLDERS.rglob("*.jpg")))
     for r in results:
         check_prediction(r.to_json())

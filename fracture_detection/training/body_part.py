@@ -39,7 +39,8 @@ from . import gate
 from .trainer import TrainConfig, Trainer, _features, base_metadata, prepare_split, smoke_subset
 
 GENERATED = "generated"   # region of the generated non-radiographs
-# the views the body-part model can learn (those whose region a fracture model reads), in class order
+# the views the body-part model can learn (those whose region a fracture model reads); its classes take them
+# region by region, in the order of the regions given
 VIEW_CLASSES = tuple(v for v, r in data.VIEW_REGIONS.items() if r != data.OTHER_REGION and "_" not in v)
 BUDGET_GROUPS = {"pooled": None, "region": ("region",), "region_source": ("region", "source")}
 
@@ -110,9 +111,10 @@ def body_part_data(records: list[data.Record], parts, synthetic: int, seed: int,
         return r.view if views and data.VIEW_REGIONS.get(r.view) == r.region and r.view in VIEW_CLASSES \
             else r.region
 
-    if views:  # the views the data has (and each region's own word), in the order of VIEW_CLASSES
+    if views:  # per region in the order given, the views the data has (and the region's own word)
         present = {class_of(r) for r in targets} | set(parts)
-        named = [c for c in VIEW_CLASSES if c in present] + sorted(present - set(VIEW_CLASSES))
+        named = [c for part in parts for c in
+                 ([v for v in VIEW_CLASSES if v in present and data.VIEW_REGIONS[v] == part] or [part])]
     else:      # the regions, in the order given (as models made before views)
         named = list(parts)
     has_other = any(r.region not in parts for r in usable) or synthetic > 0
