@@ -243,7 +243,7 @@ class _Report:
 
     def table(self):
         pdf = self.pdf
-        widths = (9, 38, 26, 27, 28, 30, 32)  # the part cell names the view and its model
+        widths = (9, 36, 22, 33, 28, 30, 32)  # the part cell names the view and its model
         heads = ("Page", "Image", "Study", "Part", "Finding", "p and its cut", "Notes")
         pdf.set_font("DejaVu", "B", 8)
         for w, h in zip(widths, heads):
