@@ -73,7 +73,7 @@ def stretch_to_uint8(values):
 
 # --- what every prediction promises (README, predictions.py --json) ------------------------
 
-DOCUMENTED_KEYS = {"path", "body_part", "body_part_probability", "fracture_probability", "finding", "message",
+DOCUMENTED_KEYS = {"path", "body_part", "view", "body_part_probability", "fracture_probability", "finding", "message",
                    "threshold", "uncertain_band", "part_probabilities", "model", "rejection", "regions",
                    "appliance", "appliance_probability", "warning", "near_cut", "amber_share", "amber_n",
                    "amber_fractured", "amber_prevalence", "amber_basis"}
@@ -98,16 +98,18 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
     if finding in ANALYSED:
         low, high = obj["uncertain_band"]
         assert obj["body_part"] in parts and obj["model"] and obj["rejection"] is None, obj
-        parts_sum = sum(v for k, v in obj["part_probabilities"].items() if k in parts)
-        # the part's confidence: its share of the three parts' probability (as printed, 4 decimals)
-        assert obj["body_part_probability"] == pytest.approx(
-            obj["part_probabilities"][obj["body_part"]] / parts_sum, abs=2e-4), obj
+        # the view a reader names is one of the region's (the part itself for a model made before views)
+        assert obj["view"] in obj["part_probabilities"] and region_of(obj["view"]) == obj["body_part"], obj
+        parts_sum = sum(v for k, v in obj["part_probabilities"].items() if region_of(k) in parts)
+        region_p = sum(v for k, v in obj["part_probabilities"].items() if region_of(k) == obj["body_part"])
+        # the region's confidence: its views' share of the target regions' probability (as printed, 4 decimals)
+        assert obj["body_part_probability"] == pytest.approx(region_p / parts_sum, abs=4e-4), obj
         assert low <= high, obj
         expected = "fractured" if p >= high else "normal" if p < low else "uncertain"
         assert finding == expected, f"{finding} for p={p}, cuts [{low}, {high}]: {obj}"
         assert finding != "uncertain" or message, obj
     else:
-        assert obj["body_part"] is None and obj["body_part_probability"] is None, obj
+        assert obj["body_part"] is None and obj["view"] is None and obj["body_part_probability"] is None, obj
         assert p is None and obj["threshold"] is None and obj["uncertain_band"] is None, obj
         assert message, obj
         if finding == "not_supported":
@@ -140,6 +142,12 @@ def check_prediction(obj: dict, image_shape=None, parts=PARTS) -> None:
         assert obj["amber_share"] == pytest.approx(obj["amber_fractured"] / obj["amber_n"], abs=1e-4), obj
         from fracture_detection.chain.amber import BASES as AMBER_BASES  # "site" after --recalibrate
         assert obj["amber_basis"] in AMBER_BASES, obj
+
+
+def region_of(name: str) -> str:
+    """The region a body-part class is routed to (the data's view-to-region table; a part is its own)."""
+    from fracture_detection.io.data import VIEW_REGIONS
+    return VIEW_REGIONS.get(name, name)
 
 
 @pytest.fixture

@@ -1231,3 +1231,28 @@ def test_worklist_tip_stays_on_screen_and_a_dragged_column_pushes_none_out(make_
     assert sum(t.column(c, "width") for c in shown) <= t.winfo_width()
     assert "finding" in shown and "prob" in shown and t.column("#0", "width") >= app.worklist.least["#0"]
     assert app.worklist.user_widths.get("finding"), "the reader's width is kept where it fits"
+
+
+def test_the_view_is_named_beside_the_model_that_read_it_in_the_window_the_report_and_the_csv(make_app, tmp_path):
+    """A body-part model of views names what the film shows ("forearm") and routes it by region (the hand
+    model); a film whose view is its region's own word says the part alone, as before."""
+    app = make_app()
+    forearm = with_finding(app, XRAY, "fractured", view="forearm")
+    hand = with_finding(app, NORMAL, "normal", view="hand")
+    inject(app, [forearm, hand])
+    app.worklist.select("v0")
+    settle(app)
+    assert "Body part: forearm — read by the hand model (97%)" in app.detail_text.get("1.0", "end")
+    assert app.worklist.full_text("v0", "part") == "forearm (hand model)"
+    assert app.worklist.full_text("v1", "part") == "hand"
+    out = tmp_path / "views.pdf"
+    app.save_report(out, "worklist")
+    pump(app, lambda: "Report saved" in app.status.cget("text"))
+    _, pages = pdf_text(out)
+    assert "forearm (hand model)" in pages[0]
+    page = next(t for t in pages[1:] if XRAY.name in t)
+    assert "forearm — read by the hand model" in page
+    app.export_csv(tmp_path / "views.csv")
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "views.csv"))}
+    assert (rows[XRAY.name]["body_part"], rows[XRAY.name]["view"]) == ("hand", "forearm")
+    assert rows[NORMAL.name]["view"] == "hand"

@@ -92,7 +92,10 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
     assert set(m["fracture"]) == {"elbow", "hand", "shoulder"}
     hand = m["fracture"]["hand"]
     assert hand["image"]["n"] == 4 and hand["n_studies"] == 2  # two views per study
-    assert m["body_part"]["labels"][-1] == "not_supported" and m["body_part"]["n_non_target"] == 4
+    assert m["body_part"]["labels"][-1] == "not_supported"
+    # a body-part model of views routes MURA's wrists to the hand region: every film is a target here
+    assert (m["body_part"]["n_target"], m["body_part"]["n_non_target"]) == (16, 0)
+    assert {k for k, e in m["gate"]["by_region"].items() if e["target"]} == {"elbow", "hand", "shoulder"}
     for png in ("roc.png", "calibration.png", "kappa.png", "confusion_body_part.png", "findings.png",
                 "training_body_part.png", "training_fracture_hand.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,11 +18,12 @@ from .report_dialog import ReportDialog
 
 BATCH = 8                  # images per request to the worker
 # the exported table's columns: the first twelve as before, then the cuts' 95 % intervals, whether the
-# probability is close to its deciding cut, the regions and the file's warning
+# probability is close to its deciding cut, the regions and the file's warning, the amber rank, and what
+# the film shows in a reader's word (body_part: the region, the model that read it)
 CSV_COLUMNS = ["path", "study", "study_verdict", "body_part", "body_part_probability", "finding",
                "fracture_probability", "no_fracture_below", "likely_fracture_from", "appliance",
                "appliance_probability", "message", "no_fracture_below_ci95", "likely_fracture_from_ci95",
-               "near_cut", "regions", "warning", "amber_share", "amber_n", "amber_fractured"]
+               "near_cut", "regions", "warning", "amber_share", "amber_n", "amber_fractured", "view"]
 
 
 def csv_regions(regions) -> str:
@@ -154,7 +155,7 @@ class Actions:
                         p.near_cut or "", csv_regions(p.regions), p.warning or "",
                         # an uncertain film's rank inside "uncertain" (chain.amber), blank otherwise
                         *("" if p.finding != "uncertain" or getattr(p, k) is None else getattr(p, k)
-                          for k in ("amber_share", "amber_n", "amber_fractured"))])
+                          for k in ("amber_share", "amber_n", "amber_fractured")), p.view or ""])
         try:
             atomic_write_text(path, buf.getvalue())
             self.set_status(f"Exported {len(self.views)} results to {path.name}.")

@@ -120,6 +120,11 @@ def table_finding(pred) -> str:
     return " · ".join([TABLE_TEXT[pred.finding], *notes(pred)])
 
 
+def part_cell(pred) -> str:
+    """The worklist's and the report's part cell: the view and, where it differs, the model that read it."""
+    return decisions.part_short(getattr(pred, "view", None), pred.body_part) or "–"
+
+
 def appliance_line(pred) -> str | None:
     """A visible cast, splint or implant: said beside the finding, with the question it raises (short:
     the detail panel of the smallest window holds it with the cuts and the uncertain sentence)."""
@@ -132,7 +137,8 @@ def detail_lines(pred) -> list[str]:
     """The figures and sentences behind a finding, one line each."""
     lines = []
     if pred.body_part:
-        lines.append(f"Body part: {pred.body_part} ({pred.body_part_probability:.0%})")
+        what = decisions.part_words(getattr(pred, "view", None), pred.body_part)
+        lines.append(f"Body part: {what} ({pred.body_part_probability:.0%})")
     for line in (cut_line(pred), near_cut_line(pred), appliance_line(pred)):
         if line:
             lines.append(line)

@@ -243,7 +243,7 @@ class _Report:
 
     def table(self):
         pdf = self.pdf
-        widths = (9, 44, 30, 15, 30, 30, 32)
+        widths = (9, 36, 22, 33, 28, 30, 32)  # the part cell names the view and its model
         heads = ("Page", "Image", "Study", "Part", "Finding", "p and its cut", "Notes")
         pdf.set_font("DejaVu", "B", 8)
         for w, h in zip(widths, heads):
@@ -254,7 +254,7 @@ class _Report:
             study = self.study_of.get(i)
             cells = (str(page), _fit(pdf, self.name(i), widths[1], head=3),
                      _fit(pdf, study.label if study and len(study.members) > 1 else "–", widths[2], head=3),
-                     p.body_part or "–", pres.TABLE_TEXT[p.finding], pres.short_probability(p),
+                     _fit(pdf, pres.part_cell(p), widths[3]), pres.TABLE_TEXT[p.finding], pres.short_probability(p),
                      _fit(pdf, ", ".join(pres.notes(p)), widths[6]))
             for k, (w, c) in enumerate(zip(widths, cells)):
                 pdf.set_font("DejaVu", "B" if k == 4 else "", 8)

@@ -256,7 +256,7 @@ class Worklist(ctk.CTkFrame):
             for i in members:
                 p = preds[i]
                 iid = f"v{i}"
-                values = (pres.table_finding(p), p.body_part or "–", pres.short_probability(p))
+                values = (pres.table_finding(p), pres.part_cell(p), pres.short_probability(p))
                 self._put(iid, parent, Path(self.views[i].path).name, values, p.finding)
                 (children[parent] if parent else top).append(iid)
         wanted = set(top).union(*children.values()) if children else set(top)

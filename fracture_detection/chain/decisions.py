@@ -160,27 +160,33 @@ def select_cuts(y_true, prob, untreated=None, max_missed: float = MAX_MISSED_UNT
 class BodyPartRule:
     """What the body-part model's metadata says about rejecting an image (all optional).
 
-    The rule the gate chooses now (:mod:`training.gate`) decides on the three parts' probabilities:
-    *another region* when P(elbow) + P(hand) + P(shoulder) is below ``target_cut``, and *cannot
-    tell the part* when the best part's share of that sum is below ``part_floor``.  Older weights
-    carry ``reject_threshold`` (P(other) at or above it) and ``floor`` (the best part's own
-    probability below it), which still apply to them."""
+    The rule the gate chooses now (:mod:`training.gate`) decides on the target regions' probabilities:
+    *another region* when the summed probability of every class but *other* is below ``target_cut``,
+    and *cannot tell the part* when the best region's share of that sum is below ``part_floor``.
+    ``regions`` names each class's region (the fracture model that reads it): a model that learns
+    views (finger, hand, wrist, forearm, elbow, shoulder) routes by the summed probability of a
+    region's views, so a doubt between hand and wrist costs nothing; without it each class is its own
+    region (models made before views).  Older weights carry ``reject_threshold`` (P(other) at or
+    above it) and ``floor`` (the best part's own probability below it), which still apply to them."""
     reject_index: int | None = None          # index of the 'other' class
     reject_threshold: float | None = None    # older weights: not supported when P(other) >= this
     floor: float | None = None               # older weights: not supported when the best part's probability < this
     ood_threshold: float | None = None       # not supported when the OOD score > this
-    target_cut: float | None = None          # not supported when the three parts' summed probability < this
-    part_floor: float | None = None          # cannot tell the part when its share of that sum < this
+    target_cut: float | None = None          # not supported when the target regions' summed probability < this
+    part_floor: float | None = None          # cannot tell the region when its share of that sum < this
+    regions: tuple | None = None             # each class's region, in class order (None: each class its own)
 
     @classmethod
     def from_meta(cls, meta: dict) -> "BodyPartRule":
         classes = list(meta.get("classes", []))
         reject = meta.get("reject_class")
         gate = meta.get("gate") or {}
+        named = meta.get("regions") or {}
         return cls(reject_index=classes.index(reject) if reject in classes else None,
                    reject_threshold=meta.get("reject_threshold"),
                    floor=gate.get("floor"), ood_threshold=gate.get("ood_threshold"),
-                   target_cut=gate.get("target_cut"), part_floor=gate.get("part_floor"))
+                   target_cut=gate.get("target_cut"), part_floor=gate.get("part_floor"),
+                   regions=tuple(named.get(c, c) for c in classes) if named else None)
 
     @property
     def among_parts(self) -> bool:
@@ -192,18 +198,38 @@ class BodyPartRule:
         """The floor the part's confidence (:func:`part_scores`) is held to."""
         return self.part_floor if self.among_parts else self.floor
 
+    def region_of(self, k: int, classes) -> str:
+        """The region (fracture model) class ``k`` is routed to."""
+        return self.regions[k] if self.regions else list(classes)[k]
+
+    def region_columns(self, n_classes: int) -> list[tuple[str | int, list[int]]]:
+        """Each target region with its classes' columns, in the order the regions first appear."""
+        out: dict = {}
+        for k in range(n_classes):
+            if k != self.reject_index:
+                out.setdefault(self.regions[k] if self.regions else k, []).append(k)
+        return list(out.items())
+
 
 def part_scores(probs, rule: BodyPartRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, as reported (rounded to :data:`DECIMALS`): the best part's index, its confidence (its
-    share of the three parts' summed probability under the new rule, else its own probability) and
-    that summed probability (the *target score*: how much the model believes the image is one of the
-    three parts at all)."""
+    """Per row, as reported (rounded to :data:`DECIMALS`): the chosen class's index (the most probable
+    class of the most probable region: a region's probability is the sum of its classes'), that
+    region's confidence (its share of the target regions' summed probability under the new rule, else
+    its own probability) and that summed probability (the *target score*: how much the model believes
+    the image is one of the target regions at all).  Each class its own region, as in models made
+    before views, gives the class with the highest probability and its probability."""
     parts = np.round(np.atleast_2d(np.asarray(probs, dtype=float)), DECIMALS)
     if rule.reject_index is not None:
         parts[:, rule.reject_index] = 0.0
-    best = parts.argmax(axis=1)
+    columns = rule.region_columns(parts.shape[1])
+    region_p = np.round(np.stack([parts[:, cols].sum(axis=1) for _, cols in columns], axis=1), DECIMALS)
+    best_region = region_p.argmax(axis=1)
+    member = np.zeros((len(columns), parts.shape[1]), dtype=bool)
+    for j, (_, cols) in enumerate(columns):
+        member[j, cols] = True
+    best = np.where(member[best_region], parts, -1.0).argmax(axis=1)
     total = np.round(parts.sum(axis=1), DECIMALS)
-    best_p = parts[np.arange(len(parts)), best]
+    best_p = region_p[np.arange(len(parts)), best_region]
     if rule.among_parts:
         best_p = np.round(np.divide(best_p, total, out=np.zeros_like(best_p), where=total > 0), DECIMALS)
     return best, best_p, total
@@ -267,6 +293,24 @@ def rejection_message(reason: str, parts, best_part: str | None = None, best_p: 
     if reason == REJECT_DOUBT:
         return f"Not analysed: the tool cannot tell which part this is, {what}."
     return f"Not {article} {what} radiograph, so no finding is given."
+
+
+def part_words(view: str | None, region: str | None) -> str:
+    """What a film shows, in a reader's word, and the model that read it: ``forearm — read by the hand
+    model``; ``elbow`` alone where the view is the region (and for models made before views)."""
+    if not region:
+        return ""
+    view = view or region
+    word = "shoulder and chest" if view == "shoulder_chest" else view.replace("_", " ")
+    return word if view == region else f"{word} — read by the {region} model"
+
+
+def part_short(view: str | None, region: str | None) -> str:
+    """:func:`part_words` for a narrow column: ``forearm (hand model)``, ``elbow``."""
+    if not region:
+        return ""
+    words = part_words(view, region)
+    return words.replace(" — read by the ", " (") + ")" if " — read by the " in words else words
 
 
 def _join(parts) -> str:

@@ -32,8 +32,10 @@ COLOUR_LIMIT = 20.0  # mean channel spread (0-255) above which an image is a col
 @dataclass
 class Prediction:
     path: str | None
-    body_part: str | None = None
-    body_part_probability: float | None = None  # the part's confidence (decisions.part_scores)
+    body_part: str | None = None           # the region: which fracture model read the film (elbow, hand, shoulder)
+    view: str | None = None                # what the film shows, in a reader's word (e.g. forearm); the part
+    #                                        itself for a body-part model made before views
+    body_part_probability: float | None = None  # the region's confidence (decisions.part_scores)
     fracture_probability: float | None = None
     finding: str = "error"
     message: str | None = None
@@ -154,7 +156,19 @@ class Predictor:
 
     @property
     def parts(self) -> list[str]:
+        """What the body-part model names (views, or parts for a model made before views), not 'other'."""
         return [c for c in self.classes if c != self.reject_class]
+
+    @property
+    def regions(self) -> list[str]:
+        """The regions films are routed to (the fracture models' parts), in class order."""
+        return list(dict.fromkeys(self.rule.region_of(k, self.classes) for k, c in enumerate(self.classes)
+                                  if c != self.reject_class))
+
+    @property
+    def names_views(self) -> bool:
+        """Whether the body-part model learns views and routes by region (its metadata maps them)."""
+        return bool(self.body_info.meta.get("regions"))
 
     def predict_one(self, source) -> Prediction:
         return self.predict([source])[0]
@@ -229,11 +243,12 @@ class Predictor:
         by_part: dict[str, list[int]] = {}
         for i, k, confidence in self._body_parts(prepared, ok, out):
             res = out[i]
-            if self.classes[k] not in self.fracture:  # not analysed, so no body part is reported either
+            region = self.rule.region_of(k, self.classes)
+            if region not in self.fracture:  # not analysed, so no body part is reported either
                 res.finding, res.rejection = "not_supported", decisions.REJECT_NO_MODEL
-                res.message = f"Read as {self.classes[k]}, but no fracture model for the {self.classes[k]} is installed."
+                res.message = f"Read as {self.classes[k]}, but no fracture model for the {region} is installed."
                 continue
-            res.body_part, res.body_part_probability = self.classes[k], confidence
+            res.body_part, res.view, res.body_part_probability = region, self.classes[k], confidence
             by_part.setdefault(res.body_part, []).append(i)
         for part, idx in by_part.items():
             fm = self.fracture[part]
@@ -293,7 +308,7 @@ class Predictor:
             res.part_probabilities = {c: reported(v) for c, v in zip(self.classes, p)}
             if why is not None:
                 res.finding, res.rejection = "not_supported", why
-                res.message = decisions.rejection_message(why, self.parts, self.classes[best[j]],
+                res.message = decisions.rejection_message(why, self.parts, self.rule.region_of(best[j], self.classes),
                                                           float(confidence[j]), self.rule.confidence_floor)
                 continue
             if appliance is not None:
@@ -388,7 +403,7 @@ def describe(pred: Prediction) -> str:
         return f"{name}: {words}. {pred.message}{warning}"
     p, low, high = decisions.format_probabilities(pred.fracture_probability, *pred.uncertain_band)
     near = f" ({decisions.NEAR_CUT_WORDS})" if pred.near_cut else ""
-    part = f"{pred.body_part} ({pred.body_part_probability:.0%})"
+    part = f"{decisions.part_words(pred.view, pred.body_part)} ({pred.body_part_probability:.0%})"
     appliance = f"; {pred.appliance} visible" if pred.appliance else ""
     ranking = amber_text(pred)
     ranking = f". {ranking}" if ranking else ""

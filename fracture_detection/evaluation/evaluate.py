@@ -118,21 +118,32 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, progre
 
 # --- metrics -------------------------------------------------------------------------
 
-def _truth_class(rec, parts) -> str | None:
-    if rec.part in parts:
+def truth_name(rec, by_region: bool) -> str:
+    """What a film truly is, for the body-part figures: its region (a body-part model that learns views
+    routes by region), or for a film of another region what it shows (humerus, chest, other: by eye) or
+    its dataset part (leg, hip, spine); its dataset part for a body-part model made before views."""
+    if not by_region:
         return rec.part
-    return None if rec.part == "mixed" else NOT_SUPPORTED
+    return rec.view if rec.region == data.OTHER_REGION and rec.view else rec.region
+
+
+def _truth_class(rec, parts, by_region: bool = False) -> str | None:
+    name = truth_name(rec, by_region)
+    if name in parts:
+        return name
+    return None if name == "mixed" else NOT_SUPPORTED
 
 
 def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
-    parts = predictor.parts
+    by_region = getattr(predictor, "names_views", False)
+    parts = predictor.regions if by_region else predictor.parts
     chain = results["chain"]
     out: dict = {"images": len(records), "unreadable": sum(p.finding == "error" for p in chain)}
     # body part, including the not-supported class
     labels = parts + [NOT_SUPPORTED]
     truth, pred = [], []
     for rec, p in zip(records, chain):
-        t = _truth_class(rec, parts)
+        t = _truth_class(rec, parts, by_region)
         if t is None or p.finding == "error":
             continue
         truth.append(t)
@@ -149,12 +160,13 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         "non_target_radiographs_rejected": float((pred_a[~target] == NOT_SUPPORTED).mean())
         if (~target).any() else None,
         "n_target": int(target.sum()), "n_non_target": int((~target).sum()),
-        "non_target_parts": dict(Counter(r.part for r in records if _truth_class(r, parts) == NOT_SUPPORTED)),
+        "non_target_parts": dict(Counter(truth_name(r, by_region) for r in records
+                                         if _truth_class(r, parts, by_region) == NOT_SUPPORTED)),
     }
     synth = chain[len(records):]
     out["body_part"]["non_radiographs"] = {
         "n": len(synth), "rejected": float(np.mean([p.finding == NOT_SUPPORTED for p in synth])) if synth else None}
-    out["gate"] = gate_metrics(records, chain, parts)
+    out["gate"] = gate_metrics(records, chain, parts, by_region)
 
     # fracture models on their true part, image and study level
     out["fracture"] = {}
@@ -301,7 +313,7 @@ def _end_to_end(preds, y, part, kinds, n_boot: int = 0) -> dict:
 
 PREDICTION_COLUMNS = ("path", "true_part", "true_label", "appliance", "patient", "study", "body_part", "finding",
                       "rejection", "app_fracture_probability", "fracture_probability", "model_finding",
-                      "in_fracture_figures")
+                      "in_fracture_figures", "true_view", "view")
 
 
 def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
@@ -310,7 +322,8 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
     where the film was not analysed) and what the fracture figures use: ``fracture_probability``, the
     fracture model of the film's *true* part on it, also where the gate turned the film away, rounded as
     reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
-    film counts in the fracture figures (a modelled part, a known label, a readable film)."""
+    film counts in the fracture figures (a modelled part, a known label, a readable film); ``true_view``
+    (by eye, or the part) and ``view`` (what the app named)."""
     probs = results["true_part_probability"]
     rows = []
     for i, (r, c) in enumerate(zip(records, results["chain"])):
@@ -325,7 +338,7 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
             "fracture_probability": f"{decisions.reported(p):.4f}" if np.isfinite(p) else "",
             "model_finding": predictor.fracture[r.part].finding(p) if np.isfinite(p) and r.part in predictor.fracture
             else "",
-            "in_fracture_figures": int(counted)})
+            "in_fracture_figures": int(counted), "true_view": r.view, "view": getattr(c, "view", None) or ""})
     return rows
 
 
@@ -343,12 +356,14 @@ def write_predictions_csv(path: Path, rows: list[dict]) -> None:
 GENERATED = "generated"
 
 
-def gate_metrics(records, chain, parts) -> dict:
-    """Per region (the records' parts, and ``generated`` for the non-radiographs after them): images,
-    share rejected and why, findings; elbow/hand/shoulder images rejected and the body part's
-    accuracy on the accepted ones; non-target images called fractured; the appliance head on the
+def gate_metrics(records, chain, parts, views: bool = False) -> dict:
+    """Per region (the records' regions, or parts for a body-part model made before views: see
+    :func:`truth_name`, ``views``: a model of views; and ``generated`` for the non-radiographs after them): images, share rejected
+    and why, findings, and for a target region the same per source; elbow/hand/shoulder images rejected
+    and the body part's accuracy on the accepted ones (and, for a model of views, the view named right
+    where the film's view is known); non-target images called fractured; the appliance head on the
     analysed images whose cast/implant label is known."""
-    regions = [r.part for r in records] + [GENERATED] * (len(chain) - len(records))
+    regions = [truth_name(r, views) for r in records] + [GENERATED] * (len(chain) - len(records))
     by_region: dict = {}
     for region in sorted(set(regions)):
         preds = [p for p, g in zip(chain, regions) if g == region and p.finding != "error"]
@@ -360,14 +375,22 @@ def gate_metrics(records, chain, parts) -> dict:
             "findings": dict(sorted(Counter(p.finding for p in preds).items())),
             "target": region in parts}
         if region in parts:  # a cause to look for: a cast, splint or implant in view (labelled by eye)
+            mine = [(p, r) for p, r, g in zip(chain, records, regions) if g == region and p.finding != "error"]
             by_region[region]["rejected_with_appliance"] = sum(
-                p.finding == NOT_SUPPORTED and data.appliance_label(r) == 1
-                for p, r in zip(chain, records) if r.part == region)
+                p.finding == NOT_SUPPORTED and data.appliance_label(r) == 1 for p, r in mine)
+            by_region[region]["by_source"] = {
+                src: {"n": sum(r.source == src for _, r in mine),
+                      "rejected": sum(r.source == src and p.finding == NOT_SUPPORTED for p, r in mine)}
+                for src in sorted({r.source for _, r in mine})}
     non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
     target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
     accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
-    known = [(p, data.appliance_label(r)) for p, r in zip(chain, records)
-             if r.part in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
+    known = [(p, data.appliance_label(r)) for p, r, g in zip(chain, records, regions)
+             if g in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
+    # the view named right: accepted target films whose view is one the model names (views by eye or the part)
+    named = [(p.view, r.view) for p, r, g in zip(chain, records, regions)
+             if views and g in parts and p.finding not in (NOT_SUPPORTED, "error") and r.view in
+             set(getattr(p, "part_probabilities", {}) or {})]
     pos = [p.appliance is not None for p, a in known if a == 1]
     neg = [p.appliance is None for p, a in known if a == 0]
     flagged = [a for p, a in known if p.appliance is not None]
@@ -376,6 +399,9 @@ def gate_metrics(records, chain, parts) -> dict:
         "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
         "n_target": len(target),
         "part_accuracy_on_accepted": float(np.mean([p.body_part == g for p, g in accepted])) if accepted else None,
+        "view_accuracy_on_accepted": float(np.mean([a == b for a, b in named])) if named else None,
+        "n_view_known": len(named),
+        "views": {v: dict(sorted(Counter(a for a, b in named if b == v).items())) for v in sorted({b for _, b in named})},
         "non_target_called_fractured": sum(p.finding == "fractured" for p in non_target),
         "non_target_given_a_finding": sum(p.finding in ("fractured", "normal", "uncertain") for p in non_target),
         "n_non_target": len(non_target),
@@ -395,6 +421,8 @@ def gate_markdown(g: dict | None) -> list[str]:
              "| region | images | not analysed | why | findings |", "|---|---:|---:|---|---|"]
     for region, e in g["by_region"].items():
         name = f"**{region}**" if e["target"] else region
+        if e.get("by_source"):  # a target region: not analysed per source too
+            name += " (" + ", ".join(f"{k} {v['rejected']} of {v['n']}" for k, v in e["by_source"].items()) + ")"
         lines.append(f"| {name} | {e['n']} | {e['rejected']:.1%} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['reasons'].items()) or '–'} | "
                      f"{', '.join(f'{k} {v}' for k, v in e['findings'].items())} |")

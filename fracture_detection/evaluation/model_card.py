@@ -276,7 +276,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
                f"not supported when P(other) ≥ {meta['reject_threshold']:.3f}" if "reject_threshold" in meta
                else "most probable class")
         band = "–" if meta.get("task") != "fracture" else _cuts_text(meta)
-        task = "body part: " + ", ".join(meta["classes"]) if meta["task"] == "body_part" else f"{meta['part']} fracture"
+        task = _body_task(meta) if meta["task"] == "body_part" else f"{meta['part']} fracture"
         names = " + ".join(f"`{f.name}`" for f in info.files)
         where = meta.get("localisation") or {}
         spread = where.get("region_extent", LEGACY_REGION_EXTENT)
@@ -379,9 +379,11 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
         for part, c in sorted(counts.get(split, {}).items()):
             L.append(f"| {split} | {part} | {c['fractured']} | {c['normal']} |")
     syn = body.get("synthetic_non_radiographs", {})
-    L += ["", f"The body-part model's *other* class holds every non-target region (leg, hip, forearm, humerus, "
-              f"finger, wrist, full-length spine films) plus {syn.get('count', 0)} generated non-radiographs (photographs, documents, "
-              "patterns), split 72/18/10 in generation order.", "",
+    other = ("every film of another region (leg, hip, humerus shaft, chest and whole-trunk films, full-length spine "
+             "films, by the views by eye)" if body.get("regions") else
+             "every non-target region (leg, hip, forearm, humerus, finger, wrist, full-length spine films)")
+    L += ["", f"The body-part model's *other* class holds {other} plus {syn.get('count', 0)} generated "
+              "non-radiographs (photographs, documents, patterns), split 72/18/10 in generation order.", "",
           "**Split**: 72 % train, 18 % validation, 10 % test, stratified by part and label, seeded (42), grouped so "
           "that no group spans two splits: FracAtlas images are grouped by near-duplicate clusters (16×16 dHash "
           "within 8 bits; clusters with contradicting labels are kept out of fracture training), Roboflow images by "
@@ -403,7 +405,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           f"(n = {bp['n_target']}), of which {share_text(bp['target_images_rejected'])} were wrongly rejected; other "
           f"radiographs rejected {share_text(bp['non_target_radiographs_rejected'])} (n = {bp['n_non_target']}); "
           f"generated non-radiographs rejected {share_text(bp['non_radiographs']['rejected'])} "
-          f"(n = {bp['non_radiographs']['n']}).", ""]
+          f"(n = {bp['non_radiographs']['n']})." + view_test_text(m.get("gate") or {}), ""]
     L += gate_section(body, m, weights_dir)
     L += ["**Fracture models on the images of their true part** (image level, at the Youden threshold; the "
           "findings use the cuts above):", "", *fracture_image_table(m)]
@@ -481,10 +483,61 @@ def _gate_rule(meta: dict) -> str:
     if "target_cut" not in g:  # older weights
         rule = (f"not supported when P(other) ≥ {g['reject_threshold']:.2f}, OOD score > {g['ood_threshold']:.3f} "
                 f"or the best part < {g['floor']:.2f}")
+    elif meta.get("regions"):  # a model of views: the checks work on regions
+        rule = (f"not supported when the target regions' summed probability (every class but other) < "
+                f"{g['target_cut']:.4f}, OOD score > {g['ood_threshold']:.3f} or the region's share of that sum "
+                f"< {g['part_floor']:.2f}")
     else:
         rule = (f"not supported when P(elbow) + P(hand) + P(shoulder) < {g['target_cut']:.4f}, OOD score > "
                 f"{g['ood_threshold']:.3f} or the part's share of that sum < {g['part_floor']:.2f}")
     return rule + (f"; cast or implant when P ≥ {meta['appliance']['threshold']:.3f}" if meta.get("appliance") else "")
+
+
+def _body_task(meta: dict) -> str:
+    """The body-part model's classes, each view with the region (fracture model) that reads it."""
+    regions = meta.get("regions") or {}
+    return "body part: " + ", ".join(f"{c} (→ {regions[c]})" if c in regions and regions[c] != c else c
+                                     for c in meta["classes"])
+
+
+def views_section(body: dict) -> list[str]:
+    """What the film shows and which model reads it: the views a model of views learns, each view's region
+    (from its metadata), and how the gate treats them; nothing for a model made before views."""
+    regions = body.get("regions")
+    if not regions:
+        return []
+    by_region: dict = {}
+    for view, region in regions.items():
+        by_region.setdefault(region, []).append(view)
+    val = body.get("validation", {})
+    L = ["**What the film shows, and which model reads it.** The body-part model learns what a film shows as a "
+         "reader names it, " + ", ".join(c for c in body["classes"]) + ", from the shared data's labels by eye "
+         "(`views.csv`: every fractured Roboflow upload and every FracAtlas film flagged hand or shoulder alone; "
+         "`roboflow-bone-fracture/body_parts.csv` for Roboflow's unannotated films; MURA's study types). Each view "
+         "goes to the fracture model of its region: " + "; ".join(f"{', '.join(v)} → the {r} model"
+                                                                for r, v in by_region.items()) + ". Shoulder "
+         "films with the chest in view (`shoulder_chest`) are learnt as shoulder; humerus-shaft films, chest "
+         "films, children's whole-trunk films (FracAtlas flags eight of them shoulder) and every region without a "
+         "model (leg, hip, spine, ...) are *other*. Hand versus wrist is a soft line (the film's centre decides "
+         "it): the model keeps each view's probability, but a region's probability is the sum of its views', so "
+         "the gate, the routing and the confidence shown are the region's, and a doubt between two views of one "
+         "region is never a doubt about which model reads the film; the view named is the most probable view of "
+         "the chosen region. The app, the report and `--json` (`view`) name the view beside the model that read "
+         "it (\"forearm — read by the hand model\"); `body_part` stays the region."]
+    if val.get("view_accuracy_on_accepted") is not None:
+        L[0] += (f" On the validation films analysed, the region was right on {val['part_accuracy_on_accepted']:.1%} "
+                 f"and the view on {val['view_accuracy_on_accepted']:.1%}.")
+    return L + [""]
+
+
+def view_test_text(g: dict) -> str:
+    """The test split's view figure for a model of views (the region is what the accuracy above counts)."""
+    if g.get("view_accuracy_on_accepted") is None:
+        return ""
+    rows = "; ".join(f"{v}: " + ", ".join(f"{k} {n}" for k, n in named.items()) for v, named in g["views"].items())
+    return (f" The view (the regions here count a film's region as its part) was named right on "
+            f"{share_text(g['view_accuracy_on_accepted'])} of the {g['n_view_known']} analysed target films whose view "
+            f"is known (by eye, or the dataset's part where it is a view's word); true view: what was named — {rows}.")
 
 
 def _counts(d: dict) -> str:
@@ -525,13 +578,24 @@ def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
          f"three together rejected {g['validation_target_rejected']:.1%} of the {g['n_validation_targets']}. The "
          "distance is computed inside the model (built-in Keras layers with fixed weights, exported to the LiteRT "
          "file with it). Otherwise the app says *not analysed* and why.", ""]
+    L = L[:2] + views_section(body) + L[2:]
+    if g.get("budget_by") in ("region", "region_source"):
+        L += [f"The budget held in each {'region and each source' if g['budget_by'] == 'region_source' else 'region'}"
+              f"{'’s films of it' if g['budget_by'] == 'region_source' else ''} too (at most "
+              f"{budget:.0%} of each group's validation films, rounded down: none of a group of fewer than "
+              f"{int(round(1 / budget))}): " + ", ".join(
+                  f"{k} {v['rejected']} of {v['n']}" for k, v in (g.get("validation_by_group") or {}).items()) + ".",
+              ""]
     causes = val.get("target_causes")
     if causes:
         L += ["Elbow, hand and shoulder validation images not analysed, and why:", "",
               "| part | images | not analysed | why | cast or implant in view | source |", "|---|---:|---:|---|---:|---|"]
         for part, c in causes.items():
+            per = c.get("by_source")
+            source = ", ".join(f"{k} {v['rejected']} of {v['n']}" for k, v in per.items()) if per else \
+                _counts(c["sources"])
             L.append(f"| {part} | {c['n']} | {c['rejected']} ({c['rejected'] / max(c['n'], 1):.1%}) | "
-                     f"{_counts(c['reasons'])} | {c['with_appliance']} | {_counts(c['sources'])} |")
+                     f"{_counts(c['reasons'])} | {c['with_appliance']} | {source} |")
         L.append("")
     prev = val.get("previous_rule")
     if prev and prev.get("target_rejected") is not None:

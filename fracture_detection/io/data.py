@@ -1,9 +1,15 @@
 """Dataset readers and patient-grouped splits.
 
-Every reader returns one :class:`Record` per image.  ``part`` is the anatomical
-region in lower case (``elbow``, ``hand``, ``shoulder`` are the targets; anything
-else, e.g. ``leg`` or MURA's ``wrist``, is a non-target region), ``label`` is 1 for
-fractured/abnormal, 0 for normal and ``None`` when unknown, ``group`` is what a
+Every reader returns one :class:`Record` per image.  ``part`` is the dataset's own part label in
+lower case (FracAtlas' flag, Roboflow's class or ``body_parts.csv`` part, MURA's study type, a folder's
+name), which is what the fracture models select their films by; ``view`` is what the film shows as a
+reader names it (``finger``, ``hand``, ``wrist``, ``forearm``, ``elbow``, ``humerus``, ``shoulder``,
+``shoulder_chest``, ``chest``, ``other``: :data:`VIEWS`), from ``views.csv`` at the data root where it
+names the film, else the part where the part is such a word, else ''; ``region`` (a property) is what
+the body-part model, the gate and the chain route by: ``hand`` for a finger, hand, wrist or forearm film,
+``elbow``, ``shoulder`` for a shoulder or shoulder-and-chest film, ``other`` for a humerus-shaft, chest or
+other film, and the part itself for a film with no view (``leg``, ``hip``, ``spine``, ``mixed``).
+``label`` is 1 for fractured/abnormal, 0 for normal and ``None`` when unknown, ``group`` is what a
 split must keep together (patient where known, else study or source image).
 
 Layouts:
@@ -46,6 +52,14 @@ SPLITS = ("train", "val", "test")
 SPLIT_FILE = "split.csv"  # beside the weights: the split every model of a folder was trained on
 APPLIANCE_FILE = "appliances.csv"  # at a data root: appliances seen on the films, labelled by eye
 APPLIANCES = ("cast", "splint", "implant", "external")  # 'external': an external fixator
+VIEW_FILE = "views.csv"  # at a data root: what each film shows, labelled by eye
+# what a film shows, as a reader names it, and the region (the fracture model) it is routed to; "other":
+# no model here reads it (a humerus shaft, a chest, children's whole-trunk films, anything else)
+VIEW_REGIONS = {"finger": "hand", "hand": "hand", "wrist": "hand", "forearm": "hand", "elbow": "elbow",
+                "humerus": "other", "shoulder": "shoulder", "shoulder_chest": "shoulder", "chest": "other",
+                "other": "other"}
+VIEWS = tuple(VIEW_REGIONS)
+OTHER_REGION = "other"
 
 
 class DatasetError(Exception):
@@ -64,6 +78,12 @@ class Record:
     split: str = ""          # '' until assigned; 'test' preset for MURA's official valid split
     note: str = ""
     appliance: str = ""      # 'none' or one of APPLIANCES where labelled by eye (appliances.csv), '' unknown
+    view: str = ""           # one of VIEWS (views.csv, else the part where it is one), '' unknown; not in split.csv
+
+    @property
+    def region(self) -> str:
+        """What the film is routed by: its view's region (:data:`VIEW_REGIONS`), else its dataset part."""
+        return VIEW_REGIONS.get(self.view, self.part)
 
     @property
     def radiograph(self) -> str:
@@ -79,6 +99,7 @@ class Record:
 
     def to_row(self, root: Path) -> dict:
         row = asdict(self)
+        row.pop("view")  # from views.csv (or the part) each time the data is read: one source
         row["path"] = _relative(self.path, root)
         row["label"] = "" if self.label is None else self.label
         return row
@@ -398,12 +419,14 @@ def read_dataset(root, layout: str = "auto") -> list[Record]:
     if not records:
         raise DatasetError(f"No labelled images were found in {root}.")
     attach_appliances(records, root)
+    attach_views(records, root)
     return records
 
 
 def appliance_key(r: Record, root: Path) -> str:
-    """How ``appliances.csv`` names a record's image: the FracAtlas file name, ``<split>/<upload>`` for
-    a Roboflow image (one label for every augmented copy of an upload), else the path under the root."""
+    """How ``appliances.csv`` and ``views.csv`` name a record's image: the FracAtlas file name,
+    ``<split>/<upload>`` for a Roboflow image (one label for every augmented copy of an upload), else
+    the path under the root."""
     path = Path(r.path)
     if r.source == "fracatlas":
         return path.name
@@ -440,6 +463,43 @@ def attach_appliances(records: list[Record], root) -> int:
         kind = table.get(("folders" if r.source == "manifest" else r.source, appliance_key(r, root)))
         if kind is not None:
             r.appliance, found = kind, found + 1
+    return found
+
+
+def read_views(root: Path) -> dict[tuple[str, str], str]:
+    """``(source, key) -> view`` from ``<root>/views.csv`` (empty when there is none). The shared data's
+    file names its rows by ``source`` and ``key`` (as ``appliances.csv``); a plain one needs only ``path``
+    (relative to the root) and ``view``."""
+    path = Path(root) / VIEW_FILE
+    if not path.is_file():
+        return {}
+    out = {}
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if "view" not in (reader.fieldnames or ()) or not {"key", "path"} & set(reader.fieldnames or ()):
+            raise DatasetError(f"{path} lacks a view column or a key (or path) column.")
+        for row in reader:
+            view = (row.get("view") or "").strip().lower()
+            if view not in VIEWS:
+                raise DatasetError(f"{path} names an unknown view '{view}' (expected one of {', '.join(VIEWS)}).")
+            source = {"roboflow-bone-fracture": "roboflow"}.get(row.get("source", ""), row.get("source", ""))
+            out[(source or "folders", (row.get("key") or row.get("path") or "").strip())] = view
+    return out
+
+
+def attach_views(records: list[Record], root) -> int:
+    """Fill ``Record.view``: the data root's ``views.csv`` where it names the film (it overrides the
+    dataset's part for routing, see :attr:`Record.region`), else the part where the part is a view's
+    word (MURA's study types, Roboflow's ``body_parts.csv``, a folder named Wrist), else ''.  Returns
+    how many ``views.csv`` named."""
+    table = read_views(Path(root))
+    found = 0
+    for r in records:
+        view = table.get(("folders" if r.source == "manifest" else r.source, appliance_key(r, root))) \
+            if table else None
+        if view is not None:
+            found += 1
+        r.view = view or (r.part if r.part in VIEW_REGIONS else "")
     return found
 
 
@@ -516,7 +576,7 @@ def extend_split(records: list[Record], seed: int = 42) -> list[Record]:
 
 def write_split(records: list[Record], path: Path, root: Path) -> None:
     from .files import atomic_write_text
-    names = [f.name for f in fields(Record)]
+    names = [f.name for f in fields(Record) if f.name != "view"]
     import io
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
@@ -531,11 +591,15 @@ def read_split(path: Path, root: Path) -> list[Record]:
     with open(path, newline="") as fh:
         records = [record_from_row(row, root) for row in csv.DictReader(fh)]
     attach_appliances(records, root)
+    attach_views(records, root)
     return records
 
 
 def record_from_row(row: dict, root: Path) -> Record:
-    """The inverse of :meth:`Record.to_row`: a relative path is resolved against ``root``."""
+    """The inverse of :meth:`Record.to_row`: a relative path is resolved against ``root`` (columns
+    that are not a record's, e.g. from a newer version, are left out)."""
+    known = {f.name for f in fields(Record)}
+    row = {k: v for k, v in row.items() if k in known}
     row = dict(row, label=None if row["label"] in ("", None) else int(row["label"]))
     row["path"] = str(Path(root) / row["path"]) if not os.path.isabs(row["path"]) else row["path"]
     return Record(**row)

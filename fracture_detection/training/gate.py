@@ -23,7 +23,11 @@ computes it, loads in safe mode and exports to LiteRT.
 Thresholds are chosen on validation images of the three parts only (:func:`choose_gate`): together
 the checks may reject at most :data:`MAX_TARGET_REJECTION` of them; the out-of-distribution score
 and the part floor may each spend at most their share of that budget (:data:`SHARES`), and the target
-cut takes the rest, so no check is left at zero because another spent the budget first.
+cut takes the rest, so no check is left at zero because another spent the budget first.  With
+``groups`` (e.g. each film's region and source) the budget holds in every group too: no region, and no
+source's films of a region, pays for the others.  For a model that learns views (finger, hand, wrist,
+forearm, elbow, shoulder) the checks work on regions (``regions``: each class's region): a region's
+probability is the sum of its views', so hand versus wrist, a soft line, is never a doubt.
 
 Also here: the appliance head (P(cast or implant) from the same pooled features, a logistic
 regression stored as one Dense layer), and the other scores compared with the Mahalanobis
@@ -174,29 +178,52 @@ def threshold_for(scores: np.ndarray, share: float) -> float:
     return float(s[k]) if k < len(s) else float(s[-1])
 
 
-def choose_part_floor(probs: np.ndarray, reject_index: int, share: float) -> float:
-    """The highest floor on the part's confidence (its share of the three parts' probability; 0.99
-    down to 0.01 by 0.01) below which at most ``share`` of ``probs`` (validation images of the three
-    parts) fall.  The best of three parts has at least a third of their sum, so the floor is never
-    zero by construction; it is what a doubt between the parts may cost."""
-    rule = decisions.BodyPartRule(reject_index=reject_index, part_floor=0.0)
+def _groups(n: int, groups) -> list[np.ndarray]:
+    """Row masks of each group (one group of every row without ``groups``)."""
+    if groups is None:
+        return [np.ones(n, dtype=bool)]
+    g = np.asarray(groups)
+    return [g == name for name in sorted(set(g.tolist()))]
+
+
+def _limit(budget: float, n: int) -> int:
+    return int(np.floor(budget * n + 1e-9))
+
+
+def group_threshold(scores: np.ndarray, share: float, groups=None) -> float:
+    """:func:`threshold_for` in every group at once: the threshold that rejects at most ``share`` of
+    each group's ``scores`` (the highest of the groups' own)."""
+    scores = np.asarray(scores, dtype="float64")
+    return max(threshold_for(scores[m], share) for m in _groups(len(scores), groups))
+
+
+def choose_part_floor(probs: np.ndarray, reject_index: int, share: float, regions=None, groups=None) -> float:
+    """The highest floor on the region's confidence (its share of the target regions' probability; 0.99
+    down to 0.01 by 0.01) below which at most ``share`` of ``probs`` (validation images of the target
+    regions), and of each group's, fall.  The best of three regions has at least a third of their sum,
+    so the floor is never zero by construction; it is what a doubt between the regions may cost."""
+    rule = decisions.BodyPartRule(reject_index=reject_index, part_floor=0.0, regions=regions)
     confidence = decisions.part_scores(probs, rule)[1]
-    limit = int(np.floor(share * len(confidence) + 1e-9))
+    masks = _groups(len(confidence), groups)
     for floor in np.round(np.arange(0.99, 0.0, -0.01), 2):
-        if (confidence < floor).sum() <= limit:
+        if all((confidence[m] < floor).sum() <= _limit(share, m.sum()) for m in masks):
             return float(floor)
     return 0.0
 
 
-def choose_target_cut(probs: np.ndarray, reject_index: int, already: np.ndarray, limit: int) -> float:
-    """The highest cut on the three parts' summed probability (an image below it is *another
+def choose_target_cut(probs: np.ndarray, reject_index: int, already: np.ndarray, limit: int, groups=None,
+                      budget: float | None = None) -> float:
+    """The highest cut on the target regions' summed probability (an image below it is *another
     region*) at which, with the images ``already`` rejected by the other checks, at most ``limit``
-    of ``probs`` (validation images of the three parts) are rejected.  An image exactly on the cut
-    is kept; 0 when the other checks alone spend the budget."""
+    of ``probs`` (validation images of the target regions) are rejected, and with ``groups`` at most
+    ``budget`` of each group's.  An image exactly on the cut is kept; 0 when the other checks alone
+    spend the budget."""
     total = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, target_cut=0.0))[2]
+    masks = _groups(len(total), groups) if groups is not None else []
     cut = 0.0
     for c in np.unique(total):
-        if (already | (total < c)).sum() > limit:
+        rejected = already | (total < c)
+        if rejected.sum() > limit or any(rejected[m].sum() > _limit(budget, m.sum()) for m in masks):
             break
         cut = float(c)
     return cut
@@ -211,30 +238,43 @@ class GateChoice:
     shares: dict
     validation_target_rejected: float
     n_validation_targets: int
+    budget_by: str = "pooled"            # the groups the budget held in too (e.g. "region_source")
+    validation_by_group: dict | None = None   # per group: validation films and how many were turned away
 
-    def rule(self, reject_index: int) -> decisions.BodyPartRule:
+    def rule(self, reject_index: int, regions=None) -> decisions.BodyPartRule:
         return decisions.BodyPartRule(reject_index=reject_index, target_cut=self.target_cut,
-                                      part_floor=self.part_floor, ood_threshold=self.ood_threshold)
+                                      part_floor=self.part_floor, ood_threshold=self.ood_threshold,
+                                      regions=None if regions is None else tuple(regions))
 
 
 def choose_gate(val_probs: np.ndarray, val_scores: np.ndarray, reject_index: int,
-                budget: float = MAX_TARGET_REJECTION, shares: dict | None = None) -> GateChoice:
-    """The three checks on validation images of the three parts, within one budget: the
+                budget: float = MAX_TARGET_REJECTION, shares: dict | None = None, regions=None, groups=None,
+                budget_by: str | None = None) -> GateChoice:
+    """The three checks on validation images of the target regions, within one budget: the
     out-of-distribution threshold and the part floor each at most their share of it (:data:`SHARES`),
     then the target cut as high as the rest of the budget allows (images the other two already
-    reject are not counted twice)."""
+    reject are not counted twice).  ``regions``: each class's region (a model that learns views);
+    ``groups``: a label per image (its region, or region and source) in each of which the budget and
+    the shares hold too; ``budget_by`` says what those groups are, for the metadata."""
     shares = dict(SHARES if shares is None else shares)
     probs = np.asarray(val_probs, dtype=float)
     scores = np.asarray(val_scores, dtype=float)
-    limit = int(np.floor(budget * len(probs) + 1e-9))
-    ood = threshold_for(scores, budget * shares["unfamiliar"])
-    floor = choose_part_floor(probs, reject_index, budget * shares["doubt"])
-    confidence = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, part_floor=floor))[1]
+    limit = _limit(budget, len(probs))
+    ood = group_threshold(scores, budget * shares["unfamiliar"], groups)
+    floor = choose_part_floor(probs, reject_index, budget * shares["doubt"], regions, groups)
+    confidence = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, part_floor=floor,
+                                                                     regions=regions))[1]
     already = ~(scores <= ood) | (confidence < floor)
-    cut = choose_target_cut(probs, reject_index, already, limit)
-    choice = GateChoice(cut, floor, ood, budget, shares, float("nan"), len(probs))
-    reasons = decisions.decide_body_parts(probs, choice.rule(reject_index), scores)[1]
-    choice.validation_target_rejected = float(np.mean([r is not None for r in reasons])) if reasons else float("nan")
+    cut = choose_target_cut(probs, reject_index, already, limit, groups, budget)
+    choice = GateChoice(cut, floor, ood, budget, shares, float("nan"), len(probs),
+                        budget_by or ("pooled" if groups is None else "groups"))
+    reasons = decisions.decide_body_parts(probs, choice.rule(reject_index, regions), scores)[1]
+    refused = np.array([r is not None for r in reasons], dtype=bool)
+    choice.validation_target_rejected = float(refused.mean()) if len(refused) else float("nan")
+    if groups is not None:
+        g = np.asarray(groups)
+        choice.validation_by_group = {str(name): {"n": int((g == name).sum()), "rejected": int(refused[g == name].sum())}
+                                      for name in sorted(set(g.tolist()))}
     return choice
 
 

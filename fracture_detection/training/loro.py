@@ -39,7 +39,8 @@ from ..chain import decisions
 from ..io import data, files
 from ..models import artifacts
 from . import gate
-from .body_part import GENERATED, Outputs, body_part_data, decide, fit_gate, fit_top, pooled_outputs, trunk_features
+from .body_part import (GENERATED, Outputs, body_part_data_for, decide, fit_gate, fit_top, pooled_outputs,
+                        trunk_features)
 from .trainer import TrainConfig, Trainer
 
 EPOCHS = 3        # fine-tuning epochs per fold (the bundled model: up to 15 with early stopping)
@@ -72,9 +73,7 @@ def leave_one_region_out(weights_dir: Path, epochs: int = EPOCHS, head_epochs: i
     cfg = _config(meta, epochs, head_epochs, 2 if verbose else 0)
     records = data.read_dataset(root, meta["data"].get("layout", "auto"))
     data.apply_split(records, split_file, root)  # the saved split, never a new one
-    parts = [c for c in meta["classes"] if c != meta["reject_class"]]
-    syn = meta.get("synthetic_non_radiographs") or {}
-    bp = body_part_data(records, parts, int(syn.get("count", 0)), int(syn.get("seed", cfg.seed)))
+    bp = body_part_data_for(records, meta)
     trainer = Trainer(bp.classes, cfg)
     fresh = trainer.model.get_weights()
     feats, bp = trunk_features(trainer, bp, cfg, trunk_cache)
@@ -87,7 +86,7 @@ def leave_one_region_out(weights_dir: Path, epochs: int = EPOCHS, head_epochs: i
         held = bp.region == region
         train, val = (bp.split == "train") & ~held, (bp.split == "val") & ~held
         out, epochs_run = _fold_outputs(trainer, fresh, feats, bp, train, val, _fold_cache(trunk_cache, region, cfg))
-        stats, choice = fit_gate(bp, out, train, val)
+        stats, choice = fit_gate(bp, out, train, val, budget_by=meta.get("gate", {}).get("budget_by") or "pooled")
         folds[region] = _fold_figures(bp, out, stats, choice, held, train, val, findings)
         folds[region]["epochs_run"] = epochs_run
         folds[region]["minutes"] = round((time.monotonic() - start) / 60, 1)
@@ -162,7 +161,7 @@ def _share(reasons) -> float | None:
 
 
 def _fold_figures(bp, out, stats, choice, held, train, val, findings: _FindingCounter) -> dict:
-    rule = choice.rule(bp.reject_index)
+    rule = bp.rule(choice)
     every = np.ones(len(bp.y), dtype=bool)
     chosen, reasons = decide(bp, out, rule, stats, every)
     test = bp.split == "test"
@@ -176,14 +175,15 @@ def _fold_figures(bp, out, stats, choice, held, train, val, findings: _FindingCo
             "reasons": _reasons([reasons[i] for i in left]),
             "n_test": int((held & test).sum()), "rejected_test": _share([reasons[i] for i in left if test[i]]),
             "let_through_as": _reasons([bp.classes[chosen[i]] for i in let_through]),
-            "findings_of_let_through": findings.findings(let_through, [bp.classes[chosen[i]] for i in let_through]),
+            "findings_of_let_through": findings.findings(let_through, [bp.class_regions[chosen[i]] for i in let_through]),
         },
     }
     target = (bp.y != bp.reject_index) & test
     t_idx = np.nonzero(target)[0]
     accepted = [i for i in t_idx if reasons[i] is None]
     fold["targets_test"] = {"n": len(t_idx), "rejected": _share([reasons[i] for i in t_idx]),
-                            "part_accuracy_on_accepted": float(np.mean([chosen[i] == bp.y[i] for i in accepted]))
+                            "part_accuracy_on_accepted": float(np.mean([bp.class_regions[chosen[i]] ==
+                                                                        bp.class_regions[bp.y[i]] for i in accepted]))
                             if accepted else None}
     seen = np.nonzero((bp.y == bp.reject_index) & test & ~held)[0]
     fold["seen_non_target_test"] = {"n": len(seen), "rejected": _share([reasons[i] for i in seen])}
