@@ -9,6 +9,7 @@
     python training_fracture.py --data SITE --layout folders --init-from weights --out weights-site  # from the bundle
     python training_fracture.py --data ../shared/data --out weights --amber-only   # only the rank inside "uncertain"
     python training_fracture.py --data ../shared/data --out weights --appliance-cut-only   # the cast/implant cut
+    python training_fracture.py --data ../shared/data --out weights --parts hand --ensemble-of w:hand w:elbow
 
 Each model scores every cell of a grid over the image and takes the image's probability from
 its most suspicious cells; cells learn from fracture boxes where the data has them (FracAtlas,
@@ -59,6 +60,14 @@ def main(argv=None):
                         help="train nothing: run the fracture models already in --out on their validation films "
                              "(the folder's split.csv) and store new cuts, validation figures and the ranking "
                              "inside 'uncertain' (amber)")
+    parser.add_argument("--by-region", action="store_true",
+                        help="with --cuts-only: choose them on the validation films of each part's whole region "
+                             "(a film's view: Roboflow's finger, wrist and forearm films are the hand region's), "
+                             "from every source, rather than on the films the dataset named by that part")
+    parser.add_argument("--ensemble-of", nargs="+", metavar="FOLDER:PART",
+                        help="train nothing: save --parts' one part in --out as the mean of these Keras fracture "
+                             "models (e.g. weights:hand weights:elbow; the first one's cast/implant detector kept), "
+                             "its cuts chosen as with --cuts-only --by-region")
     parser.add_argument("--amber-only", action="store_true",
                         help="train nothing: store only the ranking inside 'uncertain' (the fractured share of the "
                              "validation films in each part of the uncertain range) at the models' present cuts")
@@ -97,6 +106,20 @@ def main(argv=None):
         from fracture_detection.training.appliance import rechoose_appliance_cut
         rechoose_appliance_cut(args.out, args.data, verbose=0 if args.quiet else 1)
         return 0
+    if args.ensemble_of:
+        from fracture_detection.training.ensemble import parse_member, save_ensemble
+        if len(args.parts) != 1:
+            parser.error("--ensemble-of makes one part's model: give that part with --parts")
+        save_ensemble([parse_member(m) for m in args.ensemble_of], args.parts[0], args.out, args.data,
+                      verbose=0 if args.quiet else 1)
+        return 0
+    if args.cuts_only and args.by_region:
+        from fracture_detection.training.ensemble import region_cuts
+        for part in args.parts:
+            region_cuts(args.out, args.data, part, verbose=0 if args.quiet else 1)
+        return 0
+    if args.by_region:
+        parser.error("--by-region goes with --cuts-only")
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts
         rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)

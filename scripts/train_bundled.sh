@@ -26,8 +26,16 @@ FEATS=.cache/fracture-features
 # doubles a model's time per image.
 $PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --pool-regions \
     --appliance-weight 0 --time-limit 30 --parts elbow shoulder
-$PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$FEATS" --parts hand \
+# - hand: a model of its own, trained on FracAtlas's hand region, kept in .cache/hand-own, then shipped as
+#   the mean of it and the every-region model (it reads Roboflow's finger, wrist and forearm films, which the
+#   hand's own model reads near chance), its cuts chosen on the hand region's validation films of both sources.
+mkdir -p .cache/hand-own && cp weights/split.csv .cache/hand-own/
+$PY training_fracture.py --data "$DATA" --out .cache/hand-own --quiet --feature-cache "$FEATS" --parts hand \
     --appliance-weight "${HAND_APPLIANCE_WEIGHT:-0}"
+$PY training_fracture.py --data "$DATA" --out weights --quiet --parts hand --ensemble-of .cache/hand-own:hand weights:elbow
+# Elbow and shoulder films are routed by the view the body-part model sees (FracAtlas's elbow views too):
+# their cuts are chosen on their regions' validation films, every source.
+$PY training_fracture.py --data "$DATA" --out weights --quiet --parts elbow shoulder --cuts-only --by-region
 # The designs compared on the untreated validation films (the card's "which evidence it learns"): COMPARE=1
 # trains the per-part alternatives into .cache/designs/ (about an hour more on 2 cores) and compares them.
 if [ "${COMPARE:-0}" = 1 ]; then

@@ -81,6 +81,26 @@ def validation_cut_table(models: dict) -> list[str]:
     return L if len(L) > 2 else []
 
 
+def ensemble_section(models: dict) -> list[str]:
+    """Each fracture model that is the mean of several (``training_fracture.py --ensemble-of``): its
+    members, and the films its cuts were chosen on."""
+    L = []
+    for name, info in sorted(models.items()):
+        ens = info.meta.get("ensemble")
+        if info.meta.get("task") != "fracture" or not ens:
+            continue
+        members = "; ".join(
+            f"`{m['file']}` (trained on {', '.join(m.get('regions') or [m.get('part') or '?'])}; validation AUC "
+            + ("–" if m.get("validation_auc") is None else f"{m['validation_auc']:.3f}") + ")" for m in ens["members"])
+        L += [f"**The {info.meta['part']} model is the mean of {len(ens['members'])} models**: {members}. It is one "
+              "model file with one model's outputs: the mean probability, the cell probabilities' mean as its map, "
+              f"and {ens.get('appliance_from', 'the first member')}'s cast/implant detector; each member runs whole, "
+              f"so it takes about {len(ens['members'])}× one model's time per film. Its cuts, the rank inside "
+              f"\"uncertain\" and its region threshold were chosen on {info.meta['cuts'].get('chosen_on', '?')}. "
+              "Fine-tuning from it (`--init-from`) starts from its first member.", ""]
+    return L
+
+
 CROSS_VALIDATION_FILE = "fracture_cross_validation.json"  # benchmarks/compare_cross_validated.py
 
 
@@ -337,6 +357,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     if cut_rows:
         L += ["What the cuts leave on the films they were chosen on (validation, or every train + validation film's "
               "out-of-fold score where the model was cross-validated):", "", *cut_rows, ""]
+    L += ensemble_section(models)
     L += cross_validation_section(models, weights_dir)
     L += design_section(weights_dir)
     cmp_path = weights_dir / "fracture_comparison.json"

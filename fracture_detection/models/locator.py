@@ -276,3 +276,57 @@ def trunk_features(model, trunk, images, batch_size: int = 16, verbose: int = 1,
     if verbose:
         print(file=sys.stderr)
     return np.concatenate(out) if out else np.zeros((0,) + tuple(trunk.output.shape[1:]), "float16")
+
+
+# --- ensembles -------------------------------------------------------------------------------
+
+ENSEMBLE_MEMBER = "member_{}"  # the members' names inside an ensemble, in order
+
+
+@keras.saving.register_keras_serializable(package="fracture_detection")
+class MeanOfSigmoids(layers.Layer):
+    """The logit of the mean of the inputs' sigmoids: the members' cell logits combined so that the
+    cell probabilities a reader sees are the mean of the members'."""
+
+    def call(self, inputs):
+        p = ops.mean(ops.stack([ops.sigmoid(x) for x in inputs], axis=0), axis=0)
+        p = ops.clip(p, 1e-7, 1.0 - 1e-7)
+        return ops.log(p) - ops.log(1.0 - p)
+
+
+def ensemble(members: list) -> keras.Model:
+    """One fracture model from several trained ones on the same input: the mean of their probabilities,
+    cell probabilities in the mean of theirs, and the first member's P(cast or implant) where it has one;
+    the same outputs as one locator, so the chain, the runtime and the LiteRT export need nothing else.
+    Each member runs whole (its trunk too): ``members(model)`` gives them back, e.g. to fine-tune one."""
+    shapes = {tuple(m.inputs[0].shape[1:]) for m in members}
+    if len(members) < 2 or len(shapes) != 1:
+        raise ValueError("An ensemble needs at least two fracture models with the same input size.")
+    inputs = keras.Input(members[0].inputs[0].shape[1:], name="pixels")
+    probs, logits, appliance = [], [], []
+    for i, m in enumerate(members):
+        named = keras.Model(m.inputs, m.outputs, name=ENSEMBLE_MEMBER.format(i))
+        prob, cells, *extra = named(inputs)
+        probs.append(prob)
+        logits.append(cells)
+        appliance += extra[:1] if i == 0 else []
+    prob = layers.Average(name="probability")(probs)
+    cells = MeanOfSigmoids(name=CELL_LOGITS)(logits)
+    outs = [prob, cells] + [layers.Identity(name=APPLIANCE_OUTPUT)(a) for a in appliance]
+    return keras.Model(inputs, outs, name="ensemble_fracture_locator")
+
+
+def members(model) -> list:
+    """An ensemble's members (:func:`ensemble`), in order; ``[]`` for a single model."""
+    names = {layer.name for layer in model.layers}
+    out, i = [], 0
+    while ENSEMBLE_MEMBER.format(i) in names:
+        out.append(model.get_layer(ENSEMBLE_MEMBER.format(i)))
+        i += 1
+    return out
+
+
+def single(model):
+    """The model itself, or an ensemble's first member (what fine-tuning starts from)."""
+    found = members(model)
+    return found[0] if found else model

@@ -157,6 +157,10 @@ def add_appliance_head(weights_dir: Path, data_root: Path, verbose: int = 1) -> 
     from ..models.locator import with_appliance_head
     fracture = artifacts.fracture_models(weights_dir)
     infos = [i for i in fracture.values() if i.path.is_file()]
+    ensembles = [i for i in infos if i.meta.get("ensemble")]
+    for info in ensembles:  # its first member's detector rides in it: fit that member's folder instead
+        print(f"{info.path.name} is the mean of several models and keeps its first member's detector.", file=sys.stderr)
+    infos = [i for i in infos if i not in ensembles]
     if not infos:
         raise artifacts.WeightsError(f"{weights_dir} holds no Keras fracture model to add the appliance detector to.")
     trunks = {((i.meta.get("training") or {}).get("frozen_through"), i.meta["backbone"], i.image_size) for i in infos}

@@ -70,11 +70,11 @@ class Start:
     def finish(self, part: str, model, frozen_through: str | None, backbone: str, meta: dict):
         """The fine-tuned model to save, with the starting model's cast/implant detector where it has one
         and the features it reads were not trained; ``meta`` gets its entry and a ``fine_tune`` record."""
-        from ..models.locator import APPLIANCE_OUTPUT, mid_layer, with_appliance_head
+        from ..models.locator import APPLIANCE_OUTPUT, mid_layer, single, with_appliance_head
         info = self.models[part]
         meta["fine_tune"] = {"from": str(self.source), "model": info.path.name, "figures": self.notes.get(part)}
         entry = info.meta.get("appliance")
-        source = info.load()
+        source = single(info.load())
         layer = next((x for x in source.layers if x.name == APPLIANCE_OUTPUT), None)
         if layer is None or entry is None:
             return model

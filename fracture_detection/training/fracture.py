@@ -28,7 +28,7 @@ from ..io import boxes, data, files
 from ..io.data import fracture_records, load_pixels
 from ..models import artifacts
 from ..models.artifacts import WeightsError
-from ..models.locator import trunk_features
+from ..models.locator import single, trunk_features
 from ..models.runtime import save_model
 from .trainer import (
     TrainConfig, _deadline, base_metadata, class_weights, prepare_split, resolve_cut, smoke_subset
@@ -209,7 +209,7 @@ class LocatorTrainer:
         keras.utils.set_random_seed(self.cfg.seed)
         self.model.set_weights(self.fresh)
         if part in self.init:
-            copied = copy_weights(self.init[part].load(), self.model)
+            copied = copy_weights(single(self.init[part].load()), self.model)
             print(f"  {part}: starting from {self.init[part].path} ({copied} layers' weights)", flush=True)
 
     def inputs(self, images, verbose=1, desc="", key=None) -> np.ndarray:
@@ -534,6 +534,11 @@ def starting_models(init_from: Path, parts, cfg: TrainConfig, head: HeadConfig):
             f"{init_from} has no Keras model (fracture_<part>.keras) of {', '.join(missing)} to fine-tune from "
             f"(only .tflite files cannot be trained further): leave it out (--parts {' '.join(trainable)}) or start "
             "from a folder with the .keras files.")
+    for p, info in trainable.items():
+        if info.meta.get("ensemble"):
+            print(f"The {p} model in {init_from} is the mean of {len(info.meta['ensemble']['members'])} models; "
+                  "fine-tuning starts from the first of them (the part's own model), and the result is that one "
+                  "model.", file=sys.stderr)
     first = next(iter(trainable.values())).meta
     if any(i.meta.get("backbone") != first.get("backbone") or i.image_size != first["image_size"]
            for i in trainable.values()):

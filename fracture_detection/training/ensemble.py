@@ -1,0 +1,100 @@
+"""A part's fracture model as the mean of models already trained (``training_fracture.py --ensemble-of``).
+
+The hand region's own model reads FracAtlas's hand, wrist and forearm films well and the Roboflow
+export's finger, wrist and forearm films near chance (it never saw them); the model trained on every
+region reads those better and FracAtlas's hand films worse.  Their mean keeps most of the first on
+FracAtlas and most of the second on the Roboflow films.  The ensemble is one model with the outputs of
+one (:func:`models.locator.ensemble`), so the chain, the app and the LiteRT export take it as it is; its
+cuts, rank inside "uncertain" and region threshold are chosen on the validation films of the part's
+whole *region* (a film's view, :attr:`data.Record.region`), from every source, each radiograph once.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..io import data, files
+from ..models import artifacts, locator
+from ..models.runtime import save_model
+from .fracture import fracture_metadata_from_validation, load_examples, validation_outputs
+
+
+def region_records(records, region: str, split: str = "val") -> list:
+    """A region's films of one split with a trustworthy fracture label, whatever the dataset called
+    their part (Roboflow's finger, wrist and forearm films are the hand region's)."""
+    return [r for r in records if r.split == split and r.region == region and r.label is not None
+            and not any(n in r.note for n in data.FRACTURE_EXCLUDED_NOTES)]
+
+
+def parse_member(text: str) -> tuple[Path, str]:
+    """``FOLDER:PART`` (a models folder and the part whose Keras fracture model to take)."""
+    folder, sep, part = str(text).rpartition(":")
+    if not sep or not folder or not part:
+        raise data.DatasetError(f"--ensemble-of takes FOLDER:PART (e.g. weights:hand), not '{text}'.")
+    return Path(folder), part
+
+
+def _member(folder: Path, part: str):
+    info = artifacts.fracture_models(folder).get(part)
+    if info is None or not info.path.is_file():
+        raise artifacts.WeightsError(f"{folder} holds no Keras fracture model of the {part} (fracture_{part}.keras).")
+    return info
+
+
+def region_cuts(weights_dir: Path, data_root: Path, part: str, runtime: str = "auto", verbose: int = 1) -> dict:
+    """Choose a saved fracture model's cuts, rank inside "uncertain" and region threshold on the
+    validation films of its part's whole region (every source), and store them in its metadata."""
+    info = artifacts.fracture_models(weights_dir)[part]
+    records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
+    recs = region_records(records, part)
+    if not recs:
+        raise data.DatasetError(f"No labelled validation films of the {part} region in {data_root}.")
+    val = load_examples(recs, info.image_size, verbose=verbose)
+    new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
+    sources = sorted({r.source for r in val.records})
+    views = sorted({r.view or r.part for r in val.records})
+    new["cuts"]["chosen_on"] = (f"the {part} region's validation films ({', '.join(views)} views; "
+                                f"{', '.join(sources)}), each radiograph once")
+    meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation", "amber")})
+    meta["localisation"] = dict(info.meta.get("localisation") or {},
+                                region_threshold=new["localisation"]["region_threshold"])
+    meta.pop("test", None)  # measured on the test split again by predictions_test.py
+    files.atomic_write_json(info.path.with_suffix(".json"), meta)
+    c, u = meta["cuts"], meta["validation"]["by_kind"]["untreated"]
+    print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f}, "
+          f"chosen on {c['chosen_on']} (untreated AUC {u['auc'] if u['auc'] is None else round(u['auc'], 3)} on "
+          f"{u['n_fractured']} fractured radiographs; uncertain {meta['validation']['uncertain']:.1%})", file=sys.stderr)
+    return meta
+
+
+def save_ensemble(member_specs, part: str, out_dir: Path, data_root: Path, runtime: str = "auto",
+                  verbose: int = 1) -> Path:
+    """``fracture_<part>`` in ``out_dir`` as the mean of the Keras fracture models ``member_specs``
+    (``[(folder, part), ...]``, the first one's cast/implant detector kept), its cuts chosen by
+    :func:`region_cuts`.  ``out_dir`` needs the split (``split.csv``) the members were trained on."""
+    out_dir = Path(out_dir)
+    if not (out_dir / data.SPLIT_FILE).is_file():
+        raise data.DatasetError(f"{out_dir} has no {data.SPLIT_FILE}: copy the split the members were trained on.")
+    infos = [_member(Path(folder), p) for folder, p in member_specs]
+    if len(infos) < 2:
+        raise data.DatasetError("--ensemble-of needs at least two models.")
+    first = infos[0].meta
+    try:
+        model = locator.ensemble([i.load() for i in infos])
+    except ValueError as exc:
+        raise artifacts.WeightsError(str(exc)) from None
+    meta = dict(first, part=part,
+                architecture="ensemble: the mean of " + "; ".join(
+                    f"fracture_{i.meta.get('part')} trained on {', '.join((i.meta.get('training') or {}).get('regions') or [i.meta.get('part', '?')])}"
+                    for i in infos),
+                ensemble={"members": [{"file": i.path.name if Path(folder).resolve() == out_dir.resolve()
+                                       else f"{Path(folder).name}/{i.path.name}", "part": i.meta.get("part"),
+                                       "regions": (i.meta.get("training") or {}).get("regions"),
+                                       "command": (i.meta.get("training") or {}).get("command"),
+                                       "validation_auc": (i.meta.get("validation") or {}).get("auc")}
+                                      for (folder, _), i in zip(member_specs, infos)],
+                          "appliance_from": "the first member"})
+    meta.pop("test", None)
+    save_model(model, meta, out_dir, f"fracture_{part}")
+    region_cuts(out_dir, data_root, part, runtime, verbose)
+    return out_dir / f"fracture_{part}.keras"
