@@ -101,6 +101,7 @@ def ensemble_section(models: dict) -> list[str]:
     return L
 
 
+LORO_EVAL_MINUTES = 9  # measured on 2026-12-03 (the card's "Reproduce or retrain")
 CROSS_VALIDATION_FILE = "fracture_cross_validation.json"  # benchmarks/compare_cross_validated.py
 
 
@@ -484,9 +485,14 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "- Casts and implants: a cast hides the bone and an implant usually means a treated fracture. In the "
           "training data an appliance almost always means *fractured*, so a model can learn the appliance: the "
           "figures above give untreated films first for that reason. The finding says when one is visible.", ""]
-    L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data (CPU: about three "
-          "hours on 2 cores, estimated from the times of its steps in the session that trained these models, "
-          "not timed end to end; the leave-one-region-out folds there ran with `--loro-epochs 1`):", "", "```", "./scripts/train_bundled.sh ../shared/data", "```", "",
+    L += ["## Reproduce or retrain", "", "Re-create all four models and this card from the shared data. Its steps were "
+          "timed on the 2-core development machine on 2026-12-03 (not in one go: the body-part model ran beside the "
+          "fracture models): the two fracture-model runs 69 min (4,137 s), and their LiteRT files came out bit for "
+          "bit those of the bundle before (the every-region model and the hand's own one: same MD5), so the script "
+          "re-creates them exactly on such a machine; the body-part model 26 min (1,559 s); the hand's ensemble and "
+          "the regions' cuts 1 min; the evaluation with leave-one-region-out (`--loro-epochs 1`) "
+          f"{LORO_EVAL_MINUTES} min. About 1 h 45 min in all, on an idle machine less:", "", "```",
+          "./scripts/train_bundled.sh ../shared/data", "```", "",
           "Train on MURA (labels are *abnormal*; the official `valid` split becomes the test split):", "", "```",
           "python training_parts.py    --data /path/to/MURA-v1.1 --out weights-mura",
           "python training_fracture.py --data /path/to/MURA-v1.1 --out weights-mura",
