@@ -224,11 +224,19 @@ def test_the_body_part_data_learns_views_of_the_target_regions_and_other_for_the
 
 # --- the chain names the view --------------------------------------------------------------------------
 
-def test_a_body_part_model_made_before_views_names_its_part_as_the_view():
-    """The bundled weights (classes of parts, no 'regions' in their metadata): the view is the part."""
+def test_a_body_part_model_made_before_views_names_its_part_as_the_view(tiny_weights, tmp_path):
+    """A body-part model made before views (classes of parts, no 'regions' in its metadata: the tiny
+    model's files with that key taken out, the format of every bundle before 2026-12-03): the view is
+    the part."""
+    import json
     from fracture_detection.chain.predictor import Predictor, describe
-    from conftest import BUNDLED, check_prediction
-    predictor = Predictor(BUNDLED, runtime="litert")
+    from conftest import check_prediction
+    old = tmp_path / "before-views"
+    shutil.copytree(tiny_weights, old)
+    meta = json.loads((old / "body_part.json").read_text())
+    assert meta.pop("regions", None) is not None
+    (old / "body_part.json").write_text(json.dumps(meta))
+    predictor = Predictor(old, runtime="litert")
     assert not predictor.names_views and predictor.regions == ["elbow", "hand", "shoulder"]
     results = predictor.predict(sorted(FOLDERS.rglob("*.jpg")))
     analysed = [r for r in results if r.body_part]
@@ -331,3 +339,15 @@ def test_the_model_card_lists_the_views_and_their_regions_from_the_metadata():
     text = view_test_text({"view_accuracy_on_accepted": 0.5, "n_view_known": 2,
                            "views": {"wrist": {"wrist": 1, "hand": 1}}})
     assert "of the 2 analysed target films" in text and "wrist: wrist 1, hand 1" in text
+
+
+def test_the_bundled_model_names_views_and_routes_them_by_region():
+    """The bundled body-part model learns views: every analysed fixture film is named by a view of the
+    region (the fracture model) that read it."""
+    from fracture_detection.chain.predictor import Predictor
+    from conftest import BUNDLED
+    predictor = Predictor(BUNDLED, runtime="litert")
+    regions = predictor.body_info.meta["regions"]
+    assert predictor.names_views and set(regions.values()) == {"elbow", "hand", "shoulder"}
+    analysed = [r for r in predictor.predict(sorted(FOLDERS.rglob("*.jpg"))) if r.body_part]
+    assert analysed and all(regions[r.view] == r.body_part for r in analysed)
