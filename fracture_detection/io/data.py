@@ -435,23 +435,31 @@ def appliance_key(r: Record, root: Path) -> str:
     return _relative(r.path, Path(root))
 
 
-def read_appliances(root: Path) -> dict[tuple[str, str], str]:
-    """``(source, key) -> appliance`` from ``<root>/appliances.csv`` (empty when there is none). The
-    shared data's file names its rows by ``source`` and ``key``; a plain one needs only ``path``
-    (relative to the root) and ``appliance``."""
-    path = Path(root) / APPLIANCE_FILE
+def _read_label_table(root: Path, name: str, column: str, allowed) -> dict[tuple[str, str], str]:
+    """``(source, key) -> value`` of ``column`` from ``<root>/<name>`` (empty when there is none): the
+    shared data's files name their rows by ``source`` and ``key``; a plain one needs only ``path``
+    (relative to the root) and the column.  A value outside ``allowed`` is one sentence."""
+    path = Path(root) / name
     if not path.is_file():
         return {}
     out = {}
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            kind = row.get("appliance", "").strip()
-            if kind not in APPLIANCES + ("none",):
-                raise DatasetError(f"{path} names an unknown appliance '{kind}' (expected none or "
-                                   f"{', '.join(APPLIANCES)}).")
+        reader = csv.DictReader(fh)
+        if column not in (reader.fieldnames or ()) or not {"key", "path"} & set(reader.fieldnames or ()):
+            raise DatasetError(f"{path} lacks a {column} column or a key (or path) column.")
+        for row in reader:
+            value = (row.get(column) or "").strip().lower()
+            if value not in allowed:
+                raise DatasetError(f"{path} names an unknown {column} '{value}' (expected one of "
+                                   f"{', '.join(allowed)}).")
             source = {"roboflow-bone-fracture": "roboflow"}.get(row.get("source", ""), row.get("source", ""))
-            out[(source or "folders", row.get("key") or row["path"])] = kind
+            out[(source or "folders", (row.get("key") or row.get("path") or "").strip())] = value
     return out
+
+
+def read_appliances(root: Path) -> dict[tuple[str, str], str]:
+    """``(source, key) -> appliance`` from ``<root>/appliances.csv`` (empty when there is none)."""
+    return _read_label_table(root, APPLIANCE_FILE, "appliance", ("none",) + APPLIANCES)
 
 
 def attach_appliances(records: list[Record], root) -> int:
@@ -467,24 +475,8 @@ def attach_appliances(records: list[Record], root) -> int:
 
 
 def read_views(root: Path) -> dict[tuple[str, str], str]:
-    """``(source, key) -> view`` from ``<root>/views.csv`` (empty when there is none). The shared data's
-    file names its rows by ``source`` and ``key`` (as ``appliances.csv``); a plain one needs only ``path``
-    (relative to the root) and ``view``."""
-    path = Path(root) / VIEW_FILE
-    if not path.is_file():
-        return {}
-    out = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if "view" not in (reader.fieldnames or ()) or not {"key", "path"} & set(reader.fieldnames or ()):
-            raise DatasetError(f"{path} lacks a view column or a key (or path) column.")
-        for row in reader:
-            view = (row.get("view") or "").strip().lower()
-            if view not in VIEWS:
-                raise DatasetError(f"{path} names an unknown view '{view}' (expected one of {', '.join(VIEWS)}).")
-            source = {"roboflow-bone-fracture": "roboflow"}.get(row.get("source", ""), row.get("source", ""))
-            out[(source or "folders", (row.get("key") or row.get("path") or "").strip())] = view
-    return out
+    """``(source, key) -> view`` from ``<root>/views.csv`` (empty when there is none)."""
+    return _read_label_table(root, VIEW_FILE, "view", VIEWS)
 
 
 def attach_views(records: list[Record], root) -> int:
@@ -620,9 +612,10 @@ def summarise(records: list[Record]) -> str:
 FRACTURE_EXCLUDED_NOTES = ("possible_fracture", "conflicting_duplicate")
 
 
-def fracture_records(records: list[Record], part: str) -> list[Record]:
-    """Images of one part with a trustworthy fracture label."""
-    return [r for r in records if r.part == part and r.label is not None
+def fracture_records(records: list[Record], part: str, by_region: bool = False) -> list[Record]:
+    """Images of one part with a trustworthy fracture label; ``by_region``: of the part's whole region
+    (:attr:`Record.region`: Roboflow's finger, wrist and forearm films are the hand region's)."""
+    return [r for r in records if (r.region if by_region else r.part) == part and r.label is not None
             and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
 
 
