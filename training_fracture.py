@@ -113,16 +113,11 @@ def main(argv=None):
         save_ensemble([parse_member(m) for m in args.ensemble_of], args.parts[0], args.out, args.data,
                       verbose=0 if args.quiet else 1)
         return 0
-    if args.cuts_only and args.by_region:
-        from fracture_detection.training.ensemble import region_cuts
-        for part in args.parts:
-            region_cuts(args.out, args.data, part, verbose=0 if args.quiet else 1)
-        return 0
-    if args.by_region:
+    if args.by_region and not args.cuts_only:
         parser.error("--by-region goes with --cuts-only")
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts
-        rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1)
+        rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1, region=args.by_region)
         return 0
     from fracture_detection.training.fracture import HeadConfig, train_fracture
     if args.init_from is not None and args.split == parser.get_default("split"):

@@ -52,7 +52,7 @@ def _cut_rule(meta: dict) -> str:
         return "uncertain band around the Youden threshold (weights made before the cuts)"
     on = c.get("chosen_on") or ""
     where = ("out-of-fold scores of train + validation" if "out-of-fold" in on else
-             "validation films of the whole region, every source" if "region" in on else "validation")
+             "validation films of the whole region, every source" if c.get("films") == "region" else "validation")
     where += ", each radiograph once" if c.get("counted") == "radiographs" else ""
     return (f"≤ {c['max_missed_untreated']:.0%} of {c['basis']} fractures below the first cut, ≥ "
             f"{c['min_fracture_ppv']:.0%} fractured from the second ({where})")

@@ -10,20 +10,12 @@ whole *region* (a film's view, :attr:`data.Record.region`), from every source, e
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from ..io import data, files
+from ..io import data
 from ..models import artifacts, locator
 from ..models.runtime import save_model
-from .fracture import fracture_metadata_from_validation, load_examples, validation_outputs
-
-
-def region_records(records, region: str, split: str = "val") -> list:
-    """A region's films of one split with a trustworthy fracture label, whatever the dataset called
-    their part (Roboflow's finger, wrist and forearm films are the hand region's)."""
-    return [r for r in records if r.split == split and r.region == region and r.label is not None
-            and not any(n in r.note for n in data.FRACTURE_EXCLUDED_NOTES)]
+from .fracture import rechoose_cuts
 
 
 def parse_member(text: str) -> tuple[Path, str]:
@@ -41,37 +33,12 @@ def _member(folder: Path, part: str):
     return info
 
 
-def region_cuts(weights_dir: Path, data_root: Path, part: str, runtime: str = "auto", verbose: int = 1) -> dict:
-    """Choose a saved fracture model's cuts, rank inside "uncertain" and region threshold on the
-    validation films of its part's whole region (every source), and store them in its metadata."""
-    info = artifacts.fracture_models(weights_dir)[part]
-    records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
-    recs = region_records(records, part)
-    if not recs:
-        raise data.DatasetError(f"No labelled validation films of the {part} region in {data_root}.")
-    val = load_examples(recs, info.image_size, verbose=verbose)
-    new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
-    sources = sorted({r.source for r in val.records})
-    views = sorted({r.view or r.part for r in val.records})
-    new["cuts"]["chosen_on"] = (f"the {part} region's validation films ({', '.join(views)} views; "
-                                f"{', '.join(sources)}), each radiograph once")
-    meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation", "amber")})
-    meta["localisation"] = dict(info.meta.get("localisation") or {},
-                                region_threshold=new["localisation"]["region_threshold"])
-    meta.pop("test", None)  # measured on the test split again by predictions_test.py
-    files.atomic_write_json(info.path.with_suffix(".json"), meta)
-    c, u = meta["cuts"], meta["validation"]["by_kind"]["untreated"]
-    print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f}, "
-          f"chosen on {c['chosen_on']} (untreated AUC {u['auc'] if u['auc'] is None else round(u['auc'], 3)} on "
-          f"{u['n_fractured']} fractured radiographs; uncertain {meta['validation']['uncertain']:.1%})", file=sys.stderr)
-    return meta
-
-
 def save_ensemble(member_specs, part: str, out_dir: Path, data_root: Path, runtime: str = "auto",
                   verbose: int = 1) -> Path:
     """``fracture_<part>`` in ``out_dir`` as the mean of the Keras fracture models ``member_specs``
     (``[(folder, part), ...]``, the first one's cast/implant detector kept), its cuts chosen by
-    :func:`region_cuts`.  ``out_dir`` needs the split (``split.csv``) the members were trained on."""
+    :func:`fracture.rechoose_cuts` on the part's whole region.  ``out_dir`` needs the split
+    (``split.csv``) the members were trained on."""
     out_dir = Path(out_dir)
     if not (out_dir / data.SPLIT_FILE).is_file():
         raise data.DatasetError(f"{out_dir} has no {data.SPLIT_FILE}: copy the split the members were trained on.")
@@ -96,5 +63,5 @@ def save_ensemble(member_specs, part: str, out_dir: Path, data_root: Path, runti
                           "appliance_from": "the first member"})
     meta.pop("test", None)
     save_model(model, meta, out_dir, f"fracture_{part}")
-    region_cuts(out_dir, data_root, part, runtime, verbose)
+    rechoose_cuts(out_dir, data_root, (part,), runtime, verbose, region=True)
     return out_dir / f"fracture_{part}.keras"

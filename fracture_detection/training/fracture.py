@@ -734,35 +734,52 @@ def validation_outputs(info, val: Examples, runtime: str = "auto") -> dict:
             "mirror": bool((info.meta.get("localisation") or {}).get("test_time_mirroring"))}
 
 
-def validation_examples(weights_dir: Path, data_root: Path, part: str, size: int, verbose: int = 1) -> Examples:
-    """A part's validation films of the weights' own split (``split.csv``), with their boxes."""
+def by_region(meta: dict) -> bool:
+    """Whether a fracture model's cuts were chosen on its part's whole region (``--by-region``)."""
+    return (meta.get("cuts") or {}).get("films") == "region"
+
+
+def validation_examples(weights_dir: Path, data_root: Path, part: str, size: int, verbose: int = 1,
+                        region: bool = False) -> Examples:
+    """A part's validation films of the weights' own split (``split.csv``), with their boxes; ``region``:
+    those of the part's whole region, every source."""
     records = data.read_split(Path(weights_dir) / data.SPLIT_FILE, Path(data_root))
-    return load_examples([r for r in fracture_records(records, part) if r.split == "val"], size, verbose=verbose)
+    recs = [r for r in fracture_records(records, part, region) if r.split == "val"]
+    if not recs:
+        raise data.DatasetError(f"No labelled validation films of the {part} in {data_root}.")
+    return load_examples(recs, size, verbose=verbose)
 
 
 def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
-                  verbose: int = 1) -> dict[str, dict]:
-    """Run each saved fracture model on its part's validation films (the weights' own split) and store
-    the cuts, the region threshold and the validation figures chosen there, as training would have.
-    The model itself is unchanged; its metadata is rewritten whole (temporary file, then rename).
-    Returns the new metadata per part."""
+                  verbose: int = 1, region: bool = False) -> dict[str, dict]:
+    """Run each saved fracture model on its part's validation films (the weights' own split; ``region``:
+    those of the part's whole region, every source) and store the cuts, the region threshold and the
+    validation figures chosen there, as training would have.  The model itself is unchanged; its
+    metadata is rewritten whole (temporary file, then rename), without test figures measured at the
+    old cuts.  Returns the new metadata per part."""
     fracture = artifacts.fracture_models(weights_dir)
     out = {}
     for part, info in fracture.items():
         if part not in parts:
             continue
-        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
+        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose, region)
         new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
+        if region:
+            views = sorted({r.view or r.part for r in val.records})
+            new["cuts"].update(films="region", chosen_on=(
+                f"the {part} region's validation films ({', '.join(views)} views; "
+                f"{', '.join(sorted({r.source for r in val.records}))}), each radiograph once"))
         meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation", "amber")})
         meta["localisation"] = dict(info.meta.get("localisation") or {},
                                     region_threshold=new["localisation"]["region_threshold"])
+        meta.pop("test", None)  # measured at the old cuts: predictions_test.py --write-model-card again
         files.atomic_write_json(info.path.with_suffix(".json"), meta)
         out[part] = meta
         c, u = meta["cuts"], meta["validation"]["by_kind"]["untreated"]
         print(f"{part}: No fracture below {c['no_fracture_below']:.4f}, Likely FRACTURE from {c['fracture_from']:.4f} "
               f"(untreated AUC {_fmt(u['auc'], '.3f')} on {u['n_fractured']} fractures, called normal "
               f"{_fmt(u['fractured_called']['normal'], '.1%')}; uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
-              "of the part's films)", file=sys.stderr)
+              f"of the {'region' if region else 'part'}'s films)", file=sys.stderr)
     return out
 
 
@@ -788,7 +805,7 @@ def write_amber(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, run
             files.atomic_write_json(info.path.with_suffix(".json"), dict(info.meta, amber=entry))
             out[part] = entry
             continue
-        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose)
+        val = validation_examples(weights_dir, data_root, part, info.image_size, verbose, by_region(info.meta))
         stored = info.meta.get("validation") or {}
         # metadata written before radiographs were counted once counted every film
         keys = [r.radiograph if "n_films" in stored else r.path for r in val.records]
