@@ -37,6 +37,12 @@ def main(argv=None):
     parser.add_argument("--classes", choices=("views", "regions"), default="views",
                         help="views: learn the views of the --parts regions (finger, hand, wrist, forearm, elbow, "
                              "shoulder) and route by region; regions: learn the regions themselves")
+    parser.add_argument("--balance", choices=("regions", "views"), default="regions",
+                        help="how the loss weighs the classes: regions (the default), each target region and "
+                             "'other' alike, a region's views sharing its weight and other's films sharing "
+                             "theirs by the square root of how many show each thing (humerus, leg, spine, ...); "
+                             "views, each class alike (as the bundle before 2026-12-03: it refused a humerus "
+                             "shaft half as often)")
     parser.add_argument("--gate-budget", choices=("region_source", "region", "pooled"),
                         help="where the gate's budget of target films turned away (1 %%) must hold: in each region "
                              "and each source's films of it (the default in training), in each region, or over all "
@@ -54,7 +60,7 @@ def main(argv=None):
         return
     train_body_part(args.data, args.layout, args.out, cli.config_from_args(args), tuple(args.parts),
                     synthetic=args.synthetic_negatives, trunk_cache=args.trunk_cache, views=args.classes == "views",
-                    budget_by=args.gate_budget or "region_source")
+                    budget_by=args.gate_budget or "region_source", balance=args.balance)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ PY=${PYTHON:-.venv/bin/python}
 # The frozen trunk's features of every body-part image are kept in .cache/ and reused by the
 # leave-one-region-out evaluation below (it retrains the body-part model's top once per region).
 TRUNK=.cache/body-part-trunk-160.npz
+# Its loss weighs each target region and *other* alike (--balance regions, the default), so that humerus
+# shafts, legs and hips are learnt as other rather than drowned by the seven view classes.
 $PY training_parts.py    --data "$DATA" --out weights --quiet --trunk-cache "$TRUNK"
 # The frozen backbone's features of the fracture images (448 px, with augmented copies) are kept in
 # .cache/fracture-features and reused by the comparison below.

@@ -351,3 +351,27 @@ def test_the_bundled_model_names_views_and_routes_them_by_region():
     assert predictor.names_views and set(regions.values()) == {"elbow", "hand", "shoulder"}
     analysed = [r for r in predictor.predict(sorted(FOLDERS.rglob("*.jpg"))) if r.body_part]
     assert analysed and all(regions[r.view] == r.body_part for r in analysed)
+
+
+def test_balancing_by_regions_weighs_each_region_and_other_alike_and_other_by_what_it_shows():
+    from fracture_detection.training.body_part import balance_weights, body_part_data
+    recs = ([_record(f"w{i}", "hand", "fracatlas", "train", "wrist") for i in range(6)]
+            + [_record(f"f{i}", "hand", "fracatlas", "train", "forearm") for i in range(2)]
+            + [_record(f"e{i}", "elbow", "roboflow", "train", "elbow") for i in range(4)]
+            + [_record(f"s{i}", "shoulder", "roboflow", "train", "shoulder") for i in range(2)]
+            + [_record(f"l{i}", "leg", "fracatlas", "train") for i in range(9)]
+            + [_record(f"h{i}", "humerus", "roboflow", "train", "humerus") for i in range(1)])
+    bp = body_part_data(recs, ["elbow", "hand", "shoulder"], 0, 0)
+    idx = np.arange(len(bp.y))
+    assert balance_weights(bp, idx, "views") is None          # the trainer's inverse class frequency
+    w = balance_weights(bp, idx, "regions")
+    assert w.mean() == pytest.approx(1.0)
+    region = np.array([bp.regions.get(bp.classes[y], "other") for y in bp.y])
+    totals = {g: w[region == g].sum() for g in ("hand", "elbow", "shoulder", "other")}
+    assert all(t == pytest.approx(len(idx) / 4) for t in totals.values())      # four regions weigh alike
+    cls = np.array([bp.classes[y] for y in bp.y])
+    assert w[cls == "wrist"].sum() == pytest.approx(w[cls == "forearm"].sum())  # a region's views share alike
+    # other's films share by the square root of their counts: 9 legs 3 parts, 1 humerus 1 part
+    assert w[bp.region == "leg"].sum() == pytest.approx(3 * w[bp.region == "humerus"].sum())
+    with pytest.raises(ValueError, match="unknown class balance"):
+        balance_weights(bp, idx, "patients")

@@ -220,11 +220,47 @@ def trunk_features(trainer: Trainer, bp: BodyPartData, cfg: TrainConfig, cache: 
 
 # --- training ----------------------------------------------------------------------------
 
-def fit_top(trainer: Trainer, feats: TrunkFeatures, bp: BodyPartData, train: np.ndarray, val: np.ndarray) -> dict:
+BALANCES = ("views", "regions")
+
+
+def balance_weights(bp: BodyPartData, idx: np.ndarray, balance: str = "views") -> np.ndarray | None:
+    """Each training image's weight in the loss (mean 1 over ``idx``).  ``views``: None, i.e. each class
+    weighs alike (inverse frequency), so the target regions' view classes outweigh *other* (one class
+    of seven).  ``regions``: each target region and *other* weigh alike, a region's weight shared
+    equally by its view classes, and *other*'s by what its films show (humerus, leg, hip, spine,
+    chest, generated images, ...) in proportion to the square root of their counts, so a small,
+    hard region such as a humerus shaft is not drowned by legs and spines."""
+    if balance == "views":
+        return None
+    if balance != "regions":
+        raise ValueError(f"unknown class balance {balance!r}; choose one of {', '.join(BALANCES)}")
+    y, other = bp.y[idx], bp.reject_index
+    group = np.array([artifacts.REJECT_CLASS if c == other else bp.regions[bp.classes[c]] for c in y])
+    w = np.zeros(len(idx))
+    groups = sorted(set(group))
+    for g in groups:
+        in_g = group == g
+        if g == artifacts.REJECT_CLASS:   # shared by what the films show, by the square root of their counts
+            sub = bp.region[idx][in_g]
+            names, counts = np.unique(sub, return_counts=True)
+            per = dict(zip(names, np.sqrt(counts) / np.sqrt(counts).sum() / counts))
+            w[in_g] = [per[s] for s in sub]
+        else:                            # shared equally by the region's view classes
+            classes, counts = np.unique(y[in_g], return_counts=True)
+            per = dict(zip(classes, 1.0 / (len(classes) * counts)))
+            w[in_g] = [per[c] for c in y[in_g]]
+    w /= len(groups)
+    return w * len(idx)
+
+
+def fit_top(trainer: Trainer, feats: TrunkFeatures, bp: BodyPartData, train: np.ndarray, val: np.ndarray,
+            balance: str = "views") -> dict:
     """Train the model's layers above the trunk on the images in ``train`` (early stopping on
-    ``val``), starting from whatever weights ``trainer.model`` holds."""
+    ``val``), starting from whatever weights ``trainer.model`` holds; ``balance``: how the loss weighs
+    the classes (:func:`balance_weights`)."""
     train_in, idx = feats.training_inputs(train)
-    return trainer.fit(train_in, bp.y[idx], feats.original[val], bp.y[val])
+    return trainer.fit(train_in, bp.y[idx], feats.original[val], bp.y[val],
+                       sample_weight=balance_weights(bp, idx, balance))
 
 
 def _feature_model(trainer: Trainer):
@@ -403,7 +439,7 @@ def _count(values) -> dict:
 
 def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfig, parts=data.TARGET_PARTS,
                     synthetic: int = 0, trunk_cache: Path | None = None, views: bool = True,
-                    budget_by: str = "region_source") -> Path:
+                    budget_by: str = "region_source", balance: str = "regions") -> Path:
     """Classifier over the views of the target regions ``parts`` (or the regions, without ``views``) plus
     ``other`` (every other region, and non-radiographs), with the gate (its budget holding in each of
     ``budget_by``'s groups) and the appliance head; writes ``body_part.keras``, ``.tflite`` and ``.json``
@@ -417,12 +453,13 @@ def train_body_part(data_root: Path, layout: str, out_dir: Path, cfg: TrainConfi
     feats, bp = trunk_features(trainer, bp, cfg, trunk_cache)
     train, val = bp.split == "train", bp.split == "val"
     _print_counts(bp)
-    history = fit_top(trainer, feats, bp, train, val)
+    history = fit_top(trainer, feats, bp, train, val, balance)
     meta = base_metadata(artifacts.BODY_PART_TASK, bp.classes, cfg, data_root, layout, out_dir, bp.records, history)
     meta["reject_class"] = artifacts.REJECT_CLASS if bp.reject_index is not None else None
     if views:  # the one place that says which fracture model reads each view
         meta["regions"] = dict(bp.regions)
     meta["synthetic_non_radiographs"] = {"count": synthetic, "seed": cfg.seed}
+    meta["class_balance"] = balance
     model = trainer.model
     out = pooled_outputs(trainer, feats.original)
     if bp.reject_index is None:  # every class is a part: the most probable one

@@ -85,7 +85,8 @@ def leave_one_region_out(weights_dir: Path, epochs: int = EPOCHS, head_epochs: i
             print(f"Leaving out {region} ({int((bp.region == region).sum())} images)", file=sys.stderr, flush=True)
         held = bp.region == region
         train, val = (bp.split == "train") & ~held, (bp.split == "val") & ~held
-        out, epochs_run = _fold_outputs(trainer, fresh, feats, bp, train, val, _fold_cache(trunk_cache, region, cfg))
+        out, epochs_run = _fold_outputs(trainer, fresh, feats, bp, train, val, _fold_cache(trunk_cache, region, cfg),
+                                        meta.get("class_balance", "views"))
         stats, choice = fit_gate(bp, out, train, val, budget_by=meta.get("gate", {}).get("budget_by") or "pooled")
         folds[region] = _fold_figures(bp, out, stats, choice, held, train, val, findings)
         folds[region]["epochs_run"] = epochs_run
@@ -107,18 +108,19 @@ def _fold_cache(trunk_cache: Path | None, region: str, cfg: TrainConfig) -> Path
     return p.with_name(f"{p.stem}-without-{region}-{cfg.head_epochs}+{cfg.epochs}.npz")
 
 
-def _fold_outputs(trainer, fresh, feats, bp, train, val, cache: Path | None):
+def _fold_outputs(trainer, fresh, feats, bp, train, val, cache: Path | None, balance: str = "views"):
     """The fold's model (trained afresh without the left-out region) on every image: pooled features,
     probabilities and logits, and how many epochs it ran.  Kept in ``cache`` when given (together
     with what it was trained on), so that refitting the gate needs no retraining."""
     key = hashlib.sha256(np.packbits(train).tobytes() + np.packbits(val).tobytes()
-                         + str(feats.original.shape).encode()).hexdigest()
+                         + str(feats.original.shape).encode()
+                         + (b"" if balance == "views" else balance.encode())).hexdigest()
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             if str(z["key"]) == key:
                 return Outputs(z["pooled"], z["probs"], z["logits"]), int(z["epochs_run"])
     trainer.model.set_weights(fresh)
-    history = fit_top(trainer, feats, bp, train, val)
+    history = fit_top(trainer, feats, bp, train, val, balance)
     out = pooled_outputs(trainer, feats.original)
     epochs_run = len(history.get("loss", []))
     if cache is not None:

@@ -95,7 +95,8 @@ def class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def _batches(xs, y, batch_size, weights=None, shuffle=False, seed=0):
-    """Batches from one array or several copies of it (``xs``; a random copy per image)."""
+    """Batches from one array or several copies of it (``xs``; a random copy per image).  ``weights``:
+    a weight per class (dict) or per image (array), or None."""
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -115,6 +116,8 @@ def _batches(xs, y, batch_size, weights=None, shuffle=False, seed=0):
             yb = y[idx].astype("float32")
             if weights is None:
                 return xb, yb
+            if isinstance(weights, np.ndarray):
+                return xb, yb, weights[idx].astype("float32")
             return xb, yb, np.array([weights[int(v)] for v in y[idx]], dtype="float32")
 
         def on_epoch_end(self):
@@ -198,12 +201,14 @@ class Trainer:
         return [_features(preprocess, self.trunk, x)] + [
             _features(preprocess, self.trunk, x, augment) for _ in range(copies)]
 
-    def fit(self, train_x: list, y_train, val_x: np.ndarray, y_val, head_phase: bool = True) -> dict:
-        """Train on prepared inputs (from :meth:`inputs`); the best epoch's weights are kept."""
+    def fit(self, train_x: list, y_train, val_x: np.ndarray, y_val, head_phase: bool = True,
+            sample_weight: np.ndarray | None = None) -> dict:
+        """Train on prepared inputs (from :meth:`inputs`); the best epoch's weights are kept.  Each
+        training image weighs ``sample_weight`` (default: its class's inverse frequency)."""
         import keras
         cfg = self.cfg
-        train = _batches(train_x, y_train, cfg.batch_size, class_weights(y_train, self.n_classes), shuffle=True,
-                         seed=cfg.seed)
+        weights = class_weights(y_train, self.n_classes) if sample_weight is None else np.asarray(sample_weight)
+        train = _batches(train_x, y_train, cfg.batch_size, weights, shuffle=True, seed=cfg.seed)
         val = _batches([val_x], y_val, cfg.batch_size)
         history: dict[str, list] = {}
         deadline = _deadline(cfg.time_limit)
