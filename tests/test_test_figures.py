@@ -142,5 +142,15 @@ def test_the_view_is_scored_on_every_analysed_film_and_on_the_sure_ones_with_the
     assert "4 films" not in text and "57.1% of 7 films" in text and "100.0% of 3" in text
     assert "rated low (mostly hand versus wrist by eye): hand by eye named forearm 1, wrist 1; wrist by eye named " \
            "hand 1 (0 of 3 right; of those named hand or wrist, 100.0% the other side of the line)" in text
+    assert (g["n_target_radiographs"], g["target_rejected_radiographs"]) == (7, 0.0)
     card = view_test_text(g)
     assert "named right on 57.1% of the 7 analysed target films" in card and "sure" in card and "100.0% of 3" in card
+
+
+def test_a_radiograph_is_turned_away_when_most_of_its_copies_are():
+    recs = [_copy("u1", k, 1) for k in range(3)] + [_copy("u2", k, 0) for k in range(2)] + [_copy("u3", 0, 0)]
+    refused = Prediction(path=None, finding="not_supported", part_probabilities=HAND_VIEWS)
+    chain = [refused, refused, _said("uncertain"), refused, _said("normal"), _said("normal")]
+    g = gate_metrics(recs, chain, ["hand", "elbow", "shoulder"], views=True)
+    assert g["target_rejected"] == 0.5 and g["n_target"] == 6  # films
+    assert g["target_rejected_radiographs"] == 1 / 3 and g["n_target_radiographs"] == 3  # u1 only; u2 splits

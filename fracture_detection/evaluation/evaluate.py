@@ -456,6 +456,10 @@ def gate_metrics(records, chain, parts, views: bool = False) -> dict:
                 for src in sorted({r.source for _, r in mine})}
     non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
     target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
+    # the same counted once per radiograph: turned away when more than half of its copies were
+    target_keys = [r.radiograph for r, p, g in zip(records, chain, regions) if g in parts and p.finding != "error"]
+    turned_away = metrics.majority([p.finding == NOT_SUPPORTED for p, _ in target],
+                                   metrics.radiograph_members(target_keys), tie=False)
     accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
     known = [(p, data.appliance_label(r)) for p, r, g in zip(chain, records, regions)
              if g in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
@@ -471,6 +475,8 @@ def gate_metrics(records, chain, parts, views: bool = False) -> dict:
         "by_region": by_region,
         "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
         "n_target": len(target),
+        "target_rejected_radiographs": float(np.mean(turned_away)) if turned_away else None,
+        "n_target_radiographs": len(turned_away),
         "part_accuracy_on_accepted": float(np.mean([p.body_part == g for p, g in accepted])) if accepted else None,
         "view_accuracy_on_accepted": float(np.mean([a == b for a, b, _ in named])) if named else None,
         "n_view_known": len(named),
@@ -550,7 +556,11 @@ def gate_markdown(g: dict | None) -> list[str]:
     if with_appliance:
         lines += ["", "Not analysed with a cast, splint or implant in view: "
                       + ", ".join(f"{r} {n}" for r, n in with_appliance.items()) + "."]
-    lines += ["", f"Elbow, hand or shoulder films not analysed: {share_text(g['target_rejected'])} of {g['n_target']}; "
+    by_radiograph = (f" (counted once per radiograph, turned away where more than half of its copies were: "
+                     f"{share_text(g['target_rejected_radiographs'])} of {g['n_target_radiographs']})"
+                     if g.get("n_target_radiographs") else "")
+    lines += ["", f"Elbow, hand or shoulder films not analysed: {share_text(g['target_rejected'])} of {g['n_target']}"
+                  f"{by_radiograph}; "
                   f"body part right on {share_text(g['part_accuracy_on_accepted'])} of the analysed ones. "
                   f"Other films given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "
                   f"{g['non_target_called_fractured']} of them *fractured* (films: every augmented copy once)."]
@@ -855,7 +865,7 @@ def group_table(m: dict, key: str) -> list[str]:
     """Per part, the promises on each source's (``by_source``) or each view's (``by_view``) radiographs:
     all fractured radiographs, and the AUC of the untreated ones against the group's normal ones."""
     lines = [f"| part | {GROUP_TITLES[key]} | radiographs, fractured / normal | AUC, all | AUC, untreated "
-             "(fractured) | fractures called fractured / uncertain / normal | \"No fracture found\" right | "
+             "| fractures called fractured / uncertain / normal | \"No fracture found\" right | "
              "\"Likely FRACTURE\" right | uncertain |", "|---|---|---|---|---|---|---|---|---|"]
     def fmt(f):  # no interval where either class has fewer than FEW radiographs: it would only mislead
         if f["auc"] is None:
@@ -869,7 +879,7 @@ def group_table(m: dict, key: str) -> list[str]:
             a, u = k["all"], k["untreated"]
             c = a["fractured_called"]
             lines.append(f"| {part} | {group} | {a['n_fractured']} / {a['n_normal']} | {fmt(a)} | "
-                         + (f"{fmt(u)} ({u['n_fractured']})" if u["n_fractured"] else "–") + " | "
+                         + (f"{fmt(u)}; {u['n_fractured']} fractured" if u["n_fractured"] else "–") + " | "
                          f"{share_text(c['fractured'])} / {share_text(c['uncertain'])} / {share_text(c['normal'])} | "
                          f"{share_text(a['no_fracture_found_right'])} of {a['n_called_normal']} | "
                          f"{share_text(a['likely_fracture_right'])} of {a['n_called_fractured']} | "

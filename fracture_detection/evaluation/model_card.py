@@ -246,8 +246,8 @@ def amber_section(models: dict, m: dict | None = None) -> list[str]:
          f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
          "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
          "worklist orders uncertain films by that share.", "",
-         "| part | films (fractured) | bin: fractured of films | test split: fractured of films | test AUC among "
-         "uncertain |", "|---|---|---|---|---|"]
+         "| part | films (fractured) | bin: fractured of films | test split: fractured of radiographs | test AUC among "
+         "uncertain radiographs |", "|---|---|---|---|---|"]
 
     def cells(bins):
         return "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']}"
