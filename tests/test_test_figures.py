@@ -5,8 +5,7 @@ import numpy as np
 
 from fracture_detection.chain.predictor import Prediction
 from fracture_detection.evaluation import metrics
-from fracture_detection.evaluation.evaluate import (_by_group, _end_to_end, gate_metrics, group_table,
-                                                    part_radiographs, view_markdown)
+from fracture_detection.evaluation.evaluate import _by_group, _end_to_end, gate_metrics, group_table, view_markdown
 from fracture_detection.evaluation.model_card import view_test_text
 from fracture_detection.io.data import Record
 
@@ -25,20 +24,20 @@ def test_a_radiographs_copies_are_averaged_and_the_region_decides_the_model():
             _copy("IMG2", 0, 1, part="hand", view="elbow", source="fracatlas"),  # FracAtlas "hand", an elbow film
             _copy("leg", 0, 0, part="leg", view="", source="fracatlas")]
     probs = np.array([0.9, 0.5, 0.7, 0.2, 0.6, np.nan])
-    rad = part_radiographs(recs, probs, "hand", by_region=True)
+    rad = metrics.part_radiographs(recs, probs, "hand", by_region=True)
     assert rad["films"] == [0, 1, 2, 3] and rad["members"] == [[0, 1, 2], [3]] and rad["first"] == [0, 3]
     assert rad["y"].tolist() == [1, 0] and np.allclose(rad["p"], [0.7, 0.2])
     # before views, the dataset's part: the FracAtlas elbow film is the hand model's, the wrist upload no one's
-    old = part_radiographs(recs, probs, "hand", by_region=False)
+    old = metrics.part_radiographs(recs, probs, "hand", by_region=False)
     assert old["films"] == [3, 4] and old["y"].tolist() == [0, 1]
-    assert part_radiographs(recs, probs, "shoulder", by_region=True) is None
+    assert metrics.part_radiographs(recs, probs, "shoulder", by_region=True) is None
 
 
 def test_three_copies_of_a_high_normal_film_weigh_as_one_radiograph_in_the_promises():
     recs = [_copy(f"fx{k}", 0, 1) for k in range(3)] + [_copy("n1", k, 0) for k in range(3)] \
         + [_copy(f"n{k}", 0, 0) for k in (2, 3)]
     probs = np.array([0.8, 0.85, 0.9, 0.95, 0.95, 0.95, 0.1, 0.1])
-    rad = part_radiographs(recs, probs, "hand", by_region=True)
+    rad = metrics.part_radiographs(recs, probs, "hand", by_region=True)
     findings = ["fractured" if v >= 0.75 else "normal" if v < 0.3 else "uncertain" for v in rad["p"]]
     kinds = metrics.film_kinds(rad["y"], [recs[i].treated for i in rad["first"]])
     f = metrics.promise_figures(rad["y"], rad["p"], findings, kinds, "untreated", n_boot=200)

@@ -95,16 +95,9 @@ def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
 
 # --- running the models --------------------------------------------------------------
 
-def fracture_part(rec, by_region: bool) -> str:
-    """The fracture model that reads a film, for the fracture figures: its region where the body-part
-    model routes by region (a Roboflow wrist film is read by the hand model, as in the app and as its
-    cuts were chosen), else its dataset part."""
-    return rec.region if by_region else rec.part
-
-
 def run_models(predictor, records, extra_images=(), batch_size: int = 32, progress=None) -> dict:
     """Chain predictions for every record, plus each fracture model on its true part
-    (:func:`fracture_part`)."""
+    (:func:`metrics.fracture_part`)."""
     by_region = getattr(predictor, "names_views", False)
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
@@ -114,7 +107,7 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, progre
         chain += predictor.chain(chunk, prepared)
         for part in predictor.fracture:
             idx = [k for k in range(len(chunk)) if start + k < len(records)
-                   and fracture_part(records[start + k], by_region) == part
+                   and metrics.fracture_part(records[start + k], by_region) == part
                    and not isinstance(prepared[k], ImageError)]
             if idx:
                 probs, cells = predictor.fracture_outputs([prepared[k] for k in idx], part)
@@ -183,7 +176,7 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
     probs = results["true_part_probability"]
     pooled = defaultdict(list)
     for part, fm in predictor.fracture.items():
-        rad = part_radiographs(records, probs, part, by_region)
+        rad = metrics.part_radiographs(records, probs, part, by_region)
         if rad is None:
             continue
         idx, members, first, y, p = rad["films"], rad["members"], rad["first"], rad["y"], rad["p"]
@@ -239,25 +232,6 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
                                                           pooled["film_kind"])},
         }
     return out
-
-
-def part_radiographs(records, probs, part: str, by_region: bool) -> dict | None:
-    """The films a fracture model is scored on (its part's readable films with a label:
-    :func:`fracture_part`) and the same counted once per radiograph: ``films`` (record indices),
-    ``members`` (each radiograph's positions in ``films``), ``first`` (each radiograph's first film),
-    ``y`` and ``p`` per radiograph (``p``: the mean of its copies' reported probabilities, rounded as
-    reported, put through the cuts as one film's is). None without films."""
-    idx = [i for i, r in enumerate(records)
-           if fracture_part(r, by_region) == part and r.label is not None and np.isfinite(probs[i])]
-    if not idx:
-        return None
-    members = metrics.radiograph_members([records[i].radiograph for i in idx])
-    first = [idx[m[0]] for m in members]
-    return {"films": idx, "members": members, "first": first,
-            "y": np.array([records[i].label for i in first], dtype=int),
-            # the mean of the copies' reported probabilities (predictions.csv), so that it can be worked out again
-            "p": np.round([float(np.mean(np.round(probs[[idx[k] for k in m]], decisions.DECIMALS))) for m in members],
-                          decisions.DECIMALS)}
 
 
 def _by_group(groups, y, p, findings, kinds, n_boot: int) -> dict:
@@ -389,15 +363,15 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
     reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
     film counts in the fracture figures (a modelled part, a known label, a readable film); ``true_view``
     (by eye, or the part) and ``view`` (what the app named); ``fracture_model``, the model that scored
-    it (:func:`fracture_part`); ``radiograph``, the radiograph it is a copy of (the fracture figures
-    count each once: the mean of its copies' ``fracture_probability``, see :func:`part_radiographs`);
+    it (:func:`metrics.fracture_part`); ``radiograph``, the radiograph it is a copy of (the fracture figures
+    count each once: the mean of its copies' ``fracture_probability``, see :func:`metrics.part_radiographs`);
     ``true_view_confidence``, how sure the view by eye is (``views.csv``; empty where not rated)."""
     probs = results["true_part_probability"]
     by_region = getattr(predictor, "names_views", False)
     rows = []
     for i, (r, c) in enumerate(zip(records, results["chain"])):
         p = probs[i] if i < len(probs) else np.nan
-        model = fracture_part(r, by_region)
+        model = metrics.fracture_part(r, by_region)
         counted = model in predictor.fracture and r.label is not None and bool(np.isfinite(p))
         rows.append({
             "path": data._relative(r.path, Path(root)), "true_part": r.part,
@@ -649,7 +623,7 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     n_boot = int(m.get("bootstrap") or 200)
     by_region = getattr(predictor, "names_views", False)
     for part in parts:
-        rad = part_radiographs(records, probs, part, by_region)  # each radiograph once, as the figures count
+        rad = metrics.part_radiographs(records, probs, part, by_region)  # each radiograph once, as the figures count
         y, p = rad["y"], rad["p"]
         if len(np.unique(y)) < 2:
             continue

@@ -249,6 +249,33 @@ def one_per_radiograph(radiographs, y, p, treated) -> tuple[np.ndarray, np.ndarr
             [treated[m[0]] for m in members])
 
 
+def fracture_part(rec, by_region: bool) -> str:
+    """The fracture model that reads a film, for the fracture figures: its region where the body-part
+    model routes by region (a Roboflow wrist film is read by the hand model, as in the app and as its
+    cuts were chosen), else its dataset part."""
+    return rec.region if by_region else rec.part
+
+
+def part_radiographs(records, probs, part: str, by_region: bool) -> dict | None:
+    """The films a fracture model is scored on (its part's readable films with a label:
+    :func:`fracture_part`) and the same counted once per radiograph: ``films`` (record indices),
+    ``members`` (each radiograph's positions in ``films``), ``first`` (each radiograph's first film),
+    ``y`` and ``p`` per radiograph (``p``: the mean of its copies' reported probabilities, rounded as
+    reported, put through the cuts as one film's is). None without films."""
+    from ..chain.decisions import DECIMALS
+    idx = [i for i, r in enumerate(records)
+           if fracture_part(r, by_region) == part and r.label is not None and np.isfinite(probs[i])]
+    if not idx:
+        return None
+    members = radiograph_members([records[i].radiograph for i in idx])
+    first = [idx[m[0]] for m in members]
+    return {"films": idx, "members": members, "first": first,
+            "y": np.array([records[i].label for i in first], dtype=int),
+            # the mean of the copies' reported probabilities (predictions.csv), so that it can be worked out again
+            "p": np.round([float(np.mean(np.round(probs[[idx[k] for k in m]], DECIMALS))) for m in members],
+                          DECIMALS)}
+
+
 def majority(values, members, tie=None) -> list:
     """Per radiograph (``members``: :func:`radiograph_members`), the value more than half of its copies
     have, else ``tie``: how the app's answers on a radiograph's copies count once."""
