@@ -139,7 +139,7 @@ def test_the_view_is_scored_on_every_analysed_film_and_on_the_sure_ones_with_the
     assert g["hand_wrist"]["sure"]["right"] == 2 and g["hand_wrist"]["sure"]["crossed"] == 0.0
     text = " ".join(view_markdown(g))
     assert "4 films" not in text and "57.1% of 7 films" in text and "100.0% of 3" in text
-    assert "rated low (mostly hand versus wrist by eye): hand by eye named forearm 1, wrist 1; wrist by eye named " \
+    assert "rated low (mostly hand versus wrist): hand by eye named forearm 1, wrist 1; wrist by eye named " \
            "hand 1 (0 of 3 right; of those named hand or wrist, 100.0% the other side of the line)" in text
     assert (g["n_target_radiographs"], g["target_rejected_radiographs"]) == (7, 0.0)
     card = view_test_text(g)

@@ -502,7 +502,8 @@ def view_markdown(g: dict) -> list[str]:
              f"rating: Roboflow's `body_parts.csv`, MURA's study type): "
              f"{share_text(g.get('view_accuracy_on_sure'))} of {g.get('n_view_sure', 0)}."]
     hw = g.get("hand_wrist") or {}
-    for key, title in (("sure", "sure"), ("low", "rated low (mostly hand versus wrist by eye)")):
+    for key, title in (("sure", "whose view by eye is sure"),
+                       ("low", "whose view by eye is rated low (mostly hand versus wrist)")):
         f = hw.get(key)
         if not f or not f["n"]:
             continue
