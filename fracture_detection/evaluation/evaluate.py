@@ -501,6 +501,14 @@ def view_markdown(g: dict) -> list[str]:
              f"on the films whose view by eye is sure (`views.csv` rates it high, or it comes from a label with no "
              f"rating: Roboflow's `body_parts.csv`, MURA's study type): "
              f"{share_text(g.get('view_accuracy_on_sure'))} of {g.get('n_view_sure', 0)}."]
+    soft = hand_wrist_lines(g)
+    return ["", *lines] + (["", *(f"- {line}" for line in soft)] if soft else [])
+
+
+def hand_wrist_lines(g: dict) -> list[str]:
+    """How the model treats the soft line between hand and wrist, a sentence for the sure films and one
+    for those rated low (:func:`hand_wrist_figures`)."""
+    lines = []
     hw = g.get("hand_wrist") or {}
     for key, title in (("sure", "whose view by eye is sure"),
                        ("low", "whose view by eye is rated low (mostly hand versus wrist)")):
@@ -511,7 +519,10 @@ def view_markdown(g: dict) -> list[str]:
             f"{b} by eye named " + (", ".join(f"{a} {n}" for a, n in f["named"][b].items()) or "–")
             for b in SOFT_LINE) + f" ({f['right']} of {f['n']} right; of those named hand or wrist, "
             f"{share_text(f['crossed'])} the other side of the line).")
-    return ["", *lines]
+    if lines:
+        lines.append("Hand and wrist are both the hand region: either word sends the film to the hand model, so "
+                     "the soft line changes the view named, never the model that reads the film or its finding.")
+    return lines
 
 
 def gate_markdown(g: dict | None) -> list[str]:

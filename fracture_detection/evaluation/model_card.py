@@ -13,7 +13,7 @@ from ..io import files
 from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from ..models import artifacts
 from .evaluate import (chain_table, counting_summary, findings_table, fracture_image_table, groups_markdown,
-                       promise_table, share_text, view_markdown)
+                       hand_wrist_lines, promise_table, share_text)
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -573,7 +573,7 @@ def views_section(body: dict) -> list[str]:
 def view_test_text(g: dict) -> str:
     """The test split's view figures for a model of views (the region is what the accuracy above counts):
     on every analysed target film whose view is known, on those whose view by eye is sure, and the hand
-    versus wrist line (:func:`evaluate.view_markdown`)."""
+    versus wrist line (:func:`evaluate.hand_wrist_lines`)."""
     if g.get("view_accuracy_on_accepted") is None:
         return ""
     rows = "; ".join(f"{v}: " + ", ".join(f"{k} {n}" for k, n in named.items()) for v, named in g["views"].items())
@@ -584,7 +584,7 @@ def view_test_text(g: dict) -> str:
         return text
     return (text + f" On the films whose view by eye is sure (`views.csv` rates it high, or it comes from a label "
             f"with no rating: Roboflow's `body_parts.csv`, MURA's study type): "
-            f"{share_text(g.get('view_accuracy_on_sure'))} of {g['n_view_sure']}. " + " ".join(view_markdown(g)[2:]))
+            f"{share_text(g.get('view_accuracy_on_sure'))} of {g['n_view_sure']}. " + " ".join(hand_wrist_lines(g)))
 
 
 def _counts(d: dict) -> str:
