@@ -8,8 +8,10 @@
 
 Writes predictions.csv (one row per film), metrics.json, report.md and PNG plots (training curves,
 ROC with its interval band and the two cuts, the three findings against the truth, calibration, kappa
-against the MURA paper) to --out. With --data, films the weights' split.csv lists as training or
-validation films are left out, with a warning (--all-films keeps them).
+against the MURA paper) to --out. The fracture figures count each radiograph once: the augmented
+copies of one upload (predictions.csv's radiograph column) are averaged into one, and the bootstrap
+resamples radiographs. With --data, films the weights' split.csv lists as training or validation films
+are left out, with a warning (--all-films keeps them).
 
     python predictions_test.py --leave-one-region-out [--trunk-cache .cache/body-part-trunk.npz]
 

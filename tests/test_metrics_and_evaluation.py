@@ -91,7 +91,9 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
     assert "MURA official valid split" in m["description"] and m["images"] == 16
     assert set(m["fracture"]) == {"elbow", "hand", "shoulder"}
     hand = m["fracture"]["hand"]
-    assert hand["image"]["n"] == 4 and hand["n_studies"] == 2  # two views per study
+    # the hand model reads the hand region (MURA's hand and wrist studies), as the app routes them: two
+    # views per study, each film its own radiograph
+    assert hand["image"]["n"] == hand["n_films"] == 8 and hand["n_studies"] == 4
     assert m["body_part"]["labels"][-1] == "not_supported"
     # a body-part model of views routes MURA's wrists to the hand region: every film is a target here
     assert (m["body_part"]["n_target"], m["body_part"]["n_non_target"]) == (16, 0)
@@ -105,7 +107,8 @@ def test_predictions_test_end_to_end_on_mura_fixture(tiny_weights, tmp_path):
     from sklearn.metrics import roc_auc_score
     from fracture_detection.chain.predictor import Predictor
     predictor = Predictor(tiny_weights)
-    recs = [r for r in data.read_dataset(MURA) if r.split == "test" and r.part == "hand"]
+    recs = [r for r in data.read_dataset(MURA) if r.split == "test" and r.region == "hand"]
+    assert {r.part for r in recs} == {"hand", "wrist"}
     p = predictor.fracture_probabilities([predictor.prepare(r.path) for r in recs], "hand")
     y = np.array([r.label for r in recs])
     assert hand["image"]["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-9)

@@ -112,6 +112,42 @@ def test_the_split_file_keeps_no_view_and_reading_it_joins_them_again(tmp_path):
     assert len(data.read_split(tmp_path / "newer.csv", root)) == len(recs)
 
 
+def test_a_views_confidence_is_carried_and_only_a_low_one_is_unsure(tmp_path):
+    atlas, robo = _fracatlas(tmp_path), _roboflow(tmp_path)
+    hand = _flagged(atlas, "hand")
+    upload = sorted(p.name for p in (robo / "val/images").iterdir())[0]
+    with open(tmp_path / "views.csv", "w", newline="") as fh:
+        fh.write("source,key,dataset_part,view,confidence,note\n"
+                 f"fracatlas,{hand[0]},hand,wrist,low,on the CMC line\nfracatlas,{hand[1]},hand,hand,high,\n"
+                 f"roboflow-bone-fracture,val/{upload.split('.rf.')[0]},elbow,wrist,,\n")
+    recs = {r.path.rsplit("/", 1)[-1]: r for r in read_dataset(tmp_path)}
+    low, high = recs[hand[0]], recs[hand[1]]
+    assert (low.view, low.view_confidence, low.view_sure) == ("wrist", "low", False)
+    assert (high.view, high.view_confidence, high.view_sure) == ("hand", "high", True)
+    unrated = recs[upload]  # views.csv names it with no rating: sure, as a label with no rating column
+    assert (unrated.view, unrated.view_confidence, unrated.view_sure) == ("wrist", "", True)
+    leg = next(r for r in recs.values() if r.part == "leg")
+    assert (leg.view, leg.view_sure) == ("", False)  # no view: nothing to be sure of
+    # the split file keeps no confidence either; reading it joins it again
+    data.write_split(list(recs.values()), tmp_path / "split.csv", tmp_path)
+    with open(tmp_path / "split.csv", newline="") as fh:
+        assert "view_confidence" not in next(csv.reader(fh))
+    back = {r.path.rsplit("/", 1)[-1]: r for r in data.read_split(tmp_path / "split.csv", tmp_path)}
+    assert back[hand[0]].view_confidence == "low" and back[hand[1]].view_confidence == "high"
+
+
+def test_a_plain_views_csv_without_a_confidence_column_rates_nothing(tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(FOLDERS, root)
+    film = sorted((root / "Hand").rglob("*.jpg"))[0]
+    (root / "views.csv").write_text(f"path,view\n{film.relative_to(root).as_posix()},finger\n")
+    (named,) = [r for r in read_dataset(root) if r.view == "finger"]
+    assert named.view_confidence == "" and named.view_sure
+    (root / "views.csv").write_text(f"path,view,confidence\n{film.relative_to(root).as_posix()},finger,maybe\n")
+    with pytest.raises(DatasetError, match="unknown confidence 'maybe'"):
+        read_dataset(root)
+
+
 def test_the_fracture_models_select_their_films_by_the_dataset_part_as_before(tmp_path):
     atlas = _fracatlas(tmp_path)
     shoulder = _flagged(atlas, "shoulder")

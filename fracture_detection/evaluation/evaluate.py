@@ -96,7 +96,9 @@ def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
 # --- running the models --------------------------------------------------------------
 
 def run_models(predictor, records, extra_images=(), batch_size: int = 32, progress=None) -> dict:
-    """Chain predictions for every record, plus each fracture model on its true part."""
+    """Chain predictions for every record, plus each fracture model on its true part
+    (:func:`metrics.fracture_part`)."""
+    by_region = getattr(predictor, "names_views", False)
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
     maps, shapes = {}, {}  # true-part cell maps and image sizes, by record index
@@ -105,7 +107,8 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, progre
         chain += predictor.chain(chunk, prepared)
         for part in predictor.fracture:
             idx = [k for k in range(len(chunk)) if start + k < len(records)
-                   and records[start + k].part == part and not isinstance(prepared[k], ImageError)]
+                   and metrics.fracture_part(records[start + k], by_region) == part
+                   and not isinstance(prepared[k], ImageError)]
             if idx:
                 probs, cells = predictor.fracture_outputs([prepared[k] for k in idx], part)
                 true_part[[start + k for k in idx]] = probs
@@ -168,21 +171,25 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         "n": len(synth), "rejected": float(np.mean([p.finding == NOT_SUPPORTED for p in synth])) if synth else None}
     out["gate"] = gate_metrics(records, chain, parts, by_region)
 
-    # fracture models on their true part, image and study level
+    # fracture models on their true part, image and study level, each radiograph once
     out["fracture"] = {}
     probs = results["true_part_probability"]
     pooled = defaultdict(list)
     for part, fm in predictor.fracture.items():
-        idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
-        if not idx:
+        rad = metrics.part_radiographs(records, probs, part, by_region)
+        if rad is None:
             continue
-        y = np.array([records[i].label for i in idx])
-        p = np.round(probs[idx], decisions.DECIMALS)  # as reported and decided on
-        studies = [records[i].study for i in idx]
+        idx, members, first, y, p = rad["films"], rad["members"], rad["first"], rad["y"], rad["p"]
+        studies = [records[i].study for i in first]
         findings = [fm.finding(v) for v in p]
-        kinds = metrics.film_kinds(y, [records[i].treated for i in idx])
+        kinds = metrics.film_kinds(y, [records[i].treated for i in first])
+        film_y, film_p = np.array([records[i].label for i in idx]), np.round(probs[idx], decisions.DECIMALS)
+        film_findings = [fm.finding(v) for v in film_p]
+        film_kinds = metrics.film_kinds(film_y, [records[i].treated for i in idx])
         out["fracture"][part] = {
             "model": fm.info.meta.get("name"), "threshold": fm.threshold, "uncertain_band": list(fm.edges),
+            "counted": "radiographs", "n_films": len(idx), "n_radiographs": len(first),
+            "copies_disagree": sum(len({film_findings[k] for k in m}) > 1 for m in members),
             "by_kind": metrics.promises_by_kind(y, p, findings, kinds, n_boot),
             **fracture_figures(y, p, studies, fm.threshold, n_boot),
             "findings": decided_figures(findings, y),
@@ -190,10 +197,15 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
             "calibration": calibration_bins(y, p),
             "study_verdict": study_verdicts(studies, findings, y),
             "localisation": _localisation(records, idx, results, fm, n_boot),
-            "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, kinds) if kk in (k, "normal")],
+            "localisation_by_kind": {k: _localisation(records, [i for i, kk in zip(idx, film_kinds) if kk in (k, "normal")],
                                                       results, fm, n_boot) for k in metrics.FILM_KINDS},
-            "end_to_end": _end_to_end([chain[i] for i in idx], y, part, kinds, n_boot),
+            "end_to_end": _end_to_end([chain[i] for i in idx], members, y, part, kinds, n_boot),
             "amber": amber_figures(y, p, fm.info.meta),
+            "by_source": _by_group([records[i].source for i in first], y, p, findings, kinds, n_boot),
+            "by_view": _by_group([records[i].view or "–" for i in first], y, p, findings, kinds, n_boot),
+            # the same figures counted by film (every augmented copy once), to compare; no intervals
+            "films": {"auc": metrics.auc(film_y, film_p),
+                      "by_kind": metrics.promises_by_kind(film_y, film_p, film_findings, film_kinds)},
         }
         pooled["y"] += list(y)
         pooled["pred"] += list(p >= fm.threshold)  # each model at its own threshold
@@ -201,17 +213,33 @@ def compute_metrics(predictor, records, results, n_boot: int = 1000) -> dict:
         pooled["study"] += studies
         pooled["finding"] += findings
         pooled["kind"] += list(kinds)
+        pooled["members"] += [[k + len(pooled["chain"]) for k in m] for m in members]
         pooled["chain"] += [chain[i] for i in idx]
+        pooled["film_y"] += list(film_y)
+        pooled["film_p"] += list(film_p)
+        pooled["film_finding"] += film_findings
+        pooled["film_kind"] += list(film_kinds)
     if pooled["y"]:
         y, p = np.array(pooled["y"]), np.array(pooled["p"])
         out["fracture_overall"] = {
+            "counted": "radiographs", "n_films": len(pooled["chain"]), "n_radiographs": len(y),
             "image": metrics.with_intervals(y, p, n_boot=n_boot, predicted=pooled["pred"]),
             "image_auc_pooled_probabilities": metrics.binary_metrics(y, p)["auc"],
             "study_mura_rule": fracture_figures(y, p, pooled["study"], None, n_boot)["study_mura_rule"],
             "by_kind": metrics.promises_by_kind(y, p, pooled["finding"], pooled["kind"], n_boot),
-            "end_to_end": _end_to_end(pooled["chain"], y, None, pooled["kind"], n_boot),
+            "end_to_end": _end_to_end(pooled["chain"], pooled["members"], y, None, pooled["kind"], n_boot),
+            "films": {"by_kind": metrics.promises_by_kind(pooled["film_y"], pooled["film_p"], pooled["film_finding"],
+                                                          pooled["film_kind"])},
         }
     return out
+
+
+def _by_group(groups, y, p, findings, kinds, n_boot: int) -> dict:
+    """:func:`metrics.promises_by_kind` on each group's radiographs (a source, or a view by eye)."""
+    groups = np.asarray(groups, dtype=object)
+    y, p, findings, kinds = np.asarray(y), np.asarray(p), np.asarray(findings), np.asarray(kinds, dtype=object)
+    return {g: metrics.promises_by_kind(y[m], p[m], findings[m], kinds[m], n_boot)
+            for g in sorted(set(groups)) for m in [groups == g]}
 
 
 def fracture_figures(y, p, studies, threshold: float | None, n_boot: int = 1000) -> dict:
@@ -276,7 +304,8 @@ def study_verdicts(study_ids, findings, y) -> dict:
 
 
 def _localisation(records, idx, results, fm, n_boot) -> dict | None:
-    """Localisation figures of a part's fracture model on images with fracture boxes."""
+    """Localisation figures of a part's fracture model on images with fracture boxes: counted by film
+    (a copy's boxes move with it), its intervals drawn by radiograph (a radiograph's copies together)."""
     from ..io.boxes import square_boxes
     located = [(i, square_boxes(records[i].path)[0]) for i in idx if i in results["true_part_maps"]]
     if not any(len(b) for _, b in located):
@@ -285,26 +314,35 @@ def _localisation(records, idx, results, fm, n_boot) -> dict | None:
                                        [records[i].label for i, _ in located], [b for _, b in located],
                                        [results["shapes"][i] for i, _ in located], fm.region_threshold,
                                        fm.region_extent)
-    return metrics.localisation(items, n_boot)
+    groups = metrics.radiograph_members([records[i].radiograph for i, _ in located])
+    return dict(metrics.localisation(items, n_boot, groups=groups), counted="films",
+                n_radiographs_with_boxes=len({records[i].radiograph for (i, _), it in zip(located, items)
+                                              if it["top_hit"] is not None}))
 
 
-def _end_to_end(preds, y, part, kinds, n_boot: int = 0) -> dict:
-    """What the app would have said for these images (routing errors included), and the end-to-end
-    sensitivity: the share of fractured films the app called *Likely FRACTURE*, where a film turned
+def _end_to_end(preds, members, y, part, kinds, n_boot: int = 0) -> dict:
+    """What the app would have said for these films (routing errors included), and the end-to-end
+    sensitivity: the share of fractured radiographs the app called *Likely FRACTURE*, where a film turned
     away by the gate (not analysed), unreadable, *uncertain* or *No fracture found* counts as not
-    flagged; per kind of fractured film (untreated first) and for all. ``part`` None: pooled."""
-    findings = Counter(p.finding for p in preds)
-    mine = [p.body_part == part if part else p.body_part is not None for p in preds]
-    decided = [(p.finding, t) for p, t, m in zip(preds, y, mine) if m and p.finding in ("fractured", "normal")]
+    flagged; per kind of fractured radiograph (untreated first) and for all. ``preds`` per film,
+    ``members`` each radiograph's films (:func:`metrics.radiograph_members`), ``y`` and ``kinds`` per
+    radiograph. A radiograph's answer is the one more than half of its copies got (copies that split
+    count as *uncertain*, routed nowhere). ``part`` None: pooled."""
+    finding = metrics.majority([p.finding for p in preds], members, tie="uncertain")
+    part_of = metrics.majority([p.body_part for p in preds], members, tie=None)
+    mine = [b == part if part else b is not None for b in part_of]
+    decided = [(f, t) for f, t, m in zip(finding, y, mine) if m and f in ("fractured", "normal")]
     correct = sum((f == "fractured") == bool(t) for f, t in decided)
-    flagged = np.array([p.finding == "fractured" for p in preds], dtype=bool)
+    flagged = np.array([f == "fractured" for f in finding], dtype=bool)
     kinds = np.asarray(kinds, dtype=object)
     sensitivity = {}
     for kind in (*metrics.FILM_KINDS, "all"):
         of = (np.asarray(y) == 1) & ((kinds == kind) if kind != "all" else True)
         sensitivity[kind] = metrics.proportion(flagged[of], n_boot)
-    return {"n": len(preds), "routed_to_this_model": float(np.mean(mine)) if preds else None,
-            "findings": dict(findings),
+    return {"n": len(members), "n_films": len(preds), "counted": "radiographs",
+            "routed_to_this_model": float(np.mean(mine)) if members else None,
+            "findings": dict(Counter(finding)), "films_findings": dict(Counter(p.finding for p in preds)),
+            "copies_split": sum(len({preds[i].finding for i in m}) > 1 for m in members),
             "accuracy_of_decided_findings": correct / len(decided) if decided else None,
             "n_decided": len(decided), "sensitivity": sensitivity}
 
@@ -313,7 +351,8 @@ def _end_to_end(preds, y, part, kinds, n_boot: int = 0) -> dict:
 
 PREDICTION_COLUMNS = ("path", "true_part", "true_label", "appliance", "patient", "study", "body_part", "finding",
                       "rejection", "app_fracture_probability", "fracture_probability", "model_finding",
-                      "in_fracture_figures", "true_view", "view")
+                      "in_fracture_figures", "true_view", "view", "fracture_model", "radiograph",
+                      "true_view_confidence")
 
 
 def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
@@ -323,12 +362,17 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
     fracture model of the film's *true* part on it, also where the gate turned the film away, rounded as
     reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
     film counts in the fracture figures (a modelled part, a known label, a readable film); ``true_view``
-    (by eye, or the part) and ``view`` (what the app named)."""
+    (by eye, or the part) and ``view`` (what the app named); ``fracture_model``, the model that scored
+    it (:func:`metrics.fracture_part`); ``radiograph``, the radiograph it is a copy of (the fracture figures
+    count each once: the mean of its copies' ``fracture_probability``, see :func:`metrics.part_radiographs`);
+    ``true_view_confidence``, how sure the view by eye is (``views.csv``; empty where not rated)."""
     probs = results["true_part_probability"]
+    by_region = getattr(predictor, "names_views", False)
     rows = []
     for i, (r, c) in enumerate(zip(records, results["chain"])):
         p = probs[i] if i < len(probs) else np.nan
-        counted = r.part in predictor.fracture and r.label is not None and bool(np.isfinite(p))
+        model = metrics.fracture_part(r, by_region)
+        counted = model in predictor.fracture and r.label is not None and bool(np.isfinite(p))
         rows.append({
             "path": data._relative(r.path, Path(root)), "true_part": r.part,
             "true_label": "" if r.label is None else int(r.label), "appliance": r.appliance,
@@ -336,9 +380,11 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
             "rejection": c.rejection or "",
             "app_fracture_probability": "" if c.fracture_probability is None else f"{c.fracture_probability:.4f}",
             "fracture_probability": f"{decisions.reported(p):.4f}" if np.isfinite(p) else "",
-            "model_finding": predictor.fracture[r.part].finding(p) if np.isfinite(p) and r.part in predictor.fracture
+            "model_finding": predictor.fracture[model].finding(p) if np.isfinite(p) and model in predictor.fracture
             else "",
-            "in_fracture_figures": int(counted), "true_view": r.view, "view": getattr(c, "view", None) or ""})
+            "in_fracture_figures": int(counted), "true_view": r.view, "view": getattr(c, "view", None) or "",
+            "fracture_model": model if model in predictor.fracture else "", "radiograph": r.radiograph,
+            "true_view_confidence": r.view_confidence})
     return rows
 
 
@@ -384,13 +430,18 @@ def gate_metrics(records, chain, parts, views: bool = False) -> dict:
                 for src in sorted({r.source for _, r in mine})}
     non_target = [p for p, g in zip(chain, regions) if g not in parts and g != "mixed"]
     target = [(p, g) for p, g in zip(chain, regions) if g in parts and p.finding != "error"]
+    # the same counted once per radiograph: turned away when more than half of its copies were
+    target_keys = [r.radiograph for r, p, g in zip(records, chain, regions) if g in parts and p.finding != "error"]
+    turned_away = metrics.majority([p.finding == NOT_SUPPORTED for p, _ in target],
+                                   metrics.radiograph_members(target_keys), tie=False)
     accepted = [(p, g) for p, g in target if p.finding != NOT_SUPPORTED]
     known = [(p, data.appliance_label(r)) for p, r, g in zip(chain, records, regions)
              if g in parts and p.finding not in (NOT_SUPPORTED, "error") and data.appliance_label(r) != data.UNKNOWN_APPLIANCE]
     # the view named right: accepted target films whose view is one the model names (views by eye or the part)
-    named = [(p.view, r.view) for p, r, g in zip(chain, records, regions)
+    named = [(p.view, r.view, r.view_sure) for p, r, g in zip(chain, records, regions)
              if views and g in parts and p.finding not in (NOT_SUPPORTED, "error") and r.view in
              set(getattr(p, "part_probabilities", {}) or {})]
+    sure = [(a, b) for a, b, ok in named if ok]
     pos = [p.appliance is not None for p, a in known if a == 1]
     neg = [p.appliance is None for p, a in known if a == 0]
     flagged = [a for p, a in known if p.appliance is not None]
@@ -398,10 +449,17 @@ def gate_metrics(records, chain, parts, views: bool = False) -> dict:
         "by_region": by_region,
         "target_rejected": float(np.mean([p.finding == NOT_SUPPORTED for p, _ in target])) if target else None,
         "n_target": len(target),
+        "target_rejected_radiographs": float(np.mean(turned_away)) if turned_away else None,
+        "n_target_radiographs": len(turned_away),
         "part_accuracy_on_accepted": float(np.mean([p.body_part == g for p, g in accepted])) if accepted else None,
-        "view_accuracy_on_accepted": float(np.mean([a == b for a, b in named])) if named else None,
+        "view_accuracy_on_accepted": float(np.mean([a == b for a, b, _ in named])) if named else None,
         "n_view_known": len(named),
-        "views": {v: dict(sorted(Counter(a for a, b in named if b == v).items())) for v in sorted({b for _, b in named})},
+        "views": {v: dict(sorted(Counter(a for a, b, _ in named if b == v).items()))
+                  for v in sorted({b for _, b, _ in named})},
+        # the films whose view by eye is sure (not rated low: see data.Record.view_sure)
+        "view_accuracy_on_sure": float(np.mean([a == b for a, b in sure])) if sure else None,
+        "n_view_sure": len(sure),
+        "hand_wrist": hand_wrist_figures(named),
         "non_target_called_fractured": sum(p.finding == "fractured" for p in non_target),
         "non_target_given_a_finding": sum(p.finding in ("fractured", "normal", "uncertain") for p in non_target),
         "n_non_target": len(non_target),
@@ -413,12 +471,66 @@ def gate_metrics(records, chain, parts, views: bool = False) -> dict:
     }
 
 
+SOFT_LINE = ("hand", "wrist")  # the soft line of the views by eye: where the film's centre falls
+
+
+def hand_wrist_figures(named) -> dict:
+    """How the model treats the soft line between hand and wrist: among the analysed films whose view by
+    eye is hand or wrist, what it named, for the sure films and for those rated low (``named``: (named
+    view, view by eye, sure) per film); ``crossed``: the share named the other side of the line (of those
+    named hand or wrist), ``left``: the share named neither."""
+    out = {}
+    for key, want in (("sure", True), ("low", False)):
+        rows = [(a, b) for a, b, ok in named if b in SOFT_LINE and ok == want]
+        inside = [(a, b) for a, b in rows if a in SOFT_LINE]
+        out[key] = {"n": len(rows),
+                    "named": {b: dict(sorted(Counter(a for a, bb in rows if bb == b).items())) for b in SOFT_LINE},
+                    "right": sum(a == b for a, b in rows),
+                    "crossed": float(np.mean([a != b for a, b in inside])) if inside else None,
+                    "left": float(np.mean([a not in SOFT_LINE for a, _ in rows])) if rows else None}
+    return out
+
+
+def view_markdown(g: dict) -> list[str]:
+    """The view named right, on every analysed target film whose view is known and on the sure ones, and
+    the hand-versus-wrist line (films: every augmented copy once)."""
+    if g.get("view_accuracy_on_accepted") is None:
+        return []
+    lines = [f"View named right (analysed elbow, hand-region and shoulder films whose view is known, by eye or "
+             f"from the dataset's part): {share_text(g['view_accuracy_on_accepted'])} of {g['n_view_known']} films; "
+             f"on the films whose view by eye is sure (`views.csv` rates it high, or it comes from a label with no "
+             f"rating: Roboflow's `body_parts.csv`, MURA's study type): "
+             f"{share_text(g.get('view_accuracy_on_sure'))} of {g.get('n_view_sure', 0)}."]
+    soft = hand_wrist_lines(g)
+    return ["", *lines] + (["", *(f"- {line}" for line in soft)] if soft else [])
+
+
+def hand_wrist_lines(g: dict) -> list[str]:
+    """How the model treats the soft line between hand and wrist, a sentence for the sure films and one
+    for those rated low (:func:`hand_wrist_figures`)."""
+    lines = []
+    hw = g.get("hand_wrist") or {}
+    for key, title in (("sure", "whose view by eye is sure"),
+                       ("low", "whose view by eye is rated low (mostly hand versus wrist)")):
+        f = hw.get(key)
+        if not f or not f["n"]:
+            continue
+        lines.append(f"Hand versus wrist, films {title}: " + "; ".join(
+            f"{b} by eye named " + (", ".join(f"{a} {n}" for a, n in f["named"][b].items()) or "–")
+            for b in SOFT_LINE) + f" ({f['right']} of {f['n']} right; of those named hand or wrist, "
+            f"{share_text(f['crossed'])} the other side of the line).")
+    if lines:
+        lines.append("Hand and wrist are both the hand region: either word sends the film to the hand model, so "
+                     "the soft line changes the view named, never the model that reads the film or its finding.")
+    return lines
+
+
 def gate_markdown(g: dict | None) -> list[str]:
     """The rejection section of a report: per region, what was not analysed and why."""
     if not g:
         return []
     lines = ["", "### What is not analysed, per region", "",
-             "| region | images | not analysed | why | findings |", "|---|---:|---:|---|---|"]
+             "| region | films | not analysed | why | findings |", "|---|---:|---:|---|---|"]
     for region, e in g["by_region"].items():
         name = f"**{region}**" if e["target"] else region
         if e.get("by_source"):  # a target region: not analysed per source too
@@ -430,15 +542,19 @@ def gate_markdown(g: dict | None) -> list[str]:
     if with_appliance:
         lines += ["", "Not analysed with a cast, splint or implant in view: "
                       + ", ".join(f"{r} {n}" for r, n in with_appliance.items()) + "."]
-    lines += ["", f"Elbow, hand or shoulder images not analysed: {share_text(g['target_rejected'])} of {g['n_target']}; "
+    by_radiograph = (f" (counted once per radiograph, turned away where more than half of its copies were: "
+                     f"{share_text(g['target_rejected_radiographs'])} of {g['n_target_radiographs']})"
+                     if g.get("n_target_radiographs") else "")
+    lines += ["", f"Elbow, hand or shoulder films not analysed: {share_text(g['target_rejected'])} of {g['n_target']}"
+                  f"{by_radiograph}; "
                   f"body part right on {share_text(g['part_accuracy_on_accepted'])} of the analysed ones. "
-                  f"Other images given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "
-                  f"{g['non_target_called_fractured']} of them *fractured*."]
+                  f"Other films given a finding: {g['non_target_given_a_finding']} of {g['n_non_target']}, "
+                  f"{g['non_target_called_fractured']} of them *fractured* (films: every augmented copy once)."]
     a = g["appliance"]
     if a["positives"] or a["negatives"]:
         precision = (f"; precision {share_text(a['precision'])} of {a['n_flagged']} flagged"
                      if a.get("n_flagged") is not None else "")
-        lines += ["", f"Cast or implant (analysed images with a known label): sensitivity {share_text(a['sensitivity'])} "
+        lines += ["", f"Cast or implant (analysed films with a known label): sensitivity {share_text(a['sensitivity'])} "
                       f"({a['positives']} with one), specificity {share_text(a['specificity'])} ({a['negatives']} without)"
                       f"{precision}."]
     return lines
@@ -517,16 +633,16 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     fig_c, ax_c = plt.subplots(figsize=(5.5, 5.5))
     n_boot = int(m.get("bootstrap") or 200)
+    by_region = getattr(predictor, "names_views", False)
     for part in parts:
-        idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
-        y = np.array([records[i].label for i in idx])
-        p = np.round(probs[idx], decisions.DECIMALS)
+        rad = metrics.part_radiographs(records, probs, part, by_region)  # each radiograph once, as the figures count
+        y, p = rad["y"], rad["p"]
         if len(np.unique(y)) < 2:
             continue
         e = m["fracture"][part]
         fpr, tpr, _ = roc_curve(y, p)
         grid, low, high = roc_band(y, p, n_boot)
-        line, = ax.plot(fpr, tpr, label=f"{part} AUC {e['image']['auc']:.2f} (n={len(y)})")
+        line, = ax.plot(fpr, tpr, label=f"{part} AUC {e['image']['auc']:.2f} ({len(y)} radiographs)")
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.15, lw=0)
         lo_cut, hi_cut = e["uncertain_band"]
         for cut, marker in ((hi_cut, "^"), (lo_cut, "o")):
@@ -547,7 +663,7 @@ def plot_results(m: dict, predictor, records, results, out: Path) -> list[str]:
     _save_png(fig, out / "roc.png")
     ax_c.plot([0, 1], [0, 1], ":", color="grey")
     ax_c.set(xlabel="mean predicted probability (bin of equal counts)", ylabel="observed fraction fractured",
-             title="Calibration (films per bin beside each point)")
+             title="Calibration (radiographs per bin beside each point)")
     ax_c.legend(fontsize=8)
     _save_png(fig_c, out / "calibration.png")
     names += ["roc.png", "calibration.png"]
@@ -576,7 +692,8 @@ FINDING_COLUMNS = ("fractured", "uncertain", "normal")
 
 def roc_band(y, p, n_boot: int = 200, seed: int = 0, points: int = 101):
     """A 95 % bootstrap band of the ROC curve: the sensitivity at each of ``points`` false-positive
-    rates, resampling the films; returns ``(fpr grid, lower, upper)``."""
+    rates, resampling the items (radiographs, as the evaluation passes them); returns ``(fpr grid, lower,
+    upper)``."""
     from sklearn.metrics import roc_curve
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
     grid = np.linspace(0, 1, points)
@@ -620,10 +737,10 @@ def _fmt(entry, key):
 
 
 def fracture_image_table(m: dict, studies: bool = False) -> list[str]:
-    """Each fracture model on the images of its true part, at its Youden threshold, with 95 % intervals
-    (and, with ``studies``, the MURA study rule's kappa)."""
+    """Each fracture model on the radiographs of its true part, at its Youden threshold, with 95 %
+    intervals (and, with ``studies``, the MURA study rule's kappa)."""
     extra = " studies | study kappa (> 0.5) |" if studies else ""
-    lines = ["| part | images (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |" + extra,
+    lines = ["| part | radiographs (fractured) | AUC | accuracy | sensitivity | specificity | Cohen's kappa |" + extra,
              "|---|---|---|---|---|---|---|" + ("---:|---|" if studies else "")]
     for part, e in m["fracture"].items():
         im = e["image"]
@@ -636,8 +753,9 @@ def fracture_image_table(m: dict, studies: bool = False) -> list[str]:
 
 
 def findings_table(m: dict) -> list[str]:
-    """Markdown table, per part: share of images and studies decided, and how often decided findings are right."""
-    lines = ["| part | images decided | decided right | fractured findings right | normal findings right | "
+    """Markdown table, per part: share of radiographs and studies decided, and how often decided findings
+    are right."""
+    lines = ["| part | radiographs decided | decided right | fractured findings right | normal findings right | "
              "studies decided | study verdicts right |", "|---|---|---|---|---|---|---|"]
     for part, e in m["fracture"].items():
         f, s = e["findings"], e["study_verdict"]
@@ -647,24 +765,26 @@ def findings_table(m: dict) -> list[str]:
     return lines
 
 
-KIND_TITLES = {"untreated": "untreated", "appliance": "appliance in view", "all": "all films"}
+KIND_TITLES = {"untreated": "untreated", "appliance": "appliance in view", "all": "all radiographs"}
 
 
 def promise_table(m: dict) -> list[str]:
-    """Per part and pooled, untreated fractures first: AUC, how fractured films were called, whether
-    each finding was right, the uncertain share, and where the top region fell."""
-    rows = [(part, e["by_kind"], dict(e.get("localisation_by_kind") or {}, all=e.get("localisation")))
-            for part, e in m["fracture"].items() if e.get("by_kind")]
+    """Per part and pooled, untreated fractures first, each radiograph once: AUC, how fractured radiographs
+    were called, whether each finding was right, the uncertain share (with the films behind them), and
+    where the top region fell (by film)."""
+    rows = [(part, e["by_kind"], dict(e.get("localisation_by_kind") or {}, all=e.get("localisation")),
+             (e.get("films") or {}).get("by_kind") or {}) for part, e in m["fracture"].items() if e.get("by_kind")]
     if "fracture_overall" in m and m["fracture_overall"].get("by_kind"):
-        rows.append(("three parts pooled", m["fracture_overall"]["by_kind"], {}))
+        o = m["fracture_overall"]
+        rows.append(("three parts pooled", o["by_kind"], {}, (o.get("films") or {}).get("by_kind") or {}))
     if not rows:
         return ["No fractured film of these data is labelled for appliances (e.g. MURA): see the figures on all "
                 "films below."]
-    lines = ["| part | fractured films | n (fractured / normal) | AUC | fractures called fractured / uncertain / "
-             "normal | \"No fracture found\" right | \"Likely FRACTURE\" right | uncertain | top region in a true box "
-             "(median IoU) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| part | fractured radiographs | radiographs, fractured / normal (films) | AUC | fractures called "
+             "fractured / uncertain / normal | \"No fracture found\" right | \"Likely FRACTURE\" right | uncertain | "
+             "top region in a true box, films (median IoU) |", "|---|---|---|---|---|---|---|---|---|"]
     for kind in (*metrics.FILM_KINDS, "all"):
-        for part, by_kind, loc in rows:
+        for part, by_kind, loc, films in rows:
             f = by_kind.get(kind)
             if not f or not f["n_fractured"]:
                 continue
@@ -676,7 +796,9 @@ def promise_table(m: dict) -> list[str]:
             top = "–" if not where or where["top_region_in_box"] is None else (
                 f"{share_text(where['top_region_in_box'])} of {where['n_fractured_with_boxes']}"
                 + (f" ({where['median_top_iou']:.2f})" if where.get("median_top_iou") is not None else ""))
-            lines.append(f"| {part} | {KIND_TITLES[kind]} | {f['n_fractured']} / {f['n_normal']} | {auc} | "
+            fl = films.get(kind)
+            n_films = f" ({fl['n_fractured'] + fl['n_normal']})" if fl else ""
+            lines.append(f"| {part} | {KIND_TITLES[kind]} | {f['n_fractured']} / {f['n_normal']}{n_films} | {auc} | "
                          f"{share_text(c['fractured'])} / {share_text(c['uncertain'])} / {share_text(c['normal'])} | "
                          f"{share_text(f['no_fracture_found_right'])} of {f['n_called_normal']} | "
                          f"{share_text(f['likely_fracture_right'])} of {f['n_called_fractured']} | "
@@ -684,24 +806,32 @@ def promise_table(m: dict) -> list[str]:
     return lines
 
 
-COUNTING = ("How films are counted. The fracture figures above score each fracture model on every readable film "
-            "of its true part with a known label, *including the films the gate turned away* (the model is run on "
-            "them all the same: `fracture_probability` in `predictions.csv`), so that a body-part error does not "
-            "hide inside them; an *uncertain* film is neither a *Likely FRACTURE* nor a *No fracture found* "
-            "finding (it counts in the uncertain share and in no promise). The end-to-end sensitivity below is "
-            "what the app itself did with the fractured films: only a *Likely FRACTURE* finding counts as "
-            "flagged; a film turned away (not analysed), unreadable, *uncertain* or *No fracture found* counts "
-            "as not flagged. `predictions.csv` holds one row per film, from which every figure can be computed "
-            "again (`in_fracture_figures` marks the films the fracture figures count).")
+COUNTING = ("How films are counted. Each radiograph counts once: the Roboflow export holds about three "
+            "augmented copies (rotated, brightness-shifted) of most uploads, and counting them as films would count "
+            "such a radiograph three times. The fracture model runs on every film; a radiograph's probability is "
+            "the mean of its copies' probabilities, put through the same two cuts as one film's (as the cuts were "
+            "chosen on validation radiographs), and the bootstrap intervals resample radiographs. The fracture "
+            "figures score each fracture model on every readable film of its true part (the region where the "
+            "body-part model routes by region) with a known label, *including the films the gate turned away* (the "
+            "model is run on them all the same: `fracture_probability` in `predictions.csv`), so that a body-part "
+            "error does not hide inside them; an *uncertain* radiograph is neither a *Likely FRACTURE* nor a *No "
+            "fracture found* finding (it counts in the uncertain share and in no promise). The end-to-end "
+            "sensitivity below is what the app itself said on the fractured radiographs: a radiograph's answer is "
+            "the one more than half of its copies got from the app (copies that split count as *uncertain*); only "
+            "*Likely FRACTURE* counts as flagged; turned away (not analysed), unreadable, *uncertain* or *No "
+            "fracture found* counts as not flagged. Where boxes are scored (*top region*), each film counts, its "
+            "interval drawn by radiograph. `predictions.csv` holds one row per film, from which every figure can be "
+            "computed again (`in_fracture_figures` marks the films the fracture figures count, `radiograph` the "
+            "radiograph each is a copy of).")
 
 
 def end_to_end_markdown(m: dict) -> list[str]:
-    """The end-to-end sensitivity, per part and pooled, untreated fractures first."""
+    """The end-to-end sensitivity, per part and pooled, untreated fractures first, each radiograph once."""
     rows = [(part, e["end_to_end"]) for part, e in m["fracture"].items()]
     if "fracture_overall" in m:
         rows.append(("three parts pooled", m["fracture_overall"]["end_to_end"]))
-    lines = ["### End-to-end sensitivity: fractured films the app called *Likely FRACTURE*", "", COUNTING, "",
-             "| part | fractured films | flagged | 95 % interval (Wilson) |", "|---|---|---|---|"]
+    lines = ["### End-to-end sensitivity: fractured radiographs the app called *Likely FRACTURE*", "", COUNTING, "",
+             "| part | fractured radiographs | flagged | 95 % interval (Wilson) |", "|---|---|---|---|"]
     for kind in (*metrics.FILM_KINDS, "all"):
         for part, ee in rows:
             s = (ee.get("sensitivity") or {}).get(kind)
@@ -713,42 +843,115 @@ def end_to_end_markdown(m: dict) -> list[str]:
     return lines
 
 
+GROUP_TITLES = {"by_source": "source", "by_view": "view by eye"}
+FEW = 5  # radiographs of a class below which a group's AUC is given without an interval
+
+
+def group_table(m: dict, key: str) -> list[str]:
+    """Per part, the promises on each source's (``by_source``) or each view's (``by_view``) radiographs:
+    all fractured radiographs, and the AUC of the untreated ones against the group's normal ones."""
+    lines = [f"| part | {GROUP_TITLES[key]} | radiographs, fractured / normal | AUC, all | AUC, untreated "
+             "| fractures called fractured / uncertain / normal | \"No fracture found\" right | "
+             "\"Likely FRACTURE\" right | uncertain |", "|---|---|---|---|---|---|---|---|---|"]
+    def fmt(f):  # no interval where either class has fewer than FEW radiographs: it would only mislead
+        if f["auc"] is None:
+            return "–"
+        if min(f["n_fractured"], f["n_normal"]) < FEW:
+            return f"{f['auc']:.3f} (few)"
+        ci = f.get("auc_ci95") or [None, None]
+        return f"{f['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else "")
+    for part, e in m["fracture"].items():
+        for group, k in (e.get(key) or {}).items():
+            a, u = k["all"], k["untreated"]
+            c = a["fractured_called"]
+            lines.append(f"| {part} | {group} | {a['n_fractured']} / {a['n_normal']} | {fmt(a)} | "
+                         + (f"{fmt(u)}; {u['n_fractured']} fractured" if u["n_fractured"] else "–") + " | "
+                         f"{share_text(c['fractured'])} / {share_text(c['uncertain'])} / {share_text(c['normal'])} | "
+                         f"{share_text(a['no_fracture_found_right'])} of {a['n_called_normal']} | "
+                         f"{share_text(a['likely_fracture_right'])} of {a['n_called_fractured']} | "
+                         f"{share_text(a['uncertain'])} |")
+    return lines if len(lines) > 2 else []
+
+
+def groups_markdown(m: dict) -> list[str]:
+    """The promises per source and per view by eye, each radiograph once."""
+    out = []
+    for key, title in (("by_source", "source"), ("by_view", "view by eye")):
+        table = group_table(m, key)
+        if table:
+            out += [f"### Per {title}", "", *table, ""]
+    if out:
+        out = ["Each model at its two cuts, on its part's radiographs of one " + " or one ".join(
+            GROUP_TITLES.values()) + " (a radiograph's view: `views.csv` by eye, else the dataset's part where "
+            f"it is a view's word). Small groups give wide intervals; where either class has fewer than {FEW} "
+            "radiographs the AUC is marked *few* and given without one.", ""] + out
+    return out
+
+
+def counting_summary(m: dict) -> str:
+    """One sentence: how many films and radiographs the fracture figures rest on, per part."""
+    parts = [(p, e) for p, e in m["fracture"].items() if "n_radiographs" in e]
+    if not parts:
+        return ""
+    return ("The fracture figures count radiographs, not films: " + "; ".join(
+        f"{p} {e['n_films']} films = {e['n_radiographs']} radiographs" for p, e in parts)
+        + " (augmented copies of one upload are one radiograph; " + ", ".join(
+            f"{p} {e['copies_disagree']}" for p, e in parts)
+        + " radiographs whose copies the model put on different sides of a cut).")
+
+
+def chain_table(m: dict) -> list[str]:
+    """The whole chain per part, each radiograph once (:func:`_end_to_end`), its films beside."""
+    lines = ["| part | radiographs (films) | routed to its model | findings (radiographs) | \"Likely FRACTURE\" and "
+             "\"No fracture found\" right |", "|---|---:|---:|---|---|"]
+    for part, e in m["fracture"].items():
+        ee = e["end_to_end"]
+        acc = (f"{share_text(ee['accuracy_of_decided_findings'])} of {ee['n_decided']}"
+               if ee["accuracy_of_decided_findings"] is not None else "–")
+        lines.append(f"| {part} | {ee['n']} ({ee.get('n_films', ee['n'])}) | {share_text(ee['routed_to_this_model'])} | "
+                     f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    return lines
+
+
 def report_markdown(m: dict, plots: list[str]) -> str:
     lines = ["# Evaluation report", "", f"Data: {m['description']}", "",
-             f"Images: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
-             f"intervals over {m['bootstrap']} resamples. Decision support only, not a diagnosis.", ""]
+             f"Films: {m['images']} ({m['unreadable']} unreadable). Intervals are 95 % bootstrap percentile "
+             f"intervals over {m['bootstrap']} resamples (of radiographs in the fracture figures). Decision support "
+             "only, not a diagnosis.", "", counting_summary(m), ""]
     bp = m["body_part"]
     lines += ["## Body part", "",
-              f"Accuracy {bp['accuracy']:.3f} on {bp['n']} images (classes: {', '.join(bp['labels'])}). "
-              if bp["accuracy"] is not None else "No images with a known body part. ", ""]
+              f"Accuracy {bp['accuracy']:.3f} on {bp['n']} films (classes: {', '.join(bp['labels'])}; the "
+              "body-part and gate figures count films, every augmented copy once). "
+              if bp["accuracy"] is not None else "No films with a known body part. ", ""]
     if bp["n_target"]:
-        lines += [f"- elbow, hand or shoulder images wrongly rejected: {bp['target_images_rejected']:.1%} "
+        lines += [f"- elbow, hand or shoulder films wrongly rejected: {bp['target_images_rejected']:.1%} "
                   f"of {bp['n_target']}"]
     if bp["n_non_target"]:
-        lines += [f"- other radiographs ({', '.join(f'{k} {v}' for k, v in sorted(bp['non_target_parts'].items()))})"
+        lines += [f"- other films ({', '.join(f'{k} {v}' for k, v in sorted(bp['non_target_parts'].items()))})"
                   f" rejected: {bp['non_target_radiographs_rejected']:.1%} of {bp['n_non_target']}"]
     if bp["non_radiographs"]["n"]:
         lines += [f"- generated non-radiographs rejected: {bp['non_radiographs']['rejected']:.1%} of "
                   f"{bp['non_radiographs']['n']}"]
-    lines += gate_markdown(m.get("gate"))
+    lines += gate_markdown(m.get("gate")) + view_markdown(m.get("gate") or {})
     lines += ["", "## Fractures without a cast, splint or implant in view first", "",
-              "The films where a reader needs help: untreated fractured films (nothing in view, by the data's "
-              "labels by eye) against every normal film of the part; then fractured films with an appliance in "
-              "view, which are easier and often a known, treated fracture. Each model at its own two cuts: "
-              "\"No fracture found\" below one, \"Likely FRACTURE\" from the other, uncertain between.", "",
-              *promise_table(m), ""]
+              "The radiographs where a reader needs help: untreated fractured radiographs (nothing in view, by the "
+              "data's labels by eye) against every normal radiograph of the part; then fractured radiographs with an "
+              "appliance in view, which are easier and often a known, treated fracture. Each model at its own two "
+              "cuts: \"No fracture found\" below one, \"Likely FRACTURE\" from the other, uncertain between. Each "
+              "radiograph counts once (its copies' mean probability; see *How films are counted* below).", "",
+              *promise_table(m), "", *groups_markdown(m)]
     lines += ["## Fracture models on the true body part", "",
-              "Image level at each model's validation-chosen threshold; study level is the mean of a study's "
-              "image probabilities (MURA rule: abnormal when > 0.5).", "",
+              "Radiograph level at each model's validation-chosen threshold; study level is the mean of a study's "
+              "radiograph probabilities (MURA rule: abnormal when > 0.5).", "",
               *fracture_image_table(m, studies=True), "",
-              "Brier score (mean squared difference between a film's probability and its label, 0 is perfect; "
+              "Brier score (mean squared difference between a radiograph's probability and its label, 0 is perfect; "
               "the calibration plot shows the bins with their counts): " + "; ".join(
-                  f"{part} {e['brier']:.3f} ({e['image']['n']} films)" for part, e in m["fracture"].items()) + "."]
+                  f"{part} {e['brier']:.3f} ({e['image']['n']} radiographs)" for part, e in m["fracture"].items()) + "."]
     if "fracture_overall" in m:
         o = m["fracture_overall"]["image"]
         lines += ["", f"All parts together (each model at its threshold): accuracy {_fmt(o, 'accuracy')}, "
                       f"sensitivity {_fmt(o, 'sensitivity')}, specificity {_fmt(o, 'specificity')}, "
-                      f"kappa {_fmt(o, 'kappa')} on {o['n']} images."]
+                      f"kappa {_fmt(o, 'kappa')} on {o['n']} radiographs."]
     lines += ["", "## Findings: how many are decided, and how often they are right", "",
               "Each model on its true part, at its two validation-chosen cuts (fractured: p at or above the "
               "fracture cut; normal: below the other). Study verdict as the app shows it: fractured when any "
@@ -757,22 +960,17 @@ def report_markdown(m: dict, plots: list[str]) -> str:
     located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
     if located:
         lines += ["", "## Where: suspected regions against the annotators' fracture boxes", "",
-                  "Top region: share of fractured images whose most suspicious region's centre lies inside a "
+                  "Top region: share of fractured films whose most suspicious region's centre lies inside a "
                   "true fracture box. Region sensitivity: share of true boxes found by some region when regions "
-                  "are taken down to one false region per image (over fractured and normal images).", "",
-                  "| part | fractured images with boxes | top region inside a box | region sensitivity at 1 "
+                  "are taken down to one false region per film (over fractured and normal films). Counted by film "
+                  "(a copy's boxes turn with it), the intervals drawn by radiograph.", "",
+                  "| part | fractured films with boxes | top region inside a box | region sensitivity at 1 "
                   "false region per image |", "|---|---:|---|---|"]
         for part, loc in located.items():
             lines.append(f"| {part} | {loc['n_fractured_with_boxes']} | {_fmt(loc, 'top_region_in_box')} | "
                          f"{_fmt(loc, 'region_sensitivity_at_1_false_per_image')} |")
-    lines += ["", "## The whole chain", "", "| part | images | routed to its model | findings | accuracy of "
-              "fractured/normal findings |", "|---|---:|---:|---|---|"]
-    for part, e in m["fracture"].items():
-        ee = e["end_to_end"]
-        acc = f"{ee['accuracy_of_decided_findings']:.3f} (n={ee['n_decided']})" \
-            if ee["accuracy_of_decided_findings"] is not None else "–"
-        lines.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
-                     f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
+    lines += ["", "## The whole chain", "", "Each radiograph once, with the answer more than half of its copies got "
+              "from the app (copies that split count as *uncertain*).", "", *chain_table(m)]
     lines += ["", *end_to_end_markdown(m)]
     if m.get("recalibration"):
         from .recalibrate import markdown

@@ -5,7 +5,7 @@ start, and the app needs none of this module (its decisions are in :mod:`decisio
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -142,10 +142,11 @@ def localisation_items(maps, labels, square_boxes, shapes, region_threshold: flo
     return items
 
 
-def localisation(items: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
+def localisation(items: list[dict], n_boot: int = 0, seed: int = 0, groups=None) -> dict:
     """Top region inside a true box (share of fractured images with boxes), the median overlap (IoU) of
     the top region with the best-matching true box, and region sensitivity at one false region per
-    image (over all images), with 95 % bootstrap intervals over images."""
+    image (over all images), with 95 % bootstrap intervals over images, or over ``groups`` of them (lists
+    of positions: a radiograph's copies are drawn together, see :func:`resample`)."""
     def figures(sample):
         hits = [it["top_hit"] for it in sample if it["top_hit"] is not None]
         return (float(np.mean(hits)) if hits else None,
@@ -158,7 +159,7 @@ def localisation(items: list[dict], n_boot: int = 0, seed: int = 0) -> dict:
            "region_sensitivity_at_1_false_per_image": froc}
     if n_boot and items:
         rng = np.random.default_rng(seed)
-        boot = [figures([items[i] for i in rng.integers(0, len(items), len(items))]) for _ in range(n_boot)]
+        boot = [figures([items[i] for i in resample(rng, len(items), groups)]) for _ in range(n_boot)]
         out["ci95"] = {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else [None, None]
                        for name, k in (("top_region_in_box", 0), ("region_sensitivity_at_1_false_per_image", 1))
                        for v in [[b[k] for b in boot if b[k] is not None]]}
@@ -192,10 +193,10 @@ def promise_figures(y, p, findings, kinds, kind: str, n_boot: int = 0, seed: int
     y, p, f = y[keep], p[keep], f[keep]
     fx, nm = y == 1, y == 0
     out = {"n_fractured": int(fx.sum()), "n_normal": int(nm.sum())}
-    auc = with_intervals(y, p, n_boot=n_boot, seed=seed) if n_boot else binary_metrics(y, p)
-    out["auc"] = auc["auc"] if np.isfinite(auc["auc"]) else None
+    a = auc(y, p)
+    out["auc"] = a if np.isfinite(a) else None
     if n_boot:
-        out["auc_ci95"] = auc["ci95"]["auc"]
+        out["auc_ci95"] = auc_interval(y, p, n_boot, seed)
     out["fractured_called"] = {finding: _share(f == finding, fx) for finding in ("fractured", "uncertain", "normal")}
     out["no_fracture_found_right"] = _share(nm, f == "normal")
     out["likely_fracture_right"] = _share(fx, f == "fractured")
@@ -228,19 +229,92 @@ def proportion(hits, n_boot: int = 0, seed: int = 0) -> dict:
     return out
 
 
+def radiograph_members(radiographs) -> list[list[int]]:
+    """The positions of each radiograph's films (:attr:`data.Record.radiograph`: the Roboflow export's
+    augmented copies of one upload share one), radiographs in the order each first appears."""
+    members: dict = {}
+    for i, key in enumerate(radiographs):
+        members.setdefault(key, []).append(i)
+    return list(members.values())
+
+
 def one_per_radiograph(radiographs, y, p, treated) -> tuple[np.ndarray, np.ndarray, list]:
     """Films that are copies of one radiograph (:attr:`data.Record.radiograph`) counted once: its label,
     its appliance state and the mean of its copies' probabilities, in the order each radiograph first
     appears.  Every figure a promise rests on counts radiographs, not augmented copies."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
-    first, members = {}, {}
-    for i, key in enumerate(radiographs):
-        first.setdefault(key, i)
-        members.setdefault(key, []).append(i)
-    keys = list(first)
-    return (np.array([y[first[k]] for k in keys], dtype=int),
-            np.array([p[members[k]].mean() for k in keys], dtype=float),
-            [treated[first[k]] for k in keys])
+    members = radiograph_members(radiographs)
+    return (np.array([y[m[0]] for m in members], dtype=int),
+            np.array([p[m].mean() for m in members], dtype=float),
+            [treated[m[0]] for m in members])
+
+
+def fracture_part(rec, by_region: bool) -> str:
+    """The fracture model that reads a film, for the fracture figures: its region where the body-part
+    model routes by region (a Roboflow wrist film is read by the hand model, as in the app and as its
+    cuts were chosen), else its dataset part."""
+    return rec.region if by_region else rec.part
+
+
+def part_radiographs(records, probs, part: str, by_region: bool) -> dict | None:
+    """The films a fracture model is scored on (its part's readable films with a label:
+    :func:`fracture_part`) and the same counted once per radiograph: ``films`` (record indices),
+    ``members`` (each radiograph's positions in ``films``), ``first`` (each radiograph's first film),
+    ``y`` and ``p`` per radiograph (``p``: the mean of its copies' reported probabilities, rounded as
+    reported, put through the cuts as one film's is). None without films."""
+    from ..chain.decisions import DECIMALS
+    idx = [i for i, r in enumerate(records)
+           if fracture_part(r, by_region) == part and r.label is not None and np.isfinite(probs[i])]
+    if not idx:
+        return None
+    members = radiograph_members([records[i].radiograph for i in idx])
+    first = [idx[m[0]] for m in members]
+    return {"films": idx, "members": members, "first": first,
+            "y": np.array([records[i].label for i in first], dtype=int),
+            # the mean of the copies' reported probabilities (predictions.csv), so that it can be worked out again
+            "p": np.round([float(np.mean(np.round(probs[[idx[k] for k in m]], DECIMALS))) for m in members],
+                          DECIMALS)}
+
+
+def majority(values, members, tie=None) -> list:
+    """Per radiograph (``members``: :func:`radiograph_members`), the value more than half of its copies
+    have, else ``tie``: how the app's answers on a radiograph's copies count once."""
+    out = []
+    for m in members:
+        value, n = Counter(values[i] for i in m).most_common(1)[0]
+        out.append(value if 2 * n > len(m) else tie)
+    return out
+
+
+def resample(rng, n: int, groups=None) -> np.ndarray:
+    """One bootstrap resample of ``n`` items: items drawn with replacement, or, with ``groups`` (lists of
+    item positions, e.g. a radiograph's copies), groups drawn with replacement and all their items kept."""
+    if groups is None:
+        return rng.integers(0, n, n)
+    picked = rng.integers(0, len(groups), len(groups))
+    return np.fromiter((i for g in picked for i in groups[g]), dtype=int)
+
+
+def auc(y, p) -> float:
+    """The AUC (ties count one half), NaN without both classes: the Mann-Whitney statistic, fast enough
+    for a bootstrap of every table."""
+    from scipy.stats import rankdata
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if not n1 or not n0:
+        return float("nan")
+    return float((rankdata(p)[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auc_interval(y, p, n_boot: int = 1000, seed: int = 0) -> list:
+    """95 % percentile interval of the AUC over ``n_boot`` resamples of the items (each resample that
+    lacks a class is left out)."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = [v for v in (auc(y[idx], p[idx]) for idx in (rng.integers(0, len(y), len(y))
+                                                         for _ in range(n_boot if len(y) else 0))) if np.isfinite(v)]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values else [None, None]
 
 
 def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:

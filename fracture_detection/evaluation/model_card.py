@@ -12,7 +12,8 @@ from pathlib import Path
 from ..io import files
 from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from ..models import artifacts
-from .evaluate import findings_table, fracture_image_table, promise_table, share_text
+from .evaluate import (chain_table, counting_summary, findings_table, fracture_image_table, groups_markdown,
+                       hand_wrist_lines, promise_table, share_text)
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -245,8 +246,8 @@ def amber_section(models: dict, m: dict | None = None) -> list[str]:
          f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
          "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
          "worklist orders uncertain films by that share.", "",
-         "| part | films (fractured) | bin: fractured of films | test split: fractured of films | test AUC among "
-         "uncertain |", "|---|---|---|---|---|"]
+         "| part | films (fractured) | bin: fractured of films | test split: fractured of radiographs | test AUC among "
+         "uncertain radiographs |", "|---|---|---|---|---|"]
 
     def cells(bins):
         return "; ".join(f"[{b['from']:.4f}, {b['to']:.4f}): {b['fractured']} of {b['n']}"
@@ -274,6 +275,8 @@ def store_test_figures(weights_dir: Path, m: dict) -> None:
             meta["test"] = {k: im[k] for k in ("n", "auc", "accuracy", "sensitivity", "specificity", "kappa")}
             meta["test"]["auc_ci95"] = im["ci95"]["auc"]
             meta["test"]["by_kind"] = e.get("by_kind")
+            meta["test"]["counted"] = e.get("counted", "films")
+            meta["test"]["n_films"] = e.get("n_films", im["n"])
             meta["test"]["description"] = m["description"]
         else:
             continue
@@ -414,37 +417,50 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "within 8 bits; clusters with contradicting labels are kept out of fracture training), Roboflow images by "
           "upload (its augmented copies share the name before `.rf.`). The split is `weights/split.csv`.", ""]
     L += ["## Test results", "", f"Measured by `python predictions_test.py --write-model-card` on {m['description']}. "
-          f"95 % intervals: percentile bootstrap, {m['bootstrap']} resamples.", ""]
-    L += ["**Fractures without a cast, splint or implant in view first.** Each model on its true part at its two "
-          "cuts; the untreated fractured films (nothing in view, by the labels by eye) against every normal film of "
-          "the part, then the films with an appliance in view, then all. \"No fracture found\" right: share of the "
-          "films called normal that are normal; \"Likely FRACTURE\" right: share of those called fractured that are "
-          "fractured; top region: share of fractured films with boxes whose most suspicious region's centre lies "
-          "in a true box, with the median overlap (IoU) of that region with the best-matching box.", "",
-          *promise_table(m), ""]
+          f"95 % intervals: percentile bootstrap, {m['bootstrap']} resamples (of radiographs in the fracture "
+          "figures).", ""]
+    L += ["**Each radiograph counts once.** The Roboflow export holds about three augmented copies (rotated, "
+          "brightness-shifted) of most uploads; counted as films, such a radiograph would weigh three times in "
+          "every rate. The fracture model runs on every film; a radiograph's probability is the mean of its "
+          "copies' probabilities, put through the same two cuts as one film's (the cuts were chosen on validation "
+          "radiographs counted the same way), and the bootstrap intervals resample radiographs. The app's own "
+          "answer on a radiograph (the whole chain, the end-to-end figures) is the one more than half of its "
+          "copies got; copies that split count as *uncertain*. " + counting_summary(m)
+          + " The body-part and gate figures count films.", ""]
+    L += ["**Fractures without a cast, splint or implant in view first.** Each model on its true part (the region "
+          "where the body-part model routes by region: a Roboflow wrist film is the hand model's, as in the app) at "
+          "its two cuts; the untreated fractured radiographs (nothing in view, by the labels by eye) against every "
+          "normal radiograph of the part, then those with an appliance in view, then all. \"No fracture found\" "
+          "right: share of the radiographs called normal that are normal; \"Likely FRACTURE\" right: share of those "
+          "called fractured that are fractured; top region: share of fractured films with boxes whose most "
+          "suspicious region's centre lies in a true box (by film, a copy's boxes turn with it), with the median "
+          "overlap (IoU) of that region with the best-matching box.", "",
+          *promise_table(m), "", *groups_markdown(m)]
     L += appliance_section(models, m)
     L += amber_section(models, m)
     bp = m["body_part"]
-    L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported): accuracy {share_text(bp['accuracy'])} on "
-          f"{bp['n']} radiographs; on elbow/hand/shoulder images {share_text(bp['accuracy_on_target_parts'])} "
-          f"(n = {bp['n_target']}), of which {share_text(bp['target_images_rejected'])} were wrongly rejected; other "
-          f"radiographs rejected {share_text(bp['non_target_radiographs_rejected'])} (n = {bp['n_non_target']}); "
+    L += [f"**Body part** ({len(bp['labels'])} classes incl. not supported; films, every augmented copy once): "
+          f"accuracy {share_text(bp['accuracy'])} on {bp['n']} films; on elbow/hand/shoulder films "
+          f"{share_text(bp['accuracy_on_target_parts'])} (n = {bp['n_target']}), of which "
+          f"{share_text(bp['target_images_rejected'])} were wrongly rejected; films of other regions rejected "
+          f"{share_text(bp['non_target_radiographs_rejected'])} (n = {bp['n_non_target']}); "
           f"generated non-radiographs rejected {share_text(bp['non_radiographs']['rejected'])} "
           f"(n = {bp['non_radiographs']['n']})." + view_test_text(m.get("gate") or {}), ""]
     L += gate_section(body, m, weights_dir)
-    L += ["**Fracture models on the images of their true part** (image level, at the Youden threshold; the "
+    L += ["**Fracture models on the radiographs of their true part** (each radiograph once, at the Youden threshold; the "
           "findings use the cuts above):", "", *fracture_image_table(m)]
     L += ["", "**Findings** (each model on its true part, at its two cuts): how many are decided, "
               "and how often a decided finding is right. The study verdict is the app's: fractured when any view "
-              "is, else uncertain when any view is, else normal (Roboflow augmented copies of one upload form a "
-              "study; FracAtlas images are their own study).", "",
+              "is, else uncertain when any view is, else normal (each radiograph once; a Roboflow upload is its own "
+              "study, as is each FracAtlas film).", "",
           *findings_table(m)]
     located = {p: e["localisation"] for p, e in m["fracture"].items() if e.get("localisation")}
     if located:
-        L += ["", "**Where** (suspected regions against the annotators' fracture boxes): the share of fractured images "
+        L += ["", "**Where** (suspected regions against the annotators' fracture boxes): the share of fractured films "
                   "whose most suspicious region's centre lies inside a true box, and the share of true boxes found "
-                  "when regions are taken down to one false region per image (fractured and normal images):", "",
-              "| part | fractured images with boxes | top region inside a box | region sensitivity at 1 false "
+                  "when regions are taken down to one false region per film (fractured and normal films; counted by "
+                  "film, the intervals drawn by radiograph):", "",
+              "| part | fractured films with boxes | top region inside a box | region sensitivity at 1 false "
               "region/image |", "|---|---:|---|---|"]
         for part, loc in located.items():
             L.append(f"| {part} | {loc['n_fractured_with_boxes']} | {_ci(loc, 'top_region_in_box', pct=True)} | "
@@ -454,17 +470,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
     for part, e in m["fracture"].items():
         s = e["study_mura_rule"]
         L.append(f"| {part} | {e['n_studies']} | {_ci(s, 'kappa')} | {_ci(s, 'auc')} |")
-    L += ["", "**The whole chain** on the same images (body part first, then the fracture model it chose; "
-              "*uncertain* means between the two validation-chosen cuts):", "",
-          "| part | images | routed to its own model | findings | accuracy of the fractured/normal findings |",
-          "|---|---:|---:|---|---|"]
-    for part, e in m["fracture"].items():
-        ee = e["end_to_end"]
-        acc = (f"{ee['accuracy_of_decided_findings']:.1%} (n = {ee['n_decided']})"
-               if ee["accuracy_of_decided_findings"] is not None else "–")
-        L.append(f"| {part} | {ee['n']} | {ee['routed_to_this_model']:.1%} | "
-                 f"{', '.join(f'{k} {v}' for k, v in sorted(ee['findings'].items()))} | {acc} |")
-    L.append("")
+    L += ["", "**The whole chain** on the same radiographs (body part first, then the fracture model it chose; "
+              "*uncertain* means between the two validation-chosen cuts; a radiograph's answer is the one more than "
+              "half of its copies got, copies that split count as *uncertain*):", "", *chain_table(m), ""]
     L += ["## Intended use", "", "A second look for clinicians reading elbow, hand or shoulder radiographs of adults, "
           "as decision support: the finding, its probability, the suspected regions (boxes) and a map of the "
           "fracture model's cell probabilities, next to the image. Not for use without a clinician, not for children (not evaluated), not for other body "
@@ -473,8 +481,10 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "- Little data: a few hundred elbow and shoulder radiographs; the intervals above are wide accordingly.",
           "- Labels: Roboflow fractures come from a detection export (an image with no drawn box counts as normal, "
           "which nobody checked); body parts of its unannotated images were assigned by eye, not by a radiologist; "
-          "FracAtlas' `hand` covers wrist and finger views while the Roboflow finger and wrist views count as "
-          "*other*, so hand versus wrist/finger is a soft boundary.",
+          "FracAtlas' `hand` flag covers forearm, wrist, hand and finger films (the views by eye name them; the "
+          "hand model reads the whole region in both sources); hand versus wrist is a soft line by eye (where the "
+          "film's centre falls), so the view named there is soft too, while the region, which decides the model, "
+          "is not (see the test figures for how the model treats that line).",
           "- Source confound: every elbow image comes from the Roboflow export and most hand images from FracAtlas; "
           "a model can partly learn the source instead of the anatomy. Expect lower figures on other hospitals' images.",
           "- Not validated on MURA. MURA's label is *abnormal* (fractures, hardware, degenerative disease, …), which is "
@@ -561,13 +571,20 @@ def views_section(body: dict) -> list[str]:
 
 
 def view_test_text(g: dict) -> str:
-    """The test split's view figure for a model of views (the region is what the accuracy above counts)."""
+    """The test split's view figures for a model of views (the region is what the accuracy above counts):
+    on every analysed target film whose view is known, on those whose view by eye is sure, and the hand
+    versus wrist line (:func:`evaluate.hand_wrist_lines`)."""
     if g.get("view_accuracy_on_accepted") is None:
         return ""
     rows = "; ".join(f"{v}: " + ", ".join(f"{k} {n}" for k, n in named.items()) for v, named in g["views"].items())
-    return (f" The view (the regions here count a film's region as its part) was named right on "
+    text = (f" The view (the regions here count a film's region as its part) was named right on "
             f"{share_text(g['view_accuracy_on_accepted'])} of the {g['n_view_known']} analysed target films whose view "
             f"is known (by eye, or the dataset's part where it is a view's word); true view: what was named — {rows}.")
+    if g.get("n_view_sure") is None:  # figures written before the views' confidence was read
+        return text
+    return (text + f" On the films whose view by eye is sure (`views.csv` rates it high, or it comes from a label "
+            f"with no rating: Roboflow's `body_parts.csv`, MURA's study type): "
+            f"{share_text(g.get('view_accuracy_on_sure'))} of {g['n_view_sure']}. " + " ".join(hand_wrist_lines(g)))
 
 
 def _counts(d: dict) -> str:

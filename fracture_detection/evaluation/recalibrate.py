@@ -52,7 +52,7 @@ def part_cuts(y, p, untreated, before, n_boot: int = 1000, min_fractured: int = 
     n_fx, n_nm = int(y.sum()), int(len(y) - y.sum())
     out = {"n_fractured": n_fx, "n_normal": n_nm, "before": promise_check(y, p, untreated, before)}
     if n_fx < min_fractured or n_nm < min_normal:
-        out["kept"] = (f"{n_fx} fractured and {n_nm} normal films, fewer than the {min_fractured} and "
+        out["kept"] = (f"{n_fx} fractured and {n_nm} normal radiographs, fewer than the {min_fractured} and "
                        f"{min_normal} needed: the bundled cuts are kept")
         return out
     cuts = decisions.select_cuts(y, p, untreated)
@@ -67,17 +67,19 @@ def part_cuts(y, p, untreated, before, n_boot: int = 1000, min_fractured: int = 
 def recalibrate(predictor, records, probs, new_dir: Path, description: str, n_boot: int = 1000,
                 min_fractured: int = MIN_FRACTURED, min_normal: int = MIN_NORMAL) -> dict:
     """Choose each part's cuts on ``records`` (``probs``: the part's fracture model on each film's true
-    part, NaN where none) and write a copy of ``predictor``'s models folder to ``new_dir`` with them."""
+    part, NaN where none; each radiograph once, as the evaluation counts them:
+    :func:`metrics.part_radiographs`) and write a copy of ``predictor``'s models folder to ``new_dir``
+    with them."""
     new_dir, weights_dir = Path(new_dir), Path(predictor.weights_dir)
     check_new_folder(new_dir, weights_dir)
     parts = {}
     for part, fm in predictor.fracture.items():
-        idx = [i for i, r in enumerate(records) if r.part == part and r.label is not None and np.isfinite(probs[i])]
-        if not idx:
+        # the films the test figures count, each radiograph once (its copies' mean probability)
+        rad = metrics.part_radiographs(records, probs, part, getattr(predictor, "names_views", False))
+        if rad is None:
             continue
-        y = [records[i].label for i in idx]
-        untreated = [records[i].treated is False for i in idx]
-        parts[part] = part_cuts(y, probs[idx], untreated, fm.edges, n_boot, min_fractured, min_normal)
+        untreated = [records[i].treated is False for i in rad["first"]]
+        parts[part] = part_cuts(rad["y"], rad["p"], untreated, fm.edges, n_boot, min_fractured, min_normal)
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     _write_folder(weights_dir, new_dir, predictor, parts, description, when)
     return {"folder": str(new_dir), "data": description, "created": when, "parts": parts,

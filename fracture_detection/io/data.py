@@ -59,6 +59,8 @@ VIEW_REGIONS = {"finger": "hand", "hand": "hand", "wrist": "hand", "forearm": "h
                 "humerus": "other", "shoulder": "shoulder", "shoulder_chest": "shoulder", "chest": "other",
                 "other": "other"}
 VIEWS = tuple(VIEW_REGIONS)
+VIEW_CONFIDENCES = ("high", "low")  # views.csv's optional confidence column: how sure the view by eye is
+NOT_IN_SPLIT = ("view", "view_confidence")  # read from views.csv each time, never from split.csv
 OTHER_REGION = "other"
 
 
@@ -79,6 +81,7 @@ class Record:
     note: str = ""
     appliance: str = ""      # 'none' or one of APPLIANCES where labelled by eye (appliances.csv), '' unknown
     view: str = ""           # one of VIEWS (views.csv, else the part where it is one), '' unknown; not in split.csv
+    view_confidence: str = ""  # 'high' or 'low' where views.csv says how sure its view is by eye, else ''; not in split.csv
 
     @property
     def region(self) -> str:
@@ -97,9 +100,17 @@ class Record:
         """A cast, splint, implant or fixator in view (True), labelled as none (False), or not known (None)."""
         return None if not self.appliance else self.appliance in APPLIANCES
 
+    @property
+    def view_sure(self) -> bool:
+        """The view by eye is sure: ``views.csv`` rates it high, or it comes from a label with no rating
+        (Roboflow's ``body_parts.csv``, whose unsure films are left out; MURA's study type; a folder's
+        name). False for a low rating (mostly hand versus wrist) and for a film with no view."""
+        return bool(self.view) and self.view_confidence != "low"
+
     def to_row(self, root: Path) -> dict:
         row = asdict(self)
         row.pop("view")  # from views.csv (or the part) each time the data is read: one source
+        row.pop("view_confidence")
         row["path"] = _relative(self.path, root)
         row["label"] = "" if self.label is None else self.label
         return row
@@ -435,20 +446,26 @@ def appliance_key(r: Record, root: Path) -> str:
     return _relative(r.path, Path(root))
 
 
-def _read_label_table(root: Path, name: str, column: str, allowed) -> dict[tuple[str, str], str]:
+def _read_label_table(root: Path, name: str, column: str, allowed,
+                      optional: bool = False) -> dict[tuple[str, str], str]:
     """``(source, key) -> value`` of ``column`` from ``<root>/<name>`` (empty when there is none): the
     shared data's files name their rows by ``source`` and ``key``; a plain one needs only ``path``
-    (relative to the root) and the column.  A value outside ``allowed`` is one sentence."""
+    (relative to the root) and the column.  A value outside ``allowed`` is one sentence. An
+    ``optional`` column may be missing (empty table) or empty in a row (the row is left out)."""
     path = Path(root) / name
     if not path.is_file():
         return {}
     out = {}
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
+        if optional and column not in (reader.fieldnames or ()):
+            return {}
         if column not in (reader.fieldnames or ()) or not {"key", "path"} & set(reader.fieldnames or ()):
             raise DatasetError(f"{path} lacks a {column} column or a key (or path) column.")
         for row in reader:
             value = (row.get(column) or "").strip().lower()
+            if optional and not value:
+                continue
             if value not in allowed:
                 raise DatasetError(f"{path} names an unknown {column} '{value}' (expected one of "
                                    f"{', '.join(allowed)}).")
@@ -482,16 +499,19 @@ def read_views(root: Path) -> dict[tuple[str, str], str]:
 def attach_views(records: list[Record], root) -> int:
     """Fill ``Record.view``: the data root's ``views.csv`` where it names the film (it overrides the
     dataset's part for routing, see :attr:`Record.region`), else the part where the part is a view's
-    word (MURA's study types, Roboflow's ``body_parts.csv``, a folder named Wrist), else ''.  Returns
-    how many ``views.csv`` named."""
+    word (MURA's study types, Roboflow's ``body_parts.csv``, a folder named Wrist), else ''; and
+    ``Record.view_confidence`` from its optional ``confidence`` column.  Returns how many ``views.csv``
+    named."""
     table = read_views(Path(root))
+    sure = _read_label_table(Path(root), VIEW_FILE, "confidence", VIEW_CONFIDENCES, optional=True) if table else {}
     found = 0
     for r in records:
-        view = table.get(("folders" if r.source == "manifest" else r.source, appliance_key(r, root))) \
-            if table else None
+        key = ("folders" if r.source == "manifest" else r.source, appliance_key(r, root))
+        view = table.get(key) if table else None
         if view is not None:
             found += 1
         r.view = view or (r.part if r.part in VIEW_REGIONS else "")
+        r.view_confidence = sure.get(key, "") if view is not None else ""
     return found
 
 
@@ -568,7 +588,7 @@ def extend_split(records: list[Record], seed: int = 42) -> list[Record]:
 
 def write_split(records: list[Record], path: Path, root: Path) -> None:
     from .files import atomic_write_text
-    names = [f.name for f in fields(Record) if f.name != "view"]
+    names = [f.name for f in fields(Record) if f.name not in NOT_IN_SPLIT]
     import io
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
