@@ -186,7 +186,8 @@ def model_summary(meta: dict) -> str:
         return (f"{name}: test, fractures with nothing in view: AUC {untreated['auc']:.2f}, "
                 f"{called['normal']:.0%} called normal, {called['uncertain']:.0%} uncertain"
                 + (f"; Likely FRACTURE right {right:.0%}" if right is not None else "")
-                + f" ({untreated['n_fractured']} fractured, {untreated['n_normal']} normal)")
+                + f" ({untreated['n_fractured']} fractured, {untreated['n_normal']} normal "
+                  f"{'radiographs' if untreated.get('counted') == 'radiographs' else 'films'})")
     if test:
         if "auc" in test:
             lo, hi = test.get("auc_ci95", [None, None])

@@ -233,6 +233,17 @@ def _appliance_cut_text(a: dict) -> str:
     return text
 
 
+# how the body-part model's loss weighed its classes (its metadata's ``class_balance``)
+BALANCE_WORDS = {
+    "views": "inverse-frequency class weights (each class alike)",
+    "regions": ("the loss weighs each target region and *other* alike (`--balance regions`): a region's weight is "
+                "shared equally by its views, *other*'s by what its films show (humerus, leg, hip, spine, chest, "
+                "generated images) in proportion to the square root of their counts, so a humerus shaft is not "
+                "drowned by legs and spines (with each class alike, *other* was one class of seven, and a humerus "
+                "shaft was refused on 50 % of the test films instead of 81 %)"),
+}
+
+
 def amber_section(models: dict, m: dict | None = None) -> list[str]:
     """The rank inside *uncertain* (:mod:`chain.amber`): per part, the bins of the uncertain range and the
     fractured share of the measured films in each, as the app states them beside an uncertain finding,
@@ -246,7 +257,7 @@ def amber_section(models: dict, m: dict | None = None) -> list[str]:
          f"in the same part of the uncertain range were fractured ({' and '.join(bases)} films; the range cut into "
          "up to three bins of about equal numbers of films, at least 5 each). The finding stays *uncertain*; the "
          "worklist orders uncertain films by that share.", "",
-         "| part | films (fractured) | bin: fractured of films | test split: fractured of radiographs | test AUC among "
+         "| part | radiographs (fractured) | bin: fractured of radiographs | test split: fractured of radiographs | test AUC among "
          "uncertain radiographs |", "|---|---|---|---|---|"]
 
     def cells(bins):
@@ -323,9 +334,10 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "softmax. Training: Adam; 2 epochs at 1e-3 on the new head with the backbone frozen, then up to 15 "
           "epochs at 1e-4 for the layers above the frozen trunk (through "
           f"`{body['training'].get('frozen_through')}`), early stopping on validation loss (patience 4) that "
-          "restores the best weights; inverse-frequency class weights; augmentation by horizontal flip, rotation, "
-          "zoom, shifts, contrast and brightness (the trunk's output is cached for the original and two augmented "
-          "copies of each training image, which makes CPU training practical).", ""]
+          f"restores the best weights; {BALANCE_WORDS.get(body.get('class_balance', 'views'), 'class weights')}; "
+          "augmentation by horizontal flip, rotation, zoom, shifts, contrast and brightness (the trunk's output is "
+          "cached for the original and two augmented copies of each training image, which makes CPU training "
+          "practical).", ""]
     fracture = [i.meta for i in models.values() if i.meta.get("task") == "fracture"]
     if fracture:
         f0 = fracture[0]
