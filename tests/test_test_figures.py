@@ -5,8 +5,9 @@ import numpy as np
 
 from fracture_detection.chain.predictor import Prediction
 from fracture_detection.evaluation import metrics
-from fracture_detection.evaluation.evaluate import _by_group, _end_to_end, gate_metrics, group_table, view_markdown
+from fracture_detection.evaluation.evaluate import _by_group, _end_to_end, gate_metrics
 from fracture_detection.evaluation.model_card import view_test_text
+from fracture_detection.evaluation.report_text import group_table, view_markdown
 from fracture_detection.io.data import Record
 
 HAND_VIEWS = {"finger": 0.1, "hand": 0.2, "wrist": 0.3, "forearm": 0.3, "elbow": 0.05, "shoulder": 0.0, "other": 0.05}

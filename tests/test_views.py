@@ -337,7 +337,8 @@ def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
 
 def test_the_evaluation_counts_a_film_by_its_region_and_names_its_view_for_a_model_of_views():
     from fracture_detection.chain.predictor import Prediction
-    from fracture_detection.evaluation.evaluate import gate_markdown, gate_metrics, truth_name
+    from fracture_detection.evaluation.evaluate import gate_metrics, truth_name
+    from fracture_detection.evaluation.report_text import gate_markdown
     recs = [_record("a", "wrist", "roboflow", "test", "wrist"), _record("b", "hand", "fracatlas", "test", "forearm"),
             _record("c", "shoulder", "fracatlas", "test", "chest"), _record("d", "leg", "fracatlas", "test"),
             _record("e", "hand", "fracatlas", "test", "hand")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import files
-from .evaluate import _finite, share_text
+from .evaluate import _finite
+from .report_text import share_text
 
 
 def loro_markdown(result: dict) -> list[str]:

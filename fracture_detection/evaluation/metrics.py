@@ -95,6 +95,16 @@ def youden_threshold(y_true, prob) -> float:
     return float(np.clip(thr[best], 1e-6, 1.0))
 
 
+def calibration_bins(y, p, max_bins: int = 10) -> list[dict]:
+    """Films in bins of (about) equal counts by probability, at least 15 a bin where there are enough:
+    per bin the films, their mean probability and the fraction fractured."""
+    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    n_bins = int(min(max_bins, max(1, len(y) // 15)))
+    order = np.argsort(p, kind="stable")
+    return [{"n": int(len(b)), "mean_p": float(p[b].mean()), "observed": float(y[b].mean())}
+            for b in np.array_split(order, n_bins) if len(b)]
+
+
 def froc_sensitivity(scored, n_lesions: int, n_images: int, false_per_image: float = 1.0) -> float | None:
     """Region sensitivity at ``false_per_image`` false regions per image (one point of the FROC curve).
 
@@ -169,6 +179,7 @@ def localisation(items: list[dict], n_boot: int = 0, seed: int = 0, groups=None)
 # --- the reader's two promises, by kind of fractured film ------------------------------------
 
 FILM_KINDS = ("untreated", "appliance")  # fractured films with nothing in view / with a cast, splint or implant
+SOFT_LINE = ("hand", "wrist")  # the soft line of the views by eye: where the film's centre falls
 
 
 def film_kinds(labels, treated) -> np.ndarray:

@@ -12,8 +12,8 @@ from pathlib import Path
 from ..io import files
 from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from ..models import artifacts
-from .evaluate import (chain_table, counting_summary, findings_table, fracture_image_table, groups_markdown,
-                       hand_wrist_lines, promise_table, share_text)
+from .report_text import (chain_table, counting_summary, findings_table, fracture_image_table, gate_markdown,
+                          groups_markdown, hand_wrist_lines, promise_table, share_text)
 
 CREDITS = """\
 **FracAtlas** — Abedeen I., Rahman M. A., Prottyasha F. Z., Ahmed T., Chowdhury T. M., Shatabda S.
@@ -585,7 +585,7 @@ def views_section(body: dict) -> list[str]:
 def view_test_text(g: dict) -> str:
     """The test split's view figures for a model of views (the region is what the accuracy above counts):
     on every analysed target film whose view is known, on those whose view by eye is sure, and the hand
-    versus wrist line (:func:`evaluate.hand_wrist_lines`)."""
+    versus wrist line (:func:`report_text.hand_wrist_lines`)."""
     if g.get("view_accuracy_on_accepted") is None:
         return ""
     rows = "; ".join(f"{v}: " + ", ".join(f"{k} {n}" for k, n in named.items()) for v, named in g["views"].items())
@@ -606,7 +606,6 @@ def _counts(d: dict) -> str:
 def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
     """Which images get a finding: the gate's rules and values, its validation and test figures per
     region, the leave-one-region-out figures and the OOD methods compared, and the appliance head."""
-    from .evaluate import gate_markdown
     from .loro_report import RESULT_FILE
     from .loro_report import markdown as loro_markdown
     g = body.get("gate")
