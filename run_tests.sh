@@ -18,4 +18,5 @@ if ! command -v Xvfb >/dev/null 2>&1; then
   fi
 fi
 ./setup.sh --dev
-exec .venv/bin/python -m pytest -q tests ${select[@]+"${select[@]}"} "$@"
+# --durations: the slowest tests are named at the end, so the suite's 15-minute budget can be watched
+exec .venv/bin/python -m pytest -q --durations=15 tests ${select[@]+"${select[@]}"} "$@"

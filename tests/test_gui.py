@@ -1259,3 +1259,14 @@ def test_the_view_is_named_beside_the_model_that_read_it_in_the_window_the_repor
     rows = {Path(r["path"]).name: r for r in csv.DictReader(open(tmp_path / "views.csv"))}
     assert (rows[XRAY.name]["body_part"], rows[XRAY.name]["view"]) == ("hand", "forearm")
     assert rows[NORMAL.name]["view"] == "hand"
+
+
+def test_the_model_summary_says_whether_its_test_figures_count_radiographs_or_films():
+    from fracture_detection.app.visual import model_summary
+    untreated = {"n_fractured": 33, "n_normal": 117, "auc": 0.78, "likely_fracture_right": 1.0,
+                 "fractured_called": {"normal": 0.03, "uncertain": 0.85, "fractured": 0.12}}
+    meta = {"name": "fracture_hand", "backbone": "mobilenetv2", "created": "2026-12-03T00:00",
+            "test": {"by_kind": {"untreated": untreated}, "counted": "radiographs"}}
+    assert model_summary(meta).endswith("(33 fractured, 117 normal radiographs)")
+    del meta["test"]["counted"]   # figures stored before radiographs were counted
+    assert model_summary(meta).endswith("(33 fractured, 117 normal films)")

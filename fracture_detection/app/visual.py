@@ -187,7 +187,7 @@ def model_summary(meta: dict) -> str:
                 f"{called['normal']:.0%} called normal, {called['uncertain']:.0%} uncertain"
                 + (f"; Likely FRACTURE right {right:.0%}" if right is not None else "")
                 + f" ({untreated['n_fractured']} fractured, {untreated['n_normal']} normal "
-                  f"{'radiographs' if untreated.get('counted') == 'radiographs' else 'films'})")
+                  f"{'radiographs' if test.get('counted') == 'radiographs' else 'films'})")
     if test:
         if "auc" in test:
             lo, hi = test.get("auc_ci95", [None, None])
