@@ -514,8 +514,9 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "timed on the 2-core development machine on 2026-12-03 (not in one go: the body-part model ran beside the "
           "fracture models): the two fracture-model runs 69 min (4,137 s), and their LiteRT files came out bit for "
           "bit those of the bundle before (the every-region model and the hand's own one: same MD5), so the script "
-          "re-creates them exactly on such a machine; the body-part model 10 min (598 s) with its trunk's features "
-          "already kept in `.cache` (26 min computing them, beside the fracture runs); the hand's ensemble and "
+          "re-creates them exactly on such a machine; the body-part model 9 min (532 s) with its trunk's features "
+          "already kept in `.cache` (26 min computing them, beside the fracture runs), its LiteRT file again bit for "
+          "bit the bundle's (trained twice, same MD5); the hand's ensemble and "
           "the regions' cuts 1 min; the evaluation with leave-one-region-out (`--loro-epochs 1`) "
           f"{LORO_EVAL_MINUTES} min. About 1 h 45 min in all, on an idle machine less:", "", "```",
           "./scripts/train_bundled.sh ../shared/data", "```", "",
