@@ -306,7 +306,8 @@ def test_text_output_speaks_the_apps_words_and_says_when_a_finding_is_close_to_i
         check_prediction(obj, load_image(hand).shape[:2])
         line = _predictions(hand, weights=weights).stdout.strip()
         words = decisions.FINDING_WORDS[finding]
-        assert f"hand ({obj['body_part_probability']:.0%}), {words}" in line, line
+        named = "hand" if obj["view"] in ("", "hand") else f"{obj['view']} — read by the hand model"
+        assert f"{named} ({obj['body_part_probability']:.0%}), {words}" in line, line
         assert ("(close to the cut: review)" in line) == near, line
     text = _predictions(FOLDERS, MURA).stdout
     for word in ("FRACTURED", "NORMAL", "UNCERTAIN", "NOT_SUPPORTED"):

@@ -1,5 +1,6 @@
 """The body-part gate: which images get a finding, computed inside the model, thresholds from validation."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,7 +171,7 @@ def test_tiny_model_computes_its_gate_in_the_litert_file(tiny_weights):
         if r.body_part:  # the part's confidence: its share of the three parts' probability
             total = sum(v for k, v in r.part_probabilities.items() if k != "other")
             assert r.body_part_probability == pytest.approx(r.part_probabilities[r.body_part] / total, abs=2e-4)
-            assert total >= g["target_cut"]
+            assert total >= g["target_cut"] - 5e-4   # the part probabilities are given to 4 decimals each
 
 
 # --- the bundled weights: deterministic ----------------------------------------------------------
@@ -203,7 +204,9 @@ def test_bundled_chain_analyses_the_fixture_radiographs_of_its_parts(bundled):
     results = bundled.predict(files)
     analysed = [r for r in results if r.finding != "not_supported"]
     assert len(analysed) >= 0.9 * len(files)
-    # the body part is right on ~98 % of accepted validation images; one of these small fixtures (an elbow
-    # fluoroscopy frame, humerus in view) is read as a shoulder
-    right = [r.body_part == r.path.split("/")[-3].lower() for r in analysed]
+    # the region is right on ~95 % of analysed test films. A fixture's truth is its folder's part, except where
+    # the shared data's view by eye (views.csv) puts the film in another region: hand0_2 (FracAtlas
+    # IMG0000016, flagged hand) is an infant's whole upper limb centred on the elbow, by eye "elbow"
+    by_eye = {"hand0_2.jpg": "elbow"}
+    right = [r.body_part == by_eye.get(Path(r.path).name, r.path.split("/")[-3].lower()) for r in analysed]
     assert sum(right) >= 0.9 * len(analysed)
