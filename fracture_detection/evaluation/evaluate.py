@@ -100,7 +100,7 @@ def synthetic_test_images(weights_dir: Path) -> list[np.ndarray]:
 
 def run_models(predictor, records, extra_images=(), batch_size: int = 32, progress=None) -> dict:
     """Chain predictions for every record, plus each fracture model on its true part
-    (:func:`metrics.fracture_part`)."""
+    (:meth:`data.Record.fracture_part`)."""
     by_region = getattr(predictor, "names_views", False)
     sources = [r.path for r in records] + list(extra_images)
     chain, true_part = [], np.full(len(sources), np.nan)
@@ -110,7 +110,7 @@ def run_models(predictor, records, extra_images=(), batch_size: int = 32, progre
         chain += predictor.chain(chunk, prepared)
         for part in predictor.fracture:
             idx = [k for k in range(len(chunk)) if start + k < len(records)
-                   and metrics.fracture_part(records[start + k], by_region) == part
+                   and records[start + k].fracture_part(by_region) == part
                    and not isinstance(prepared[k], ImageError)]
             if idx:
                 probs, cells = predictor.fracture_outputs([prepared[k] for k in idx], part)
@@ -366,7 +366,7 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
     reported; ``model_finding``, that model's finding at its two cuts; ``in_fracture_figures``, 1 where the
     film counts in the fracture figures (a modelled part, a known label, a readable film); ``true_view``
     (by eye, or the part) and ``view`` (what the app named); ``fracture_model``, the model that scored
-    it (:func:`metrics.fracture_part`); ``radiograph``, the radiograph it is a copy of (the fracture figures
+    it (:meth:`data.Record.fracture_part`); ``radiograph``, the radiograph it is a copy of (the fracture figures
     count each once: the mean of its copies' ``fracture_probability``, see :func:`metrics.part_radiographs`);
     ``true_view_confidence``, how sure the view by eye is (``views.csv``; empty where not rated)."""
     probs = results["true_part_probability"]
@@ -374,7 +374,7 @@ def prediction_rows(predictor, records, results, root: Path) -> list[dict]:
     rows = []
     for i, (r, c) in enumerate(zip(records, results["chain"])):
         p = probs[i] if i < len(probs) else np.nan
-        model = metrics.fracture_part(r, by_region)
+        model = r.fracture_part(by_region)
         counted = model in predictor.fracture and r.label is not None and bool(np.isfinite(p))
         rows.append({
             "path": data._relative(r.path, Path(root)), "true_part": r.part,

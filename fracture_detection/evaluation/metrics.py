@@ -260,22 +260,15 @@ def one_per_radiograph(radiographs, y, p, treated) -> tuple[np.ndarray, np.ndarr
             [treated[m[0]] for m in members])
 
 
-def fracture_part(rec, by_region: bool) -> str:
-    """The fracture model that reads a film, for the fracture figures: its region where the body-part
-    model routes by region (a Roboflow wrist film is read by the hand model, as in the app and as its
-    cuts were chosen), else its dataset part."""
-    return rec.region if by_region else rec.part
-
-
 def part_radiographs(records, probs, part: str, by_region: bool) -> dict | None:
     """The films a fracture model is scored on (its part's readable films with a label:
-    :func:`fracture_part`) and the same counted once per radiograph: ``films`` (record indices),
+    :meth:`data.Record.fracture_part`) and the same counted once per radiograph: ``films`` (record indices),
     ``members`` (each radiograph's positions in ``films``), ``first`` (each radiograph's first film),
     ``y`` and ``p`` per radiograph (``p``: the mean of its copies' reported probabilities, rounded as
     reported, put through the cuts as one film's is). None without films."""
     from ..chain.decisions import DECIMALS
     idx = [i for i, r in enumerate(records)
-           if fracture_part(r, by_region) == part and r.label is not None and np.isfinite(probs[i])]
+           if r.fracture_part(by_region) == part and r.label is not None and np.isfinite(probs[i])]
     if not idx:
         return None
     members = radiograph_members([records[i].radiograph for i in idx])
@@ -323,8 +316,8 @@ def auc_interval(y, p, n_boot: int = 1000, seed: int = 0) -> list:
     lacks a class is left out)."""
     y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
     rng = np.random.default_rng(seed)
-    values = [v for v in (auc(y[idx], p[idx]) for idx in (rng.integers(0, len(y), len(y))
-                                                         for _ in range(n_boot if len(y) else 0))) if np.isfinite(v)]
+    values = [v for v in (auc(y[idx], p[idx]) for idx in (resample(rng, len(y)) for _ in range(n_boot if len(y) else 0)))
+              if np.isfinite(v)]
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values else [None, None]
 
 

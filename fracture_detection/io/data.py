@@ -100,6 +100,11 @@ class Record:
         """A cast, splint, implant or fixator in view (True), labelled as none (False), or not known (None)."""
         return None if not self.appliance else self.appliance in APPLIANCES
 
+    def fracture_part(self, by_region: bool) -> str:
+        """The fracture model that reads the film: its region where the body-part model routes by region
+        (a Roboflow wrist film is read by the hand model, as in the app), else its dataset part."""
+        return self.region if by_region else self.part
+
     @property
     def view_sure(self) -> bool:
         """The view by eye is sure: ``views.csv`` rates it high, or it comes from a label with no rating
@@ -635,7 +640,7 @@ FRACTURE_EXCLUDED_NOTES = ("possible_fracture", "conflicting_duplicate")
 def fracture_records(records: list[Record], part: str, by_region: bool = False) -> list[Record]:
     """Images of one part with a trustworthy fracture label; ``by_region``: of the part's whole region
     (:attr:`Record.region`: Roboflow's finger, wrist and forearm films are the hand region's)."""
-    return [r for r in records if (r.region if by_region else r.part) == part and r.label is not None
+    return [r for r in records if r.fracture_part(by_region) == part and r.label is not None
             and not any(n in r.note for n in FRACTURE_EXCLUDED_NOTES)]
 
 
