@@ -25,6 +25,21 @@ def test_binary_metrics_by_hand():
     assert m["auc"] == pytest.approx(14 / 16)
 
 
+def test_auc_counts_ties_as_one_half_and_is_nan_without_both_classes():
+    # pairs (positive, negative): (0.5, 0.5) tie, (0.5, 0.2) won, (0.9, 0.5) won, (0.9, 0.2) won -> 3.5 / 4
+    assert metrics.auc([1, 0, 1, 0], [0.5, 0.5, 0.9, 0.2]) == pytest.approx(3.5 / 4)
+    assert np.isnan(metrics.auc([1, 1], [0.2, 0.3]))
+    d = metrics.paired_auc_difference([1, 0, 1, 0], [0.5, 0.5, 0.9, 0.2], [0.2, 0.5, 0.9, 0.3], n_boot=50)
+    assert d["new"] == pytest.approx(3.5 / 4) and d["old"] == pytest.approx(2 / 4)
+    assert d["difference"] == pytest.approx(1.5 / 4)
+
+
+def test_json_has_null_where_a_figure_cannot_be_worked_out():
+    from fracture_detection.io import files
+    out = files.without_nan({"auc": np.float32("nan"), "rows": [1.0, float("inf"), np.int64(3), {"p": np.float64("nan")}]})
+    assert out == {"auc": None, "rows": [1.0, None, 3, {"p": None}]}
+
+
 def test_kappa_unbalanced_by_hand():
     y = [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     p = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]

@@ -528,17 +528,6 @@ def evaluate(weights_dir: Path, out_dir: Path, data_root: Path | None = None, la
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_training(weights_dir, out_dir) + plot_results(m, predictor, records, results, out_dir)
     write_predictions_csv(out_dir / "predictions.csv", prediction_rows(predictor, records, results, root))
-    files.atomic_write_json(out_dir / "metrics.json", _finite(m))
+    files.atomic_write_json(out_dir / "metrics.json", files.without_nan(m))
     files.atomic_write_text(out_dir / "report.md", report_markdown(m, plots))
     return m
-
-
-def _finite(obj):
-    """JSON has no NaN: write null instead."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)) and not np.isfinite(obj):
-        return None
-    return obj

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import files
-from .evaluate import _finite
 from .report_text import share_text
 
 
@@ -48,8 +47,8 @@ def write_results(out_dir: Path, m: dict, weights_dir: Path) -> None:
     them beside the weights (:data:`RESULT_FILE`) for the model card."""
     result = m["leave_one_region_out"]
     out_dir = Path(out_dir)
-    files.atomic_write_json(Path(weights_dir) / RESULT_FILE, _finite(result))
-    files.atomic_write_json(out_dir / "metrics.json", _finite(m))
+    files.atomic_write_json(Path(weights_dir) / RESULT_FILE, files.without_nan(result))
+    files.atomic_write_json(out_dir / "metrics.json", files.without_nan(m))
     report = (out_dir / "report.md").read_text() if (out_dir / "report.md").is_file() else ""
     files.atomic_write_text(out_dir / "report.md", report + "\n".join(markdown(result)) + "\n")
 

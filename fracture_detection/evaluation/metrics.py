@@ -21,14 +21,12 @@ def binary_metrics(y_true, prob, threshold: float = 0.5, predicted=None) -> dict
     tn = int(((pred == 0) & (y == 0)).sum())
     fp = int(((pred == 1) & (y == 0)).sum())
     fn = int(((pred == 0) & (y == 1)).sum())
-    both = len(np.unique(y)) == 2
-    from sklearn.metrics import roc_auc_score
     return {
         "n": int(len(y)), "positives": int(y.sum()), "negatives": int(len(y) - y.sum()),
         "accuracy": (tp + tn) / len(y) if len(y) else float("nan"),
         "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
         "specificity": tn / (tn + fp) if tn + fp else float("nan"),
-        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "auc": auc(y, p),
         "kappa": _kappa(y, pred),
         "tp": tp, "tn": tn, "fp": fp, "fn": fn,
     }
@@ -339,7 +337,6 @@ def cut_intervals(y, p, untreated, n_boot: int = 1000, seed: int = 0) -> dict:
 def paired_auc_difference(y, p_new, p_old, n_boot: int = 2000, seed: int = 0) -> dict:
     """AUC of ``p_new`` minus that of ``p_old`` on the same films, with a 95 % paired bootstrap interval
     (each resample draws films, scored by both)."""
-    from sklearn.metrics import roc_auc_score
     y, a, b = np.asarray(y, dtype=int), np.asarray(p_new, dtype=float), np.asarray(p_old, dtype=float)
     if len(np.unique(y)) < 2:
         return {"new": None, "old": None, "difference": None, "ci95": [None, None], "n": int(len(y))}
@@ -348,8 +345,8 @@ def paired_auc_difference(y, p_new, p_old, n_boot: int = 2000, seed: int = 0) ->
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
         if len(np.unique(y[idx])) == 2:
-            diffs.append(roc_auc_score(y[idx], a[idx]) - roc_auc_score(y[idx], b[idx]))
-    new, old = float(roc_auc_score(y, a)), float(roc_auc_score(y, b))
+            diffs.append(auc(y[idx], a[idx]) - auc(y[idx], b[idx]))
+    new, old = auc(y, a), auc(y, b)
     return {"new": new, "old": old, "difference": new - old, "n": int(len(y)), "n_fractured": int(y.sum()),
             "ci95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))] if diffs else [None, None]}
 

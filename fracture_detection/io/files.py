@@ -44,6 +44,20 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def without_nan(obj):
+    """``obj`` with every NaN or infinite float (in nested dicts, lists and tuples) as None: JSON has no
+    NaN, so a figure that cannot be worked out is written as null."""
+    import math
+    import numbers
+    if isinstance(obj, dict):
+        return {k: without_nan(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [without_nan(v) for v in obj]
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral) and not math.isfinite(obj):
+        return None  # numpy's floating scalars are numbers.Real too
+    return obj
+
+
 def _json_default(o):
     import numpy as np
     if isinstance(o, np.generic):
