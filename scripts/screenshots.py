@@ -3,7 +3,7 @@
 
     python scripts/screenshots.py [--images DIR] [--weights weights] [--out images]
 
-From FracAtlas images (``--images``: a folder of them; default: the shared data's) it lays out a
+From FracAtlas test-split images (``--images``: a folder of them; default: the shared data's) it lays out a
 small worklist as MURA's patient/study folders, then grabs: one study with its heatmap
 (screenshot_result.png), the folder's worklist (screenshot_folder.png), and the first two pages
 of the worklist's PDF report (screenshot_report.png).
@@ -40,16 +40,39 @@ def grab(app, path):
     print(f"wrote {path}")
 
 
-def demo_folder(images: Path, out: Path) -> Path:
-    """Five 'studies' of FracAtlas hand films in MURA's folder layout (a demonstration of the
-    grouping: FracAtlas itself has no studies)."""
-    fractured = sorted((images / "Fractured").glob("*.jpg"))[:6]
-    normal = sorted((images / "Non_fractured").glob("*.jpg"))[:8]
-    groups = [fractured[:3], fractured[3:5], normal[:3], normal[3:6], fractured[5:] + normal[6:]]
-    for k, files in enumerate(groups, 1):
+TARGET_VIEWS = {"finger", "hand", "wrist", "forearm", "elbow", "shoulder"}
+
+
+def demo_films(images: Path, weights: Path) -> tuple[list[Path], list[Path], Path]:
+    """FracAtlas films of the weights' test split (``split.csv``: the models never trained on them) whose
+    view by eye (the shared data's ``views.csv``, surely labelled) is one the app reads, fractured and
+    normal, sorted by name, and the first leg film (FracAtlas's own ``leg`` flag) of that split."""
+    import csv
+    root = images.parent
+    with open(weights / "split.csv", newline="") as fh:
+        test = {Path(row["path"]).name for row in csv.DictReader(fh) if row["source"] == "fracatlas" and row["split"] == "test"}
+    with open(root.parent / "views.csv", newline="") as fh:
+        readable = {row["key"] for row in csv.DictReader(fh) if row["source"] == "fracatlas" and row["key"] in test
+                    and row["view"] in TARGET_VIEWS and row["confidence"] == "high"}
+    with open(root / "dataset.csv", newline="") as fh:
+        legs = sorted(row["image_id"] for row in csv.DictReader(fh) if row["leg"] == "1" and row["image_id"] in test)
+    fractured = [f for f in sorted((images / "Fractured").glob("*.jpg")) if f.name in readable]
+    normal = [f for f in sorted((images / "Non_fractured").glob("*.jpg")) if f.name in readable]
+    leg = next(f for name in legs for f in (images / "Fractured" / name, images / "Non_fractured" / name) if f.is_file())
+    return fractured, normal, leg
+
+
+def demo_folder(images: Path, weights: Path, out: Path) -> Path:
+    """Five 'studies' of FracAtlas films in MURA's folder layout (a demonstration of the grouping:
+    FracAtlas itself has no studies): hand-region, elbow and shoulder films by their view by eye,
+    fractured and normal, of the test split, and in the last study a leg film, which the app does not
+    analyse."""
+    fractured, normal, leg = demo_films(images, weights)
+    groups = [fractured[:3], fractured[3:5], normal[:3], normal[3:6], normal[6:8] + [leg]]
+    for k, group in enumerate(groups, 1):
         d = out / f"patient{k:05d}" / "study1"
         d.mkdir(parents=True)
-        for j, f in enumerate(files, 1):
+        for j, f in enumerate(group, 1):
             shutil.copy(f, d / f"image{j}.jpg")
     return out
 
@@ -86,7 +109,7 @@ def main():
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp()  # leave the user's settings alone
     from fracture_detection.app.window import App
     with tempfile.TemporaryDirectory() as tmp:
-        folder = demo_folder(a.images, Path(tmp) / "worklist")
+        folder = demo_folder(a.images, a.weights, Path(tmp) / "worklist")
         study = sorted((folder / "patient00001" / "study1").iterdir())
         app = App(a.weights, study)
         app.geometry("1180x800+0+0")
@@ -96,7 +119,7 @@ def main():
         grab(app, a.out / "screenshot_result.png")
         app.viewer.toggle_heat()
         app.open_folder(folder)
-        pump(app, lambda: finished(app) and len(app.views) == 14)
+        pump(app, lambda: finished(app) and len(app.views) == 13)
         grab(app, a.out / "screenshot_folder.png")
         pdf = Path(tmp) / "report.pdf"
         app.save_report(pdf, "worklist", {"Patient or accession": "(typed by the reader)", "Reader": ""})
