@@ -66,6 +66,26 @@ def test_the_ensemble_is_one_model_whose_members_come_back(ensemble_weights):
     assert locator.single(model) is found[0] and locator.is_locator(found[0])
 
 
+def test_members_on_one_frozen_trunk_run_it_once_with_the_same_outputs(ensemble_weights):
+    from fracture_detection.models import artifacts, locator
+    model = artifacts.fracture_models(ensemble_weights)["hand"].load()
+    assert locator.shared_trunk(model) == "features_13_add"  # both tiny models froze the same ImageNet trunk
+    shared = locator.shared_trunk_ensemble(model)
+    assert "shared_trunk" in {layer.name for layer in shared.layers}
+    x = np.random.default_rng(1).uniform(0, 255, (3,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)
+    whole, once = model.predict_on_batch(x), shared.predict_on_batch(x)
+    assert len(whole) == len(once)
+    for a, b in zip(whole, once):
+        assert np.allclose(a, b, atol=1e-5)
+    # a member fine-tuned below the cut has a trunk of its own: the ensemble runs each member whole
+    layer = locator.members(model)[1].get_layer("backbone").get_layer("features_3_conv_2")
+    layer.set_weights([w + 0.01 for w in layer.get_weights()])
+    assert locator.shared_trunk(model) is None and locator.shared_trunk_ensemble(model) is None
+    changed = locator.inference_model(model).predict_on_batch(x)
+    each = [np.asarray(m.predict_on_batch(x)[0]) for m in locator.members(model)]
+    assert np.allclose(changed[0], np.mean(each, axis=0), atol=1e-5)
+
+
 def test_a_wrong_member_is_one_sentence(tiny_weights, tmp_path):
     shutil.copy(tiny_weights / "split.csv", tmp_path)
     for spec, words in (("nowhere", "FOLDER:PART"), (f"{tiny_weights}:knee", "no Keras fracture model of the knee")):

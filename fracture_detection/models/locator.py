@@ -195,7 +195,9 @@ def inference_model(model, mirror: bool = False) -> keras.Model:
     """``[probability (batch, 1), cell probabilities (batch, S/16, S/16)]`` from the same forward pass,
     then ``appliance_probability (batch, 1)`` where the model has an appliance head (see
     :func:`with_appliance_head`); with ``mirror`` the mean over the image and its mirror image (the
-    mirror's map mirrored back; the appliance is judged on the image as it is)."""
+    mirror's map mirrored back; the appliance is judged on the image as it is).  An ensemble whose
+    members share their frozen trunk runs it once (:func:`shared_trunk_ensemble`)."""
+    model = shared_trunk_ensemble(model) or model
     inputs = keras.Input(model.inputs[0].shape[1:], name="pixels")
     prob, logits, *appliance = model(inputs)
     cells = layers.Activation("sigmoid", name="cell_probability")(logits)
@@ -241,8 +243,12 @@ def with_appliance_head(model, backbone_name: str, weights: np.ndarray, bias: fl
 def trunk_and_top(model, backbone_name: str):
     """The frozen trunk (pixels -> stride-16 features) and the trained rest (stride-16 features ->
     outputs), sharing the model's layers, for training on cached trunk features."""
+    return _trunk_and_top(model, mid_layer(backbone_name))
+
+
+def _trunk_and_top(model, cut: str):
     two = model.get_layer("backbone")
-    mid = two.get_layer(mid_layer(backbone_name)).output
+    mid = two.get_layer(cut).output
     trunk = keras.Model(two.input, mid, name="trunk")
     top32 = keras.Model(mid, two.outputs[1], name="top")
     feats = keras.Input(mid.shape[1:], name="trunk_features")
@@ -298,7 +304,8 @@ def ensemble(members: list) -> keras.Model:
     """One fracture model from several trained ones on the same input: the mean of their probabilities,
     cell probabilities in the mean of theirs, and the first member's P(cast or implant) where it has one;
     the same outputs as one locator, so the chain, the runtime and the LiteRT export need nothing else.
-    Each member runs whole (its trunk too): ``members(model)`` gives them back, e.g. to fine-tune one."""
+    Each member is kept whole in the saved model: ``members(model)`` gives them back, e.g. to fine-tune
+    one; the app runs their common frozen trunk once (:func:`shared_trunk_ensemble`)."""
     shapes = {tuple(m.inputs[0].shape[1:]) for m in members}
     if len(members) < 2 or len(shapes) != 1:
         raise ValueError("An ensemble needs at least two fracture models with the same input size.")
@@ -330,3 +337,74 @@ def single(model):
     """The model itself, or an ensemble's first member (what fine-tuning starts from)."""
     found = members(model)
     return found[0] if found else model
+
+
+def shared_trunk(model) -> str | None:
+    """The layer through which every member of an ensemble has the same weights (the stride-16 cut of
+    the frozen trunk they were all trained on, :func:`mid_layer`), else None: for a single model, for
+    members of different backbones, or where one was fine-tuned below the cut."""
+    from .backbones import DEFAULT_CUTS
+    found = members(model)
+    if len(found) < 2:
+        return None
+    first = found[0]
+    backbones = [m.get_layer("backbone") for m in found]
+    names = {layer.name for layer in backbones[0].layers}
+    cut = next((c for c in DEFAULT_CUTS.values() if c in names), None)
+    if cut is None:
+        return None
+    trunk = keras.Model(backbones[0].input, backbones[0].get_layer(cut).output)
+    try:  # the same pixels-to-backbone steps, then the same trunk weights
+        same = all(_same_layer(first, m, n) for m in found[1:] for n in ("align", "preprocess"))
+        same = same and all(_same_weights(layer, b.get_layer(layer.name)) for b in backbones[1:] for layer in trunk.layers)
+    except ValueError:  # a member lacks one of the first member's trunk layers
+        return None
+    return cut if same else None
+
+
+def _same_layer(a, b, name: str) -> bool:
+    """Models ``a`` and ``b`` both lack the layer ``name``, or both have it alike (configuration and weights)."""
+    import json
+    has = [name in {layer.name for layer in m.layers} for m in (a, b)]
+    if not any(has):
+        return True
+    if not all(has):
+        return False
+    la, lb = a.get_layer(name), b.get_layer(name)
+    config = (lambda layer: json.dumps(layer.get_config(), sort_keys=True, default=str))
+    return config(la) == config(lb) and _same_weights(la, lb)
+
+
+def _same_weights(a, b) -> bool:
+    wa, wb = a.get_weights(), b.get_weights()
+    return len(wa) == len(wb) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(wa, wb))
+
+
+def shared_trunk_ensemble(model) -> keras.Model | None:
+    """An ensemble (:func:`ensemble`) rebuilt to run its members' common frozen trunk once, then each
+    member's trained top and head on its output: the same outputs as the ensemble, in a fraction of the
+    time (the trunk through the stride-16 stage is most of a MobileNetV2's work).  None where the members
+    do not share it (:func:`shared_trunk`).  Shares the ensemble's layers; nothing is saved this way."""
+    cut = shared_trunk(model)
+    if cut is None:
+        return None
+    found = members(model)
+    first = found[0]
+    two = first.get_layer("backbone")
+    trunk = keras.Model(two.input, two.get_layer(cut).output, name="shared_trunk")
+    inputs = keras.Input(model.inputs[0].shape[1:], name="pixels")
+    f16 = trunk(pixels_to_backbone(first)(inputs), training=False)
+    probs, logits = [], []
+    for i, m in enumerate(found):
+        top = _trunk_and_top(m, cut)[1]
+        prob, cells = keras.Model(top.inputs, top.outputs, name=f"{ENSEMBLE_MEMBER.format(i)}_top")(f16)
+        probs.append(prob)
+        logits.append(cells)
+    outs = [layers.Average(name="probability")(probs), MeanOfSigmoids(name=CELL_LOGITS)(logits)]
+    if has_appliance_head(model) and has_appliance_head(first):
+        feats = keras.Input(f16.shape[1:], name="trunk_features")
+        pooled = first.get_layer("appliance_pool")([first.get_layer("appliance_mean")(feats),
+                                                    first.get_layer("appliance_max")(feats)])
+        detector = keras.Model(feats, first.get_layer(APPLIANCE_OUTPUT)(pooled), name="appliance")
+        outs.append(layers.Identity(name=APPLIANCE_OUTPUT)(detector(f16)))
+    return keras.Model(inputs, outs, name=model.name)
