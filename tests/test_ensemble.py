@@ -70,6 +70,8 @@ def test_members_on_one_frozen_trunk_run_it_once_with_the_same_outputs(ensemble_
     from fracture_detection.models import artifacts, locator
     model = artifacts.fracture_models(ensemble_weights)["hand"].load()
     assert locator.shared_trunk(model) == "features_13_add"  # both tiny models froze the same ImageNet trunk
+    meta = json.loads((ensemble_weights / "fracture_hand.json").read_text())
+    assert meta["ensemble"]["shared_trunk"] == "features_13_add"  # the card says so
     shared = locator.shared_trunk_ensemble(model)
     assert "shared_trunk" in {layer.name for layer in shared.layers}
     x = np.random.default_rng(1).uniform(0, 255, (3,) + tuple(model.inputs[0].shape[1:])).astype(np.float32)

@@ -98,8 +98,12 @@ def ensemble_section(models: dict) -> list[str]:
             + ("–" if m.get("validation_auc") is None else f"{m['validation_auc']:.3f}") + ")" for m in ens["members"])
         L += [f"**The {info.meta['part']} model is the mean of {len(ens['members'])} models**: {members}. It is one "
               "model file with one model's outputs: the mean probability, the cell probabilities' mean as its map, "
-              f"and {ens.get('appliance_from', 'the first member')}'s cast/implant detector; each member runs whole, "
-              f"so it takes about {len(ens['members'])}× one model's time per film. Its cuts, the rank inside "
+              f"and {ens.get('appliance_from', 'the first member')}'s cast/implant detector; "
+              + (f"its members share their frozen trunk (the backbone through `{ens['shared_trunk']}`), which runs "
+                 "once per film, then each member's trained top and head"
+                 if ens.get("shared_trunk") else
+                 f"each member runs whole, so it takes about {len(ens['members'])}× one model's time per film")
+              + ". Its cuts, the rank inside "
               f"\"uncertain\" and its region threshold were chosen on {info.meta['cuts'].get('chosen_on', '?')}. "
               "Fine-tuning from it (`--init-from`) starts from its first member.", ""]
     return L

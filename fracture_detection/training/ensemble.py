@@ -60,7 +60,9 @@ def save_ensemble(member_specs, part: str, out_dir: Path, data_root: Path, runti
                                        "command": (i.meta.get("training") or {}).get("command"),
                                        "validation_auc": (i.meta.get("validation") or {}).get("auc")}
                                       for (folder, _), i in zip(member_specs, infos)],
-                          "appliance_from": "the first member"})
+                          "appliance_from": "the first member",
+                          # the frozen trunk every member shares (through this layer) runs once per film
+                          "shared_trunk": locator.shared_trunk(model)})
     meta.pop("test", None)
     save_model(model, meta, out_dir, f"fracture_{part}")
     rechoose_cuts(out_dir, data_root, (part,), runtime, verbose, region=True)
