@@ -64,6 +64,26 @@ def test_the_keras_files_stay_in_the_clone_and_the_weights_within_their_budget()
     assert size <= 100e6, f"weights/ holds {size / 1e6:.1f} MB, over its 100 MB budget"
 
 
+def test_keras_files_are_stored_deflated_and_read_back_alike(tmp_path):
+    import zipfile
+    from fracture_detection.io import files
+    path = tmp_path / "m.keras"
+    payload = {"config.json": b'{"a": 1}' * 50, "model.weights.h5": bytes(range(256)) * 400}
+    with zipfile.ZipFile(path, "w") as z:  # as Keras writes it: stored, not compressed
+        for name, data in payload.items():
+            z.writestr(name, data)
+    before = path.stat().st_size
+    files.deflate_zip(path)
+    with zipfile.ZipFile(path) as z:
+        assert [i.filename for i in z.infolist()] == list(payload)
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+        assert {name: z.read(name) for name in payload} == payload
+    assert path.stat().st_size < before and not list(tmp_path.glob(".*"))  # no temporary file left
+    for bundled in (ROOT / "weights").glob("*.keras"):  # the bundle's, as save_model writes them
+        with zipfile.ZipFile(bundled) as z:
+            assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist()), bundled.name
+
+
 def test_entry_points_and_version():
     import fracture_detection
     from fracture_detection import cli

@@ -31,6 +31,21 @@ def atomic_path(path: Path, suffix: str = ".tmp"):
         raise
 
 
+def deflate_zip(path: Path) -> None:
+    """Rewrite the zip archive ``path`` (e.g. a ``.keras`` model, which Keras stores uncompressed) with
+    every member deflated, names, order and dates kept: a fracture model's float weights take about an
+    eighth less room, and Keras reads the file as before."""
+    import zipfile
+    path = Path(path)
+    with zipfile.ZipFile(path) as src:  # read whole and closed first: Windows cannot replace an open file
+        members = [(item, src.read(item)) for item in src.infolist()]
+    with atomic_path(path, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w") as out:
+        for item, data in members:
+            packed = zipfile.ZipInfo(item.filename, date_time=item.date_time)
+            packed.compress_type, packed.external_attr = zipfile.ZIP_DEFLATED, item.external_attr
+            out.writestr(packed, data, compresslevel=9)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

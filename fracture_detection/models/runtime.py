@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.files import atomic_path, atomic_write_json
+from ..io.files import atomic_path, atomic_write_json, deflate_zip
 from .artifacts import WeightsError
 
 RUNTIMES = ("auto", "litert", "keras")
@@ -184,6 +184,7 @@ def save_model(model, metadata: dict, weights_dir: Path, name: str) -> Path:
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     with atomic_path(final, suffix=".keras") as tmp:  # Keras insists on the .keras ending
         model.save(tmp)
+        deflate_zip(tmp)  # Keras stores its archive uncompressed
     metadata = dict(metadata, name=name, model_file=final.name)
     metadata.pop("litert", None)
     litert = export_litert(model, metadata["task"], weights_dir / f"{name}.tflite", mirrored(metadata))
