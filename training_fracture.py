@@ -37,9 +37,10 @@ def main(argv=None):
     parser.add_argument("--feature-cache", type=Path, metavar="DIR",
                         help="keep the frozen backbone's features here and reuse them in later runs on the same "
                              "images (most of a CPU run's time)")
-    parser.add_argument("--test-time-mirroring", choices=("off", "auto"), default="off",
+    parser.add_argument("--test-time-mirroring", choices=("off", "auto"),
                         help="auto: also score the mirror image and average, where that raises the validation AUC "
-                             "(twice the time per image; off by default to keep a folder at >= 30 images/s)")
+                             "(twice the time per image; off by default); with --cuts-only, decide it again for the "
+                             "saved models on the films their cuts are chosen on (default there: keep each model's)")
     parser.add_argument("--pool-regions", action="store_true",
                         help="one model learns from every region's fractured and normal films (e.g. leg, hip, "
                              "forearm, wrist besides the target parts), saved once per part with that part's cuts")
@@ -117,7 +118,8 @@ def main(argv=None):
         parser.error("--by-region goes with --cuts-only")
     if args.cuts_only:
         from fracture_detection.training.fracture import rechoose_cuts
-        rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1, region=args.by_region)
+        rechoose_cuts(args.out, args.data, tuple(args.parts), verbose=0 if args.quiet else 1, region=args.by_region,
+                      mirroring=args.test_time_mirroring)
         return 0
     from fracture_detection.training.fracture import HeadConfig, train_fracture
     if args.init_from is not None and args.split == parser.get_default("split"):
@@ -126,7 +128,7 @@ def main(argv=None):
     cfg.appliance_head = not (args.no_appliance_head or args.smoke)
     train_fracture(args.data, args.layout, args.out, cfg, tuple(args.parts),
                    args.feature_cache, HeadConfig(appliance_weight=args.appliance_weight),
-                   mirroring=args.test_time_mirroring, pooled=args.pool_regions, init_from=args.init_from,
+                   mirroring=args.test_time_mirroring or "off", pooled=args.pool_regions, init_from=args.init_from,
                    folds=args.cv_folds, min_films=args.min_films)
 
 

@@ -750,20 +750,46 @@ def validation_examples(weights_dir: Path, data_root: Path, part: str, size: int
     return load_examples(recs, size, verbose=verbose)
 
 
+def mirroring_outputs(info, val: Examples, runtime: str = "auto", mirroring: str = "auto") -> dict:
+    """A saved fracture model's validation outputs with test-time mirroring decided again on these films
+    (``"auto"``: kept where the mean of the image and its mirror image ranks the radiographs better, the
+    AUC of each radiograph once; ``"off"``: never), in :func:`validation_outputs`' form."""
+    from ..models.runtime import KerasModel, mirrored
+    from ..models.runtime import load as load_runner
+    run = KerasModel(info.load(), info.task) if mirrored(info.meta) else load_runner(info, runtime)  # plain
+
+    def scores(pixels):
+        outs = [run(pixels[i:i + 8]) for i in range(0, len(pixels), 8)]
+        return (np.concatenate([np.asarray(o[0])[:, 0] for o in outs]) if outs else np.zeros(0),
+                np.concatenate([np.asarray(o[1]) for o in outs]) if outs else np.zeros((0, 1, 1)))
+    p, m = scores(val.pixels)
+    p2, m2 = with_mirror(p, m, *scores(np.ascontiguousarray(val.pixels[:, :, ::-1])))
+    radiographs = [r.radiograph for r in val.records]
+    treated = [r.treated for r in val.records]
+    plain, both = (metrics.auc(*metrics.one_per_radiograph(radiographs, val.y, q, treated)[:2]) for q in (p, p2))
+    use = mirroring == "auto" and bool(np.isfinite(plain) and np.isfinite(both) and both > plain)
+    return {"probs": p2 if use else p, "maps": m2 if use else m, "auc_plain": plain, "auc_mirrored": both,
+            "mirror": use}
+
+
 def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
-                  verbose: int = 1, region: bool = False) -> dict[str, dict]:
+                  verbose: int = 1, region: bool = False, mirroring: str | None = None) -> dict[str, dict]:
     """Run each saved fracture model on its part's validation films (the weights' own split; ``region``:
     those of the part's whole region, every source) and store the cuts, the region threshold and the
     validation figures chosen there, as training would have.  The model itself is unchanged; its
     metadata is rewritten whole (temporary file, then rename), without test figures measured at the
-    old cuts.  Returns the new metadata per part."""
+    old cuts.  ``mirroring`` ("auto" or "off"; None keeps the model's) decides test-time mirroring again
+    on those films (:func:`mirroring_outputs`); where that changes it, the LiteRT file is exported again
+    (without TensorFlow it is removed, and the app runs the Keras file).  Returns the new metadata per part."""
     fracture = artifacts.fracture_models(weights_dir)
     out = {}
     for part, info in fracture.items():
         if part not in parts:
             continue
         val = validation_examples(weights_dir, data_root, part, info.image_size, verbose, region)
-        new = fracture_metadata_from_validation(val, validation_outputs(info, val, runtime))
+        scored = (validation_outputs(info, val, runtime) if mirroring is None
+                  else mirroring_outputs(info, val, runtime, mirroring))
+        new = fracture_metadata_from_validation(val, scored)
         if region:
             views = sorted({r.view or r.part for r in val.records})
             new["cuts"].update(films="region", chosen_on=(
@@ -771,8 +797,11 @@ def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, r
                 f"{', '.join(sorted({r.source for r in val.records}))}), each radiograph once"))
         meta = dict(info.meta, **{k: new[k] for k in ("threshold", "cuts", "uncertain_band", "validation", "amber")})
         meta["localisation"] = dict(info.meta.get("localisation") or {},
-                                    region_threshold=new["localisation"]["region_threshold"])
+                                    region_threshold=new["localisation"]["region_threshold"],
+                                    test_time_mirroring=bool(scored["mirror"]))
         meta.pop("test", None)  # measured at the old cuts: predictions_test.py --write-model-card again
+        if bool(scored["mirror"]) != bool((info.meta.get("localisation") or {}).get("test_time_mirroring")):
+            _export_again(info, meta)
         files.atomic_write_json(info.path.with_suffix(".json"), meta)
         out[part] = meta
         c, u = meta["cuts"], meta["validation"]["by_kind"]["untreated"]
@@ -781,6 +810,19 @@ def rechoose_cuts(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, r
               f"{_fmt(u['fractured_called']['normal'], '.1%')}; uncertain {_fmt(meta['validation']['uncertain'], '.1%')} "
               f"of the {'region' if region else 'part'}'s films)", file=sys.stderr)
     return out
+
+
+def _export_again(info, meta: dict) -> None:
+    """The LiteRT file of a model whose test-time mirroring changed, exported again (``meta`` updated);
+    where this Keras backend cannot export, the stale file is removed, so the app runs the Keras file."""
+    from ..models.runtime import export_litert, mirrored
+    path = info.path.with_name(info.path.stem + ".tflite")
+    litert = export_litert(info.load(), info.task, path, mirrored(meta))
+    if litert:
+        meta["litert"] = litert
+    else:
+        path.unlink(missing_ok=True)
+        meta.pop("litert", None)
 
 
 def write_amber(weights_dir: Path, data_root: Path, parts=data.TARGET_PARTS, runtime: str = "auto",
