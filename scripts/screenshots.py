@@ -119,7 +119,7 @@ def main():
         grab(app, a.out / "screenshot_result.png")
         app.viewer.toggle_heat()
         app.open_folder(folder)
-        pump(app, lambda: finished(app) and len(app.views) == 13)
+        pump(app, lambda: finished(app) and len(app.views) == 14)
         grab(app, a.out / "screenshot_folder.png")
         pdf = Path(tmp) / "report.pdf"
         app.save_report(pdf, "worklist", {"Patient or accession": "(typed by the reader)", "Reader": ""})
