@@ -40,6 +40,43 @@ def test_json_has_null_where_a_figure_cannot_be_worked_out():
     assert out == {"auc": None, "rows": [1.0, None, 3, {"p": None}]}
 
 
+def _kind(n_fx, n_normal, called, right=None, uncertain=None, auc=None, n_called=0):
+    return {"n_fractured": n_fx, "n_normal": n_normal, "auc": auc, "likely_fracture_right": right,
+            "n_called_fractured": n_called, "uncertain": uncertain,
+            "fractured_called": {"fractured": called[0], "uncertain": called[1], "normal": called[2]}}
+
+
+def test_the_aims_table_says_by_how_much_each_aim_is_missed():
+    from fracture_detection.evaluation import aims
+    m = {"fracture": {
+            "elbow": {"by_kind": {"all": _kind(20, 20, (0.20, 0.8, 0.0), right=0.90, uncertain=0.40, n_called=5)}},
+            "shoulder": {"by_kind": {"all": _kind(10, 30, (0.40, 0.6, 0.0), right=0.80, uncertain=0.50, n_called=5)}},
+            "hand": {"by_kind": {"all": _kind(50, 100, (0.3, 0.7, 0.0), right=0.95, uncertain=0.45, n_called=16),
+                                 "untreated": _kind(30, 100, (0.3, 0.6, 0.1), auc=0.93)}}},
+         "fracture_overall": {"by_kind": {"untreated": _kind(50, 200, (0.2, 0.76, 0.04))}},
+         "gate": {"non_target_called_fractured": 0, "n_non_target": 300, "view_accuracy_on_sure": 0.85,
+                  "n_view_sure": 200,
+                  "by_region": {"elbow": {"target": True, "n": 100, "rejected": 0.02,
+                                          "by_source": {"a": {"n": 50, "rejected": 1}, "b": {"n": 50, "rejected": 0}}},
+                                "leg": {"target": False, "n": 100, "rejected": 0.99, "findings": {}},
+                                "spine": {"target": False, "n": 100, "rejected": 0.97, "findings": {}}}}}
+    rows = dict((row.split(" | ")[0].lstrip("| "), (row, met)) for row, met in aims.aim_rows(m))
+    verdict = {aim: row.rsplit(" | ", 1)[1].rstrip(" |") for aim, (row, _) in rows.items()}
+    red = "fractured radiographs called *Likely FRACTURE* ≥ 30 %, ≥ 85 % of the calls right"
+    assert verdict[f"elbow: {red}"] == "missed by 10.0 points"        # 20 % called, short of 30 %
+    assert verdict[f"shoulder: {red}"] == "missed by 5.0 points"      # 40 % called, but 80 % right of 85 %
+    assert verdict["elbow: *uncertain* ≤ 45 % of the radiographs"] == "met"
+    assert verdict["hand: *uncertain* ≤ 45 % of the radiographs"] == "met"   # exactly at the aim
+    assert verdict["shoulder: *uncertain* ≤ 45 % of the radiographs"] == "missed by 5.0 points"
+    assert verdict["untreated fractures called *No fracture found* ≤ 5 % (three parts pooled)"] == "met"
+    assert verdict["hand: untreated AUC ≥ 0.90"] == "met"
+    assert verdict["no film of another region called fractured"] == "met"
+    assert verdict["≤ 1 % of each region's films not analysed, in each source"] == "missed by 1.0 points"  # 1 of 50
+    assert verdict["the view right on ≥ 90 % of the surely labelled films"] == "missed by 5.0 points"
+    assert verdict["seen other regions (humerus shaft, leg, hip, spine, chest) ≥ 98 % refused"] == "met"  # 98 % of 200
+    assert [met for _, met in rows.values()].count(False) == 5  # the two red aims, shoulder amber, source, view
+
+
 def test_kappa_unbalanced_by_hand():
     y = [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     p = [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -187,6 +224,8 @@ def test_model_card_reports_the_comparison_and_region_spread(tiny_weights, tmp_p
                                                           ["mobilenetv2", "96 px", "0.710"]]
     assert [line.split(" | ")[8] for line in table] == ["0.5", "0.7"]
     assert "`python compare --first`" in card and "Region spread:" in card  # rows of two spreads: said so
+    aims = card[card.index("### Aims against the test split"):]
+    assert "| hand: *uncertain* ≤ 45 % of the radiographs |" in aims and "Why the missed ones are missed:" in aims
 
 
 def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):

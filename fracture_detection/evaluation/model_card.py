@@ -12,6 +12,7 @@ from pathlib import Path
 from ..io import files
 from ..io.boxes import LEGACY_REGION_EXTENT, REGION_EXTENT
 from ..models import artifacts
+from .aims import aims_section
 from .report_text import (chain_table, counting_summary, findings_table, fracture_image_table, gate_markdown,
                           groups_markdown, hand_wrist_lines, promise_table, share_text)
 
@@ -452,6 +453,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "suspicious region's centre lies in a true box (by film, a copy's boxes turn with it), with the median "
           "overlap (IoU) of that region with the best-matching box.", "",
           *promise_table(m), "", *groups_markdown(m)]
+    L += aims_section(m, models)
     L += appliance_section(models, m)
     L += amber_section(models, m)
     bp = m["body_part"]
