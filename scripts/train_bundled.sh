@@ -31,7 +31,8 @@ $PY training_fracture.py --data "$DATA" --out weights --quiet --feature-cache "$
 # - hand: a model of its own, trained on FracAtlas's hand region, kept in .cache/hand-own, then shipped as
 #   the mean of it and two every-region models (they read Roboflow's finger, wrist and forearm films, which the
 #   hand's own model reads near chance): the one above and the same recipe with another seed (7), kept in
-#   .cache/every-region-seed7. Its cuts are chosen on the hand region's validation films of both sources.
+#   .cache/every-region-seed7 (the shipped metadata names it er7/, the folder it was trained in). Its cuts are
+#   chosen on the hand region's validation films of both sources.
 #   (Chosen on those films, each radiograph once: untreated AUC 0.800 with one every-region model, 0.838
 #   with two, paired difference +0.039 [+0.014, +0.064]; the members share their frozen trunk, which runs once.)
 mkdir -p .cache/hand-own .cache/every-region-seed7
