@@ -717,19 +717,20 @@ def _save_part(trainer, ex: Examples, part: str, history: dict, cfg, head, mirro
 
 # --- new cuts for trained models -------------------------------------------------------------
 
+def _scores_and_maps(run, pixels: np.ndarray, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A fracture model runner's probabilities and cell maps for ``pixels``, a few films at a time."""
+    outs = [run(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)]
+    return (np.concatenate([np.asarray(o[0])[:, 0] for o in outs]) if outs else np.zeros(0),
+            np.concatenate([np.asarray(o[1]) for o in outs]) if outs else np.zeros((0, 1, 1)))
+
+
 def validation_outputs(info, val: Examples, runtime: str = "auto") -> dict:
     """A saved fracture model's probabilities and cell maps on validation examples (as the app runs it,
     mirrored where its metadata says so), in the form :func:`fracture_metadata_from_validation` takes."""
     from ..models.runtime import load as load_runner
-    run = load_runner(info, runtime)
-    probs, maps = [], []
-    for start in range(0, len(val.pixels), 8):
-        p, m, *_ = run(val.pixels[start:start + 8])
-        probs.append(np.asarray(p)[:, 0])
-        maps.append(np.asarray(m))
+    probs, maps = _scores_and_maps(load_runner(info, runtime), val.pixels)
     old = info.meta.get("validation") or {}
-    return {"probs": np.concatenate(probs) if probs else np.zeros(0),
-            "maps": np.concatenate(maps) if maps else np.zeros((0, 1, 1)),
+    return {"probs": probs, "maps": maps,
             "auc_plain": old.get("auc_without_mirroring"), "auc_mirrored": old.get("auc_with_mirroring"),
             "mirror": bool((info.meta.get("localisation") or {}).get("test_time_mirroring"))}
 
@@ -757,13 +758,8 @@ def mirroring_outputs(info, val: Examples, runtime: str = "auto", mirroring: str
     from ..models.runtime import KerasModel, mirrored
     from ..models.runtime import load as load_runner
     run = KerasModel(info.load(), info.task) if mirrored(info.meta) else load_runner(info, runtime)  # plain
-
-    def scores(pixels):
-        outs = [run(pixels[i:i + 8]) for i in range(0, len(pixels), 8)]
-        return (np.concatenate([np.asarray(o[0])[:, 0] for o in outs]) if outs else np.zeros(0),
-                np.concatenate([np.asarray(o[1]) for o in outs]) if outs else np.zeros((0, 1, 1)))
-    p, m = scores(val.pixels)
-    p2, m2 = with_mirror(p, m, *scores(np.ascontiguousarray(val.pixels[:, :, ::-1])))
+    p, m = _scores_and_maps(run, val.pixels)
+    p2, m2 = with_mirror(p, m, *_scores_and_maps(run, np.ascontiguousarray(val.pixels[:, :, ::-1])))
     radiographs = [r.radiograph for r in val.records]
     treated = [r.treated for r in val.records]
     plain, both = (metrics.auc(*metrics.one_per_radiograph(radiographs, val.y, q, treated)[:2]) for q in (p, p2))
