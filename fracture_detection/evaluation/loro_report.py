@@ -53,16 +53,22 @@ def write_results(out_dir: Path, m: dict, weights_dir: Path) -> None:
     files.atomic_write_text(out_dir / "report.md", report + "\n".join(markdown(result)) + "\n")
 
 
+def retrained(result: dict) -> str:
+    """What each fold retrained: the layers above the frozen trunk, or the whole backbone."""
+    cut = result.get("frozen_through")
+    return f"the layers above the frozen trunk (through `{cut}`)" if cut else "the whole backbone (nothing frozen)"
+
+
 def markdown(result: dict) -> list[str]:
     """The whole leave-one-region-out section: what was retrained, the table, the method comparison."""
     s = result["summary"]
     return ["", "## Leave one region out", "",
-            f"Each non-target region in turn left out of training: the layers above the frozen trunk (through "
-            f"`{result['frozen_through']}`) and the output layer retrained ({result['head_epochs']} epoch(s) on the "
+            f"Each non-target region in turn left out of training: {retrained(result)} and the output layer "
+            f"retrained ({result['head_epochs']} epoch(s) on the "
             f"output layer, then up to {result['epochs']} with early stopping), the Mahalanobis statistics and "
             f"the gate's cuts (target cut, part floor, out-of-distribution threshold) chosen again (at most {result['budget']:.0%} of the validation "
-            "elbow, hand and shoulder images rejected); the frozen trunk's features were computed once for all "
-            "folds. The left-out region is then never seen, so its rejection shows what happens to anatomy no "
+            "elbow, hand and shoulder images rejected)" + ("; the frozen trunk's features were computed once for all "
+            "folds" if result.get("frozen_through") else "") + ". The left-out region is then never seen, so its rejection shows what happens to anatomy no "
             "model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
             "the left-out images that were let through.", "",
             *loro_markdown(result), "",

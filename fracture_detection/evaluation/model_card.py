@@ -239,6 +239,26 @@ def _appliance_cut_text(a: dict) -> str:
 
 
 # how the body-part model's loss weighed its classes (its metadata's ``class_balance``)
+def body_part_recipe(body: dict) -> str:
+    """How the body-part model was trained, from its metadata: the layers above a frozen trunk on cached
+    features, or the whole backbone on the pixels."""
+    t = body.get("training") or {}
+    cut = t.get("frozen_through")
+    limit = t.get("time_limit")
+    what = (f"the layers above the frozen trunk (through `{cut}`)" if cut else
+            "the whole backbone (nothing frozen" + (f"; at most {limit / 60:.0f} minutes in all" if limit else "") + ")")
+    how = ("the trunk's output is cached for the original and two augmented copies of each training image, which "
+           "makes CPU training practical" if cut else "applied to the pixels afresh in every epoch")
+    backbone = {"mobilenetv2": "MobileNetV2 (torchvision layout"}.get(body.get("backbone"), f"{body.get('backbone')} (")
+    return (f"{backbone}, {body.get('image_size', '?')} px) → global "
+            f"average pooling → dropout 0.2 → dense softmax. Training: Adam; {t.get('head_epochs', 2)} epochs at "
+            f"{t.get('head_learning_rate', 1e-3):g} on the new head with the backbone frozen, then up to "
+            f"{t.get('epochs', 15)} epochs at {t.get('learning_rate', 1e-4):g} for {what}, early stopping on validation "
+            f"loss (patience {t.get('patience', 4)}) that restores the best weights; "
+            f"{BALANCE_WORDS.get(body.get('class_balance', 'views'), 'class weights')}; augmentation by horizontal "
+            f"flip, rotation, zoom, shifts, contrast and brightness ({how}).")
+
+
 BALANCE_WORDS = {
     "views": "inverse-frequency class weights (each class alike)",
     "regions": ("the loss weighs each target region and *other* alike (`--balance regions`): a region's weight is "
@@ -335,14 +355,7 @@ def write_model_card(weights_dir: Path, m: dict) -> Path:
           "(`.keras`) stay in the repository's weights folder so that a site can fine-tune from them "
           "(`training_fracture.py --init-from weights`); the installed app and the standalone build carry only "
           "the LiteRT files. The folder's budget is 100 MB; `scripts/train_bundled.sh` re-creates it.", ""]
-    L += ["**Body-part model**: MobileNetV2 (torchvision layout) → global average pooling → dropout 0.2 → dense "
-          "softmax. Training: Adam; 2 epochs at 1e-3 on the new head with the backbone frozen, then up to 15 "
-          "epochs at 1e-4 for the layers above the frozen trunk (through "
-          f"`{body['training'].get('frozen_through')}`), early stopping on validation loss (patience 4) that "
-          f"restores the best weights; {BALANCE_WORDS.get(body.get('class_balance', 'views'), 'class weights')}; "
-          "augmentation by horizontal flip, rotation, zoom, shifts, contrast and brightness (the trunk's output is "
-          "cached for the original and two augmented copies of each training image, which makes CPU training "
-          "practical).", ""]
+    L += ["**Body-part model**: " + body_part_recipe(body), ""]
     fracture = [i.meta for i in models.values() if i.meta.get("task") == "fracture"]
     if fracture:
         f0 = fracture[0]
