@@ -210,3 +210,35 @@ def test_bundled_chain_analyses_the_fixture_radiographs_of_its_parts(bundled):
     by_eye = {"hand0_2.jpg": "elbow"}
     right = [r.body_part == by_eye.get(Path(r.path).name, r.path.split("/")[-3].lower()) for r in analysed]
     assert sum(right) >= 0.9 * len(analysed)
+
+
+def test_cut_trade_off_names_the_group_that_holds_the_cut_and_what_higher_cuts_buy():
+    # classes: elbow, hand, other; target score = P(elbow) + P(hand) = 1 - P(other)
+    target_scores = {"elbow/a": [0.05, 0.50, 0.90, 0.95],           # 4 films: none may be turned away
+                     "hand/a": [0.10] + [0.99] * 199}                 # 200 films: 2 may be
+    other_scores = {"humerus": [0.02, 0.20, 0.60, 0.97], "leg": [0.01, 0.01, 0.30, 0.70]}
+    rows = [(g, True, s) for g, v in target_scores.items() for s in v] + \
+           [(f"{o}/a", False, s) for o, v in other_scores.items() for s in v]
+    groups = np.array([g for g, _, _ in rows])
+    target = np.array([t for _, t, _ in rows])
+    total = np.array([s for _, _, s in rows])
+    probs = np.stack([total / 2, total / 2, 1 - total], axis=1)
+    shown = np.array([g.split("/")[0] for g in groups])
+    films = [f"f{i}" for i in range(len(rows))]
+    t = gate.cut_trade_off(probs, 2, target, groups, shown, budget=0.01, films=films, cut=0.05)
+    b = t["binding"]
+    # elbow/a may turn none away, so it allows no cut above its lowest score (0.05); hand/a allows 0.99
+    assert (b["group"], b["n"], b["may_turn_away"], b["allows_cut"]) == ("elbow/a", 4, 0, 0.05)
+    assert b["lowest"] == [0.05, 0.5, 0.9] and b["lowest_films"] == ["f0", "f1", "f2"]
+    assert t["n_target"] == 204 and t["n_other"] == {"humerus": 4, "leg": 4}
+    gate_row, *levels = t["levels"]
+    # at the chosen cut nothing below 0.05 among the targets; among the others, a score below 0.05 is refused
+    assert gate_row["share"] is None and gate_row["target_turned_away"] == 0
+    assert gate_row["refused"] == {"humerus": 0.25, "leg": 0.5}
+    # 1 % of 204 targets: the cut rises to the third-lowest target score (0.50), turning away two films
+    one = levels[0]
+    assert (one["share"], one["cut"], one["target_turned_away"]) == (0.01, 0.5, 2)
+    assert (one["worst_group"], one["worst_group_share"]) == ("elbow/a", 0.25)
+    assert one["refused"] == {"humerus": 0.5, "leg": 0.75}
+    assert [lv["share"] for lv in levels] == list(gate.TRADE_OFF_SHARES)
+    assert all(a["cut"] <= b["cut"] for a, b in zip(levels, levels[1:]))   # a larger share never lowers the cut

@@ -234,3 +234,30 @@ def test_predictions_test_bad_data_folder(tiny_weights, tmp_path):
                       "--out", tmp_path / "o", check=False)
     assert proc.returncode == 2 and "not a dataset layout" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_card_says_what_holds_the_gate_cut_and_what_a_higher_cut_would_buy():
+    from types import SimpleNamespace
+
+    from fracture_detection.evaluation import aims
+    from fracture_detection.evaluation.model_card import trade_off_section
+    t = {"binding": {"group": "shoulder/b", "n": 102, "may_turn_away": 1, "allows_cut": 0.0871,
+                     "lowest": [0.0009, 0.0871], "lowest_films": ["x.jpg", "y.jpg"]},
+         "n_target": 781, "n_other": {"humerus": 100, "leg": 300, "generated": 50},
+         "levels": [{"share": None, "cut": 0.0871, "target_turned_away": 2, "worst_group": "shoulder/b",
+                     "worst_group_share": 0.0098, "refused": {"humerus": 0.75, "leg": 0.93, "generated": 1.0}},
+                    {"share": 0.10, "cut": 0.939, "target_turned_away": 78, "worst_group": "hand/b",
+                     "worst_group_share": 0.16, "refused": {"humerus": 0.95, "leg": 0.99, "generated": 1.0}}]}
+    body = SimpleNamespace(meta={"task": "body_part", "validation": {"cut_trade_off": t}})
+    (line,) = aims.gate_why({"body_part": body})
+    # 95 % of 100 humerus and 99 % of 300 legs: 98 % of the seen regions at the highest cost tried
+    assert "shoulder/b holds it at 0.0871" in line and "turned away 78 of the 781" in line
+    assert "only a cut that turned away 78 of the 781" in line and "would refuse 98.0%" in line
+    assert "pull against each other" in line
+    t["levels"][-1]["refused"]["leg"] = 0.97   # 97.5 %: short of the aim even there
+    assert "does not separate these films" in aims.gate_why({"body_part": body})[0]
+    table = trade_off_section(t)
+    assert "held down by shoulder/b" in table[0] and "0.0009 (x.jpg)" in table[0]
+    assert table[2].count("|") == 7 and "humerus (n = 100)" in table[2]      # cut, turned away, worst, 3 others
+    assert table[4].startswith("| 0.0871 (the gate's) | 2 (0.3%) | shoulder/b 1.0% | 75.0% |")
+    assert trade_off_section(None) == [] and aims.gate_why({}) == []

@@ -315,6 +315,9 @@ def test_a_tiny_model_of_views_routes_by_region_and_names_the_view(tmp_path):
     assert meta["gate"]["budget_by"] == "region_source" and set(meta["gate"]["validation_by_group"]) <= {
         "hand/manifest", "elbow/manifest", "shoulder/manifest"}
     assert set(meta["validation"]["target_causes"]) == {"hand", "elbow", "shoulder"}
+    t = meta["validation"]["cut_trade_off"]   # which group holds the cut, and what higher cuts cost and buy
+    assert t["binding"]["group"] in meta["gate"]["validation_by_group"]
+    assert t["levels"][0]["share"] is None and t["levels"][0]["cut"] == meta["gate"]["target_cut"]
     for f in BUNDLED.glob("fracture_*"):   # the bundled fracture models read what it routes
         shutil.copy(f, out / f.name)
     predictor = Predictor(out, runtime="litert")

@@ -122,6 +122,7 @@ def why_lines(m: dict, models: dict) -> list[str]:
              "through its stride-16 stage, the rest trained on cached features), the one a 2-core CPU can train and "
              "cross-validate in hours; full fine-tuning costs 230 ms a film per epoch there "
              "(`benchmarks/training_speed.py`), about 18 h with 5-fold cross-validation, and is not in this bundle.")
+    L += gate_why(models)
     regions = (m.get("gate") or {}).get("by_region") or {}
     called = {r: e["findings"].get("fractured", 0) for r, e in regions.items()
               if not e.get("target") and r in SEEN_OTHER and (e.get("findings") or {}).get("fractured")}
@@ -129,6 +130,35 @@ def why_lines(m: dict, models: dict) -> list[str]:
         L.append("- **Other regions called fractured** (" + ", ".join(f"{r} {k}" for r, k in called.items()) + "): "
                  "the body-part model took them for a target view, and that region's fracture model read them.")
     return L
+
+
+def gate_why(models: dict) -> list[str]:
+    """Why the gate's aims are missed: what holds its target cut down, and what a higher cut would cost to meet
+    the other-regions aim, from the body-part model's validation figures."""
+    body = next((i.meta for i in models.values() if i.meta.get("task") == "body_part"), {})
+    t = (body.get("validation") or {}).get("cut_trade_off") or {}
+    levels = [lv for lv in t.get("levels", []) if lv["share"] is not None]
+    if not t.get("binding") or not levels:
+        return []
+
+    def seen_refused(lv) -> float:
+        seen = [o for o in SEEN_OTHER if o in lv["refused"] and t["n_other"].get(o)]
+        n = sum(t["n_other"][o] for o in seen)
+        return sum(lv["refused"][o] * t["n_other"][o] for o in seen) / n if n else float("nan")
+
+    b = t["binding"]
+    meets = next((lv for lv in levels if seen_refused(lv) >= OTHER_REFUSED), None)
+    lv = meets or levels[-1]
+    cost = (f"a cut that turned away {lv['target_turned_away']} of the {t['n_target']} target films "
+            f"({lv['share']:.0%}; {lv['worst_group']} {lv['worst_group_share']:.0%})")
+    seen = ", ".join(f"{o} {share_text(lv['refused'][o])}" for o in SEEN_OTHER if t["n_other"].get(o))
+    tail = (f"only {cost} would refuse {share_text(seen_refused(lv))} of them ({seen}): the two aims pull against "
+            "each other, and only a body-part model that separates these films better can meet both" if meets else
+            f"even {cost} would refuse only {share_text(seen_refused(lv))} of them ({seen}): the body-part model does "
+            "not separate these films from the target views well enough")
+    return [f"- **Gate**: its target cut is as high as the 1 % budget lets it be in every group; {b['group']} holds it "
+            f"at {b['allows_cut']:.4f} ({b['may_turn_away']} of its {b['n']} validation films may be turned away). "
+            f"Of the other regions seen in training, on validation, {tail}."]
 
 
 def aims_section(m: dict, models: dict) -> list[str]:

@@ -250,10 +250,12 @@ def body_part_recipe(body: dict) -> str:
     how = ("the trunk's output is cached for the original and two augmented copies of each training image, which "
            "makes CPU training practical" if cut else "applied to the pixels afresh in every epoch")
     backbone = {"mobilenetv2": "MobileNetV2 (torchvision layout"}.get(body.get("backbone"), f"{body.get('backbone')} (")
+    def rate(x) -> str:
+        return f"{x:.0e}".replace("e-0", "e-")
     return (f"{backbone}, {body.get('image_size', '?')} px) → global "
             f"average pooling → dropout 0.2 → dense softmax. Training: Adam; {t.get('head_epochs', 2)} epochs at "
-            f"{t.get('head_learning_rate', 1e-3):g} on the new head with the backbone frozen, then up to "
-            f"{t.get('epochs', 15)} epochs at {t.get('learning_rate', 1e-4):g} for {what}, early stopping on validation "
+            f"{rate(t.get('head_learning_rate', 1e-3))} on the new head with the backbone frozen, then up to "
+            f"{t.get('epochs', 15)} epochs at {rate(t.get('learning_rate', 1e-4))} for {what}, early stopping on validation "
             f"loss (patience {t.get('patience', 4)}) that restores the best weights; "
             f"{BALANCE_WORDS.get(body.get('class_balance', 'views'), 'class weights')}; augmentation by horizontal "
             f"flip, rotation, zoom, shifts, contrast and brightness ({how}).")
@@ -624,6 +626,34 @@ def _counts(d: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in d.items()) or "–"
 
 
+def binding_sentence(t: dict) -> str:
+    """Which validation group holds the target cut down, and with which films."""
+    b = t["binding"]
+    films = b.get("lowest_films") or []
+    low = ", ".join(f"{v:.4f}" + (f" ({films[i]})" if i < len(films) else "") for i, v in enumerate(b["lowest"]))
+    return (f"The cut is held down by {b['group']}: {b['n']} validation films, of which the budget lets "
+            f"{b['may_turn_away']} be turned away, so the cut can rise no higher than {b['allows_cut']:.4f}; its "
+            f"lowest target scores: {low}.")
+
+
+def trade_off_section(t: dict | None) -> list[str]:
+    """What a higher target cut would cost and buy on validation (:func:`gate.cut_trade_off`)."""
+    if not t or not t.get("levels"):
+        return []
+    others = [o for o in t["n_other"] if t["n_other"][o]]
+    L = [binding_sentence(t) + " What a higher cut would cost and buy on the validation films (the cut alone, "
+         "without the distance and the floor; target films turned away of "
+         f"{t['n_target']}, and the share of each other thing refused):", "",
+         "| cut | target films turned away | worst group | " + " | ".join(f"{o} (n = {t['n_other'][o]})" for o in others)
+         + " |", "|---|---:|---|" + "---:|" * len(others)]
+    for lv in t["levels"]:
+        name = f"{lv['cut']:.4f}" + (" (the gate's)" if lv["share"] is None else "")
+        L.append(f"| {name} | {lv['target_turned_away']} ({lv['target_turned_away'] / t['n_target']:.1%}) | "
+                 f"{lv['worst_group']} {lv['worst_group_share']:.1%} | "
+                 + " | ".join(f"{lv['refused'][o]:.1%}" for o in others) + " |")
+    return L + [""]
+
+
 def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
     """Which images get a finding: the gate's rules and values, its validation and test figures per
     region, the leave-one-region-out figures and the OOD methods compared, and the appliance head."""
@@ -665,6 +695,7 @@ def gate_section(body: dict, m: dict, weights_dir: Path) -> list[str]:
               f"{int(round(1 / budget))}): " + ", ".join(
                   f"{k} {v['rejected']} of {v['n']}" for k, v in (g.get("validation_by_group") or {}).items()) + ".",
               ""]
+    L += trade_off_section(val.get("cut_trade_off"))
     causes = val.get("target_causes")
     if causes:
         L += ["Elbow, hand and shoulder validation images not analysed, and why:", "",

@@ -396,7 +396,21 @@ def gate_figures(bp: BodyPartData, probs: np.ndarray, scores, rule, val: np.ndar
         "view_accuracy_on_accepted": float((chosen[both] == y[both]).mean()) if both.any() else float("nan"),
         "by_region": rejection_by_region(bp, reasons, val),
         "target_causes": target_causes(bp, reasons, val),
+        "cut_trade_off": trade_off(bp, probs, val, rule.target_cut),
     }
+
+
+def trade_off(bp: BodyPartData, probs: np.ndarray, val: np.ndarray, cut: float | None = None) -> dict:
+    """:func:`gate.cut_trade_off` on the images of ``val`` (``probs`` their rows), the budget by region and
+    source (``val`` a mask of the images), the films named by their file names."""
+    if bp.reject_index is None:
+        return {}
+    rows = np.nonzero(np.asarray(val, dtype=bool))[0]
+    target = bp.y[rows] != bp.reject_index
+    groups = np.array([f"{r}/{o}" for r, o in zip(bp.region[rows], bp.origin[rows])])
+    names = [Path(bp.sources[i]).name if isinstance(bp.sources[i], str) else f"generated {i}" for i in rows]
+    return gate.cut_trade_off(probs, bp.reject_index, target, groups, bp.region[rows], regions=bp.class_regions,
+                              films=names, cut=cut)
 
 
 def target_causes(bp: BodyPartData, reasons, mask) -> dict:

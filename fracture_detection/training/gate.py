@@ -278,6 +278,55 @@ def choose_gate(val_probs: np.ndarray, val_scores: np.ndarray, reject_index: int
     return choice
 
 
+TRADE_OFF_SHARES = (0.01, 0.02, 0.05, 0.10)   # shares of the target films a higher cut would turn away
+
+
+def cut_trade_off(probs: np.ndarray, reject_index: int, target: np.ndarray, groups: np.ndarray, shown: np.ndarray,
+                  budget: float = MAX_TARGET_REJECTION, regions=None, shares=TRADE_OFF_SHARES, films=None,
+                  cut: float | None = None) -> dict:
+    """What the target cut costs and buys, on validation images (rows of ``probs``): ``target`` marks the
+    target regions' images, ``groups`` their budget group (e.g. ``elbow/roboflow``), ``shown`` what every
+    image shows (its region, or for *other* humerus, leg, ...).
+
+    ``binding``: the group that holds the cut down, the cut alone considered: the one whose own budget
+    (rounded down) allows the lowest cut; its films, how many it may turn away, and its lowest target
+    scores (P of the target regions together), with ``films`` (names) where given.  ``levels``: for the
+    chosen ``cut`` (where given) and then for each share of the target images a higher cut would turn away
+    (pooled), that cut, how many target images it turns away, the worst group's share, and the share of
+    each non-target thing refused by the cut alone."""
+    total = decisions.part_scores(probs, decisions.BodyPartRule(reject_index=reject_index, target_cut=0.0,
+                                                                regions=None if regions is None else tuple(regions)))[2]
+    target, groups, shown = np.asarray(target, bool), np.asarray(groups), np.asarray(shown)
+    t_total, t_groups = total[target], groups[target]
+    allow = {}
+    for name in sorted(set(t_groups.tolist())):
+        s = np.sort(t_total[t_groups == name])
+        k = _limit(budget, len(s))
+        allow[name] = (float(s[k]) if k < len(s) else float("inf"), len(s), k, s)
+    if not allow:
+        return {}
+    name = min(allow, key=lambda g: allow[g][0])
+    cut, n, k, s = allow[name]
+    lowest = [float(v) for v in s[:k + 3]]
+    binding = {"group": str(name), "n": n, "may_turn_away": k, "allows_cut": cut, "lowest": lowest}
+    if films is not None:
+        in_g = np.nonzero(target & (groups == name))[0]
+        order = in_g[np.argsort(total[in_g], kind="stable")][:k + 3]
+        binding["lowest_films"] = [str(np.asarray(films)[i]) for i in order]
+    others = sorted(set(shown[~target].tolist()))
+    levels = []
+    cuts = ([(None, float(cut))] if cut is not None else []) + [
+        (share, float(np.sort(t_total)[min(int(np.floor(share * len(t_total))), len(t_total) - 1)])) for share in shares]
+    for share, c in cuts:
+        turned = t_total < c
+        worst = max((float(turned[t_groups == g].mean()), str(g)) for g in allow)
+        levels.append({"share": share, "cut": c, "target_turned_away": int(turned.sum()),
+                       "worst_group": worst[1], "worst_group_share": worst[0],
+                       "refused": {o: float((total[~target][shown[~target] == o] < c).mean()) for o in others}})
+    return {"binding": binding, "levels": levels, "n_target": int(target.sum()),
+            "n_other": {o: int((shown[~target] == o).sum()) for o in others}}
+
+
 def gate_meta(choice: GateChoice, gate: Mahalanobis) -> dict:
     return {"method": "mahalanobis_ppca", **gate.to_meta(), **asdict(choice)}
 
