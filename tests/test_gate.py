@@ -225,15 +225,16 @@ def test_cut_trade_off_names_the_group_that_holds_the_cut_and_what_higher_cuts_b
     probs = np.stack([total / 2, total / 2, 1 - total], axis=1)
     shown = np.array([g.split("/")[0] for g in groups])
     films = [f"f{i}" for i in range(len(rows))]
-    t = gate.cut_trade_off(probs, 2, target, groups, shown, budget=0.01, films=films, cut=0.05)
+    t = gate.cut_trade_off(probs, 2, target, groups, shown, budget=0.01, films=films, cut=0.03)
     b = t["binding"]
     # elbow/a may turn none away, so it allows no cut above its lowest score (0.05); hand/a allows 0.99
     assert (b["group"], b["n"], b["may_turn_away"], b["allows_cut"]) == ("elbow/a", 4, 0, 0.05)
     assert b["lowest"] == [0.05, 0.5, 0.9] and b["lowest_films"] == ["f0", "f1", "f2"]
     assert t["n_target"] == 204 and t["n_other"] == {"humerus": 4, "leg": 4}
     gate_row, *levels = t["levels"]
-    # at the chosen cut nothing below 0.05 among the targets; among the others, a score below 0.05 is refused
-    assert gate_row["share"] is None and gate_row["target_turned_away"] == 0
+    # the gate's own cut (lower than the group allows: the other checks spent some budget) comes first;
+    # no target scores below it, and of the others, what scores below it is refused
+    assert gate_row["share"] is None and gate_row["cut"] == 0.03 and gate_row["target_turned_away"] == 0
     assert gate_row["refused"] == {"humerus": 0.25, "leg": 0.5}
     # 1 % of 204 targets: the cut rises to the third-lowest target score (0.50), turning away two films
     one = levels[0]

@@ -306,9 +306,9 @@ def cut_trade_off(probs: np.ndarray, reject_index: int, target: np.ndarray, grou
     if not allow:
         return {}
     name = min(allow, key=lambda g: allow[g][0])
-    cut, n, k, s = allow[name]
-    lowest = [float(v) for v in s[:k + 3]]
-    binding = {"group": str(name), "n": n, "may_turn_away": k, "allows_cut": cut, "lowest": lowest}
+    allowed, n, k, s = allow[name]
+    binding = {"group": str(name), "n": n, "may_turn_away": k, "allows_cut": allowed,
+               "lowest": [float(v) for v in s[:k + 3]]}
     if films is not None:
         in_g = np.nonzero(target & (groups == name))[0]
         order = in_g[np.argsort(total[in_g], kind="stable")][:k + 3]
