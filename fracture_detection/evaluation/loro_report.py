@@ -62,14 +62,14 @@ def retrained(result: dict) -> str:
 def markdown(result: dict) -> list[str]:
     """The whole leave-one-region-out section: what was retrained, the table, the method comparison."""
     s = result["summary"]
+    cached = "; the frozen trunk's features were computed once for all folds" if result.get("frozen_through") else ""
     return ["", "## Leave one region out", "",
             f"Each non-target region in turn left out of training: {retrained(result)} and the output layer "
             f"retrained ({result['head_epochs']} epoch(s) on the "
             f"output layer, then up to {result['epochs']} with early stopping), the Mahalanobis statistics and "
             f"the gate's cuts (target cut, part floor, out-of-distribution threshold) chosen again (at most {result['budget']:.0%} of the validation "
-            "elbow, hand and shoulder images rejected)" + ("; the frozen trunk's features were computed once for all "
-            "folds" if result.get("frozen_through") else "") + ". The left-out region is then never seen, so its rejection shows what happens to anatomy no "
-            "model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
+            f"elbow, hand and shoulder images rejected){cached}. The left-out region is then never seen, so its "
+            "rejection shows what happens to anatomy no model here was trained on. *Findings given to those* are the bundled fracture models' findings for "
             "the left-out images that were let through.", "",
             *loro_markdown(result), "",
             f"Mean share of a left-out region rejected: {share_text(s['mean_rejected'])} (radiographs only: "

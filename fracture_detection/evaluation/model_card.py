@@ -238,7 +238,11 @@ def _appliance_cut_text(a: dict) -> str:
     return text
 
 
-# how the body-part model's loss weighed its classes (its metadata's ``class_balance``)
+def _rate(x: float) -> str:
+    """A learning rate as written in the card: 1e-3."""
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
 def body_part_recipe(body: dict) -> str:
     """How the body-part model was trained, from its metadata: the layers above a frozen trunk on cached
     features, or the whole backbone on the pixels."""
@@ -250,17 +254,16 @@ def body_part_recipe(body: dict) -> str:
     how = ("the trunk's output is cached for the original and two augmented copies of each training image, which "
            "makes CPU training practical" if cut else "applied to the pixels afresh in every epoch")
     backbone = {"mobilenetv2": "MobileNetV2 (torchvision layout"}.get(body.get("backbone"), f"{body.get('backbone')} (")
-    def rate(x) -> str:
-        return f"{x:.0e}".replace("e-0", "e-")
     return (f"{backbone}, {body.get('image_size', '?')} px) → global "
             f"average pooling → dropout 0.2 → dense softmax. Training: Adam; {t.get('head_epochs', 2)} epochs at "
-            f"{rate(t.get('head_learning_rate', 1e-3))} on the new head with the backbone frozen, then up to "
-            f"{t.get('epochs', 15)} epochs at {rate(t.get('learning_rate', 1e-4))} for {what}, early stopping on validation "
+            f"{_rate(t.get('head_learning_rate', 1e-3))} on the new head with the backbone frozen, then up to "
+            f"{t.get('epochs', 15)} epochs at {_rate(t.get('learning_rate', 1e-4))} for {what}, early stopping on validation "
             f"loss (patience {t.get('patience', 4)}) that restores the best weights; "
             f"{BALANCE_WORDS.get(body.get('class_balance', 'views'), 'class weights')}; augmentation by horizontal "
             f"flip, rotation, zoom, shifts, contrast and brightness ({how}).")
 
 
+# how the body-part model's loss weighed its classes (its metadata's ``class_balance``)
 BALANCE_WORDS = {
     "views": "inverse-frequency class weights (each class alike)",
     "regions": ("the loss weighs each target region and *other* alike (`--balance regions`): a region's weight is "
