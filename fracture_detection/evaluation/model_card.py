@@ -270,7 +270,9 @@ BALANCE_WORDS = {
                 "shared equally by its views, *other*'s by what its films show (humerus, leg, hip, spine, chest, "
                 "generated images) in proportion to the square root of their counts, so a humerus shaft is not "
                 "drowned by legs and spines (with each class alike, *other* was one class of seven, and a humerus "
-                "shaft was refused on 50 % of the test films instead of 81 %)"),
+                "shaft was refused on 50 % of the test films instead of 81 %; one training run each, and the seed "
+                "alone moves it a lot: the same recipe with seed 7 instead of 42 refused 31 % of the validation "
+                "humerus films instead of 75 %)"),
 }
 
 
