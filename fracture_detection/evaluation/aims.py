@@ -26,6 +26,12 @@ def _points(gap: float) -> str:
     return f"{abs(gap) * 100:.1f} points"
 
 
+def _pooled(shares_and_counts) -> float:
+    """The share over several groups, each given as (its share, its count)."""
+    n = sum(k for _, k in shares_and_counts)
+    return sum(v * k for v, k in shares_and_counts) / n if n else float("nan")
+
+
 def _row(aim: str, measured: str, shortfall: float | None, unit=_points) -> tuple[str, bool | None]:
     """A table row and whether the aim is met (None: not measured). ``shortfall`` > 0 misses the aim."""
     met = None if shortfall is None else shortfall <= 1e-12
@@ -81,7 +87,7 @@ def aim_rows(m: dict) -> list[tuple[str, bool | None]]:
     seen = [(r, regions[r]) for r in SEEN_OTHER if r in regions and regions[r].get("n")]
     if seen:
         n = sum(e["n"] for _, e in seen)
-        refused = sum(e["rejected"] * e["n"] for _, e in seen) / n
+        refused = _pooled([(e["rejected"], e["n"]) for _, e in seen])
         rows.append(_row("seen other regions (humerus shaft, leg, hip, spine, chest) ≥ 98 % refused",
                          f"{share_text(refused)} of {n} films (" + ", ".join(f"{r} {share_text(e['rejected'])}"
                                                                               for r, e in seen) + ")",
@@ -142,9 +148,8 @@ def gate_why(models: dict) -> list[str]:
         return []
 
     def seen_refused(lv) -> float:
-        seen = [o for o in SEEN_OTHER if o in lv["refused"] and t["n_other"].get(o)]
-        n = sum(t["n_other"][o] for o in seen)
-        return sum(lv["refused"][o] * t["n_other"][o] for o in seen) / n if n else float("nan")
+        return _pooled([(lv["refused"][o], t["n_other"][o]) for o in SEEN_OTHER
+                        if o in lv["refused"] and t["n_other"].get(o)])
 
     b = t["binding"]
     meets = next((lv for lv in levels if seen_refused(lv) >= OTHER_REFUSED), None)
